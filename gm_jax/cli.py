@@ -1,0 +1,50 @@
+"""Command line of every experiment module:
+
+    python -m experiments.<name> --workdir DIR [--config.key=value ...]
+
+Config overrides are parsed by `ml_collections.config_flags` (absl). Unknown
+`--config.*` keys are rejected before parsing, with the list of valid keys.
+"""
+from __future__ import annotations
+
+import sys
+
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+from gm_jax import config as config_lib
+
+
+def _check_config_args(argv: list[str], config, name: str) -> None:
+    valid = config_lib.flat_keys(config)
+    for arg in argv[1:]:
+        if arg.startswith("--config."):
+            key = arg[len("--config."):].split("=", 1)[0]
+            if key not in valid:
+                sys.exit(f"error: unknown config key {key!r} for {name}; valid keys: {', '.join(valid)}")
+
+
+def main(name: str, argv: list[str] | None = None) -> None:
+    """Train and evaluate experiment `name` from the command line (see module docstring)."""
+    from gm_jax.api import get_experiment_module
+
+    module = get_experiment_module(name)
+    argv = list(sys.argv if argv is None else argv)
+    default = module.get_config()
+    _check_config_args(argv, default, name)
+    config_flag = config_flags.DEFINE_config_dict("config", default, f"config of {name}")
+    workdir_flag = flags.DEFINE_string("workdir", None, "run directory (created; resumed if it holds a run)",
+                                       required=True)
+
+    def _run(_):
+        logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO
+        from gm_jax.training.loop import train_and_evaluate
+
+        try:
+            experiment = module.Experiment(config_lib.apply_overrides(config_flag.value, {}, name))
+        except ValueError as e:
+            sys.exit(f"error: {e}")
+        results = train_and_evaluate(experiment, workdir_flag.value)
+        print({k: (round(v, 4) if isinstance(v, float) else v) for k, v in results.items()})
+
+    app.run(_run, argv=argv)

@@ -1,0 +1,45 @@
+"""Metric records: `workdir/metrics.jsonl` (one JSON object per logged step) and TensorBoard events."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tensorboardX import SummaryWriter
+
+
+class MetricWriter:
+    """Appends `{"step": s, **metrics}` lines to `workdir/metrics.jsonl` and scalars to TensorBoard.
+
+    On resume from checkpoint step `resume_step`, records past that step (logged
+    by the interrupted run after its last checkpoint) are dropped first, so the
+    file describes one consistent history.
+    """
+
+    def __init__(self, workdir: str | Path, resume_step: int = 0):
+        self.path = Path(workdir) / "metrics.jsonl"
+        kept = [r for r in read_metrics(self.path) if r["step"] <= resume_step] if resume_step else []
+        self.path.write_text("".join(json.dumps(r) + "\n" for r in kept))
+        self.last = kept[-1] if kept else {}
+        self._file = self.path.open("a")
+        self._tb = SummaryWriter(str(Path(workdir) / "tensorboard"))
+
+    def write(self, step: int, metrics: dict[str, float]) -> None:
+        record = {"step": int(step), **{k: float(v) for k, v in metrics.items()}}
+        self._file.write(json.dumps(record) + "\n")
+        self._file.flush()
+        for k, v in record.items():
+            if k != "step":
+                self._tb.add_scalar(k, v, step)
+        self.last = record
+
+    def close(self) -> None:
+        self._file.close()
+        self._tb.close()
+
+
+def read_metrics(path: str | Path) -> list[dict]:
+    """The records of a metrics.jsonl file ([] when it does not exist)."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

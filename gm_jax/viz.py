@@ -1,0 +1,47 @@
+"""Figures: image grids written as PNG with Pillow."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+
+def image_grid(images, cols: int | None = None, pad: int = 2, max_value: float = 1.0) -> Image.Image:
+    """Tile images [N, H, W, C] (C = 1 or 3) into one grayscale/RGB picture.
+
+    Args:
+      images: array [N, H, W, C], values in [0, max_value] (floats are clipped).
+      cols: columns (default: ceil(sqrt(N))).
+      pad: pixels of black between tiles.
+      max_value: the value shown as white (1 for probabilities / binary, 255 for 8-bit).
+
+    Returns:
+      a PIL image.
+
+    Raises:
+      ValueError: `images` is not 4-D with 1 or 3 channels.
+    """
+    x = np.asarray(images, np.float64)
+    if x.ndim != 4 or x.shape[-1] not in (1, 3):
+        raise ValueError(f"image_grid expects [N, H, W, 1 or 3], got shape {x.shape}")
+    n, h, w, c = x.shape
+    cols = cols or math.ceil(math.sqrt(n))
+    rows = math.ceil(n / cols)
+    grid = np.zeros((rows * (h + pad) + pad, cols * (w + pad) + pad, c))
+    for i in range(n):
+        r, q = divmod(i, cols)
+        grid[pad + r * (h + pad): pad + r * (h + pad) + h, pad + q * (w + pad): pad + q * (w + pad) + w] = x[i]
+    pixels = np.clip(np.round(grid / max_value * 255.0), 0, 255).astype(np.uint8)
+    return Image.fromarray(pixels[..., 0] if c == 1 else pixels)
+
+
+def save_image_grid(path: str | Path, images, cols: int | None = None, max_value: float = 1.0, scale: int = 2) -> Path:
+    """Write `image_grid(images, cols, max_value=max_value)` to `path` (PNG), upscaled by `scale`."""
+    img = image_grid(images, cols, max_value=max_value)
+    if scale > 1:
+        img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
+    path = Path(path)
+    img.save(path)
+    return path
