@@ -28,7 +28,6 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from flax.training.train_state import TrainState
 from jax.sharding import NamedSharding, PartitionSpec as P
 
@@ -84,7 +83,9 @@ class TrainStep:
                 donate_argnums=0,
             )
         else:
-            self._step = jax.pmap(self._pmap_step, axis_name="batch", devices=self.devices, donate_argnums=0)
+            # key and metrics are the same on every device: unmapped in and out
+            self._step = jax.pmap(self._pmap_step, axis_name="batch", devices=self.devices,
+                                  in_axes=(0, 0, None), out_axes=(0, None), donate_argnums=0)
 
     # -- the updates ---------------------------------------------------------
     def _global_step(self, state: TrainState, batch, key):
@@ -128,7 +129,7 @@ class TrainStep:
                 f"for parallel={self.parallel!r}"
             )
         if self.parallel == "pmap":
-            batch = jax.tree_util.tree_map(lambda x: np.reshape(x, (self.num_devices, -1, *x.shape[1:])), batch)
+            batch = jax.tree_util.tree_map(lambda x: x.reshape(self.num_devices, -1, *x.shape[1:]), batch)
             return jax.device_put(batch, self._batch_sharding)
         if self.parallel == "sharded":
             return jax.device_put(batch, self._batch_sharding)
@@ -140,12 +141,9 @@ class TrainStep:
         return jax.device_put(stacked, self._batch_sharding)
 
     def __call__(self, state: TrainState, batch: dict, key: jax.Array):
-        """One update. `state` as returned by `put_state`; `batch` a host or placed
-        global batch; `key` the step's key. Returns (new state, metrics dict of scalars)."""
+        """One update. `state` as returned by `put_state`; `batch` a global host batch
+        (dict of [B, ...] arrays); `key` the step's key. Returns (new state, metrics dict of scalars)."""
         batch = self.put_batch(batch)
-        if self.parallel == "pmap":
-            state, metrics = self._step(state, batch, self._put_per_device(key))
-            return state, jax.tree_util.tree_map(lambda x: x[0], metrics)
         return self._step(state, batch, key)
 
 

@@ -1,0 +1,315 @@
+"""Timing of train steps and samplers, generic over every `gm_jax` experiment.
+
+Units: train steps in **examples/s** (global batch size x steps / seconds),
+samplers in **samples/s** (`num_samples` / seconds). Every record also gives
+the median seconds per call (one train step, or one sampler call).
+
+How the timing is done:
+
+* **Compile once, time the steady state.** Each function is called once
+  before timing (the warm-up compiles it and is excluded from the numbers).
+* **Train step** (`TrainStep(experiment.loss_fn, parallel)`, the step the
+  training loop uses): one timing is a block of `steps_per_timing` consecutive
+  updates on real batches from `experiment.train_batches(0)`, ended by
+  `jax.block_until_ready` on the new state and metrics. The batches are read
+  from the iterator before timing, so shuffling and indexing are excluded,
+  while the host-to-device transfer each step (`TrainStep.put_batch`, as in
+  training) is included. Per-step keys are drawn before timing too.
+* **Sampler** (`jax.jit(experiment.sample, static_argnums=2)`): one timing is
+  one call with a fresh key, ended by `jax.block_until_ready`. The parameters
+  are the freshly initialised ones (`run_keys(seed)["init"]`).
+* Each measurement is repeated `repeats` times and the **median** is reported
+  (all raw timings are kept in the JSON as `timings_s`). Clocks:
+  `time.perf_counter`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import math
+import platform
+import statistics
+import subprocess
+import sys
+import time
+import traceback
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+
+import gm_jax
+from gm_jax.experiment import Experiment
+from gm_jax.training.loop import run_keys
+from gm_jax.training.steps import PARALLEL_CHOICES, TrainStep
+
+TRAIN = "train_step"
+SAMPLE = "sample"
+UNITS = {TRAIN: "examples/s", SAMPLE: "samples/s"}
+
+
+class Unsupported(ValueError):
+    """A measurement that cannot run on this host (recorded as skipped, not as an error)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Entry:
+    """One benchmarked configuration of an experiment.
+
+    Attributes:
+      name: unique entry name (what `--only` selects).
+      experiment: the experiment name given to `gm_jax.build`.
+      overrides: config overrides for the full benchmark.
+      sample_sizes: `num_samples` values at which the sampler is timed.
+      quick_overrides: overrides applied on top of `overrides` under `--quick`
+        (tiny model and batch, so a test runs in seconds).
+      quick_sample_sizes: `sample_sizes` under `--quick`.
+      conditioning: for conditional samplers, `f(experiment, num_samples) ->
+        dict` of keyword arguments passed to `experiment.sample` (e.g. labels).
+    """
+
+    name: str
+    experiment: str
+    overrides: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    sample_sizes: tuple[int, ...] = (64,)
+    quick_overrides: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    quick_sample_sizes: tuple[int, ...] = (8,)
+    conditioning: Callable[[Experiment, int], dict] | None = None
+
+    def resolved_overrides(self, quick: bool) -> dict:
+        return {**self.overrides, **(self.quick_overrides if quick else {})}
+
+    def resolved_sample_sizes(self, quick: bool) -> tuple[int, ...]:
+        return tuple(self.quick_sample_sizes if quick else self.sample_sizes)
+
+
+def parallel_modes() -> list[str]:
+    """`"none"`, plus `"pmap"` and `"sharded"` when there is more than one local device."""
+    return list(PARALLEL_CHOICES) if jax.local_device_count() > 1 else ["none"]
+
+
+def environment() -> dict:
+    """Where the numbers come from: devices, library versions, host."""
+    devices = jax.devices()
+    return {
+        "jax_version": jax.__version__,
+        "jaxlib_version": getattr(jax.lib, "__version__", None) or _dist_version("jaxlib"),
+        "gm_jax_version": gm_jax.__version__,
+        "backend": jax.default_backend(),
+        "devices": {
+            "platform": devices[0].platform,
+            "device_kind": devices[0].device_kind,
+            "count": len(devices),
+            "local_count": jax.local_device_count(),
+        },
+        "python": sys.version.split()[0],
+        "machine": platform.machine(),
+        "system": platform.platform(),
+        "git_commit": _git_commit(),
+        "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+
+
+def _dist_version(name: str) -> str | None:
+    from importlib import metadata
+
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent,
+                             capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if out.returncode != 0:
+        return None
+    return out.stdout.strip() or None
+
+
+def _summary(timings: Sequence[float], calls_per_timing: int, items_per_call: int) -> dict:
+    median = statistics.median(timings)
+    per_call = median / calls_per_timing
+    return {
+        "median_s_per_call": per_call,
+        "throughput": items_per_call / per_call if per_call > 0 else math.inf,
+        "timings_s": list(timings),
+    }
+
+
+def time_train_step(experiment: Experiment, parallel: str, repeats: int, steps_per_timing: int) -> dict:
+    """Steady-state throughput of one train step of `experiment` under `parallel`.
+
+    Returns:
+      A record: `throughput` in examples/s, `median_s_per_call` in seconds per
+      step, `batch_size` (global), `num_devices`, `timings_s` (seconds per block
+      of `steps_per_timing` steps), ...
+
+    Raises:
+      Unsupported: the batch size is not divisible by the device count.
+    """
+    if repeats < 1 or steps_per_timing < 1:
+        raise ValueError(f"repeats and steps_per_timing must be >= 1, got {repeats}, {steps_per_timing}")
+    keys = run_keys(experiment.config.seed)
+    step = TrainStep(experiment.loss_fn, parallel)
+    batches = list(itertools.islice(experiment.train_batches(0), steps_per_timing))
+    batch_size = int(jax.tree_util.tree_leaves(batches[0])[0].shape[0])
+    if batch_size % step.num_devices:
+        raise Unsupported(f"batch size {batch_size} is not divisible by {step.num_devices} devices")
+    step_keys = [jax.random.fold_in(keys["train"], i) for i in range(steps_per_timing)]
+    # A host copy, placed anew: the step donates its input state.
+    state = step.put_state(jax.device_get(experiment.init_state(keys["init"])))
+
+    state, metrics = step(state, batches[0], step_keys[0])  # warm-up: compiles
+    jax.block_until_ready((state, metrics))
+    timings = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for batch, key in zip(batches, step_keys):
+            state, metrics = step(state, batch, key)
+        jax.block_until_ready((state, metrics))
+        timings.append(time.perf_counter() - t0)
+    loss = float(np.asarray(metrics["loss"]))
+    return {
+        "what": TRAIN,
+        "parallel": parallel,
+        "num_devices": step.num_devices,
+        "batch_size": batch_size,
+        "size": batch_size,
+        "steps_per_timing": steps_per_timing,
+        "repeats": repeats,
+        "unit": UNITS[TRAIN],
+        "final_loss": loss,
+        **_summary(timings, steps_per_timing, batch_size),
+    }
+
+
+def time_sampler(experiment: Experiment, num_samples: int, repeats: int, conditioning: dict | None = None) -> dict:
+    """Steady-state throughput of `jax.jit(experiment.sample, static_argnums=2)` at `num_samples`.
+
+    Returns:
+      A record: `throughput` in samples/s, `median_s_per_call` in seconds per
+      call, `num_samples`, `timings_s` (seconds per call), ...
+    """
+    if repeats < 1 or num_samples < 1:
+        raise ValueError(f"repeats and num_samples must be >= 1, got {repeats}, {num_samples}")
+    keys = run_keys(experiment.config.seed)
+    params = jax.device_put(experiment.init_params(keys["init"]))
+    sample = jax.jit(experiment.sample, static_argnums=2)
+    conditioning = conditioning or {}
+    call_keys = [jax.random.fold_in(keys["eval"], i) for i in range(repeats + 1)]
+
+    jax.block_until_ready(sample(params, call_keys[-1], num_samples, **conditioning))  # warm-up: compiles
+    timings = []
+    for key in call_keys[:repeats]:
+        t0 = time.perf_counter()
+        jax.block_until_ready(sample(params, key, num_samples, **conditioning))
+        timings.append(time.perf_counter() - t0)
+    return {
+        "what": SAMPLE,
+        "parallel": "none",
+        "num_devices": 1,
+        "num_samples": num_samples,
+        "size": num_samples,
+        "repeats": repeats,
+        "unit": UNITS[SAMPLE],
+        **_summary(timings, 1, num_samples),
+    }
+
+
+def run_entry(entry: Entry, *, quick: bool, repeats: int, steps_per_timing: int,
+              modes: Sequence[str] | None = None, log: Callable[[str], None] = print) -> list[dict]:
+    """All records of one entry: the train step under each parallel mode, then the sampler at each size.
+
+    A measurement that cannot run here (e.g. a batch not divisible by the
+    device count) gives a record with `"skipped"` set to the reason; one that
+    raises gives a record with `"error"` set to the exception (the traceback
+    goes to `log`). Either way `throughput` is None and the other
+    measurements still run.
+    """
+    overrides = entry.resolved_overrides(quick)
+    experiment = gm_jax.build(entry.experiment, **overrides)
+    base = {"entry": entry.name, "experiment": entry.experiment, "overrides": _jsonable(overrides)}
+    records = []
+    for mode in (modes if modes is not None else parallel_modes()):
+        log(f"[{entry.name}] train step, parallel={mode} ...")
+        failed = {"what": TRAIN, "parallel": mode, "size": experiment.config.batch_size,
+                  "batch_size": experiment.config.batch_size}
+        records.append({**base, **_guarded(lambda: time_train_step(experiment, mode, repeats, steps_per_timing),
+                                           failed, repeats, log)})
+    for n in entry.resolved_sample_sizes(quick):
+        log(f"[{entry.name}] sampler, num_samples={n} ...")
+        cond = entry.conditioning(experiment, n) if entry.conditioning else None
+        failed = {"what": SAMPLE, "parallel": "none", "size": n, "num_samples": n}
+        records.append({**base, **_guarded(lambda: time_sampler(experiment, n, repeats, cond), failed, repeats, log)})
+    return records
+
+
+def _guarded(measure: Callable[[], dict], failed: dict, repeats: int, log: Callable[[str], None]) -> dict:
+    try:
+        return measure()
+    except Unsupported as e:
+        reason = {"skipped": str(e)}
+    except Exception as e:  # noqa: BLE001 - recorded, and the run goes on to the other measurements
+        log(traceback.format_exc())
+        reason = {"error": f"{type(e).__name__}: {e}"}
+    return {**failed, "unit": UNITS[failed["what"]], "repeats": repeats,
+            "median_s_per_call": None, "throughput": None, **reason}
+
+
+def failures(records: Sequence[dict]) -> list[dict]:
+    """The records whose measurement raised an error (not those skipped as unsupported here)."""
+    return [r for r in records if r.get("error")]
+
+
+def _jsonable(x):
+    if isinstance(x, Mapping):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    return x
+
+
+def markdown_table(records: Sequence[dict]) -> str:
+    """One row per record: entry, what, parallel, devices, batch / num_samples, median s/call, throughput."""
+    lines = [
+        "| entry | what | parallel | devices | batch / num_samples | median s/call | throughput |",
+        "|---|---|---|---:|---:|---:|---:|",
+    ]
+    for r in records:
+        if r.get("skipped") or r.get("error"):
+            reason = f"skipped: {r['skipped']}" if r.get("skipped") else f"ERROR: {r['error']}"
+            per_call, thr = "-", _cell(reason)
+        else:
+            per_call, thr = f"{r['median_s_per_call']:.3e}", f"{r['throughput']:,.1f} {r['unit']}"
+        size = f"batch {r['size']}" if r["what"] == TRAIN else f"n {r['size']}"
+        lines.append(f"| {r['entry']} | {r['what']} | {r['parallel']} | {r.get('num_devices', '-')} "
+                     f"| {size} | {per_call} | {thr} |")
+    return "\n".join(lines)
+
+
+def _cell(text: str, limit: int = 160) -> str:
+    text = " ".join(text.split()).replace("|", "\\|")
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def markdown_report(payload: dict) -> str:
+    """The table with a short header on the environment and the timing method."""
+    env, settings = payload["environment"], payload["settings"]
+    dev = env["devices"]
+    header = [
+        "# gm_jax benchmarks",
+        "",
+        f"- devices: {dev['count']} x {dev['device_kind']} ({dev['platform']}); jax {env['jax_version']}",
+        f"- repeats: {settings['repeats']} (median reported); train timing blocks of "
+        f"{settings['steps_per_timing']} steps; quick: {settings['quick']}",
+        "- compiled once (warm-up call excluded), steady state, each timing ended by `jax.block_until_ready`;",
+        "  throughput in examples/s (train step) and samples/s (sampler).",
+        "",
+    ]
+    return "\n".join(header) + "\n" + markdown_table(payload["records"]) + "\n"

@@ -1,0 +1,114 @@
+"""Benchmark the train steps and samplers of the registered entries.
+
+    python -m benchmarks.run [--only NAME ...] [--out DIR] [--repeats N] [--quick]
+
+For each entry of `ENTRIES` it times, after compilation (one warm-up call
+excluded), in the steady state:
+
+* the train step in **examples/s** under each available parallel mode
+  (`none`; also `pmap` and `sharded` when `jax.local_device_count() > 1`),
+  each timing a block of `--steps-per-timing` steps on real batches ended by
+  `jax.block_until_ready`;
+* the jitted sampler `experiment.sample(params, key, num_samples)` in
+  **samples/s**, each timing one call ended by `jax.block_until_ready`;
+
+reporting the median over `--repeats` timings, the median seconds per call
+(per step, or per sampler call), batch size / num_samples, the devices and
+the jax version. See `benchmarks.harness` for details.
+
+Writes `OUT/benchmarks.json` (`{"environment", "settings", "records"}`) and
+`OUT/benchmarks.md` (a markdown table, also printed to stdout); progress goes
+to stderr. A measurement that raises is recorded with its `"error"` and the
+run goes on; the exit status is then 1. One that cannot run on this host
+(a batch not divisible by the device count) is recorded as `"skipped"`.
+
+To benchmark a new model add an `Entry` to `ENTRIES`, e.g.
+
+    Entry(name="my_model", experiment="my_model", overrides={},
+          sample_sizes=(64,), quick_overrides={"batch_size": 8})
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from benchmarks.harness import Entry, environment, failures, markdown_report, parallel_modes, run_entry
+from gm_jax.training.loop import write_json
+
+DEFAULT_OUT = Path(__file__).resolve().parent / "results"
+DEFAULT_REPEATS, QUICK_REPEATS = 10, 3
+DEFAULT_STEPS_PER_TIMING, QUICK_STEPS_PER_TIMING = 10, 2
+
+_QUICK_VAE = {"hidden": (32,), "latent_dim": 4, "batch_size": 8}
+
+ENTRIES: list[Entry] = [
+    Entry(name="vae_mnist", experiment="vae_mnist", overrides={},
+          sample_sizes=(64, 1024), quick_overrides=_QUICK_VAE, quick_sample_sizes=(8,)),
+    Entry(name="vae_mnist_conv", experiment="vae_mnist", overrides={"architecture": "conv", "hidden": (32, 64)},
+          sample_sizes=(64, 1024), quick_overrides={**_QUICK_VAE, "hidden": (4, 8)}, quick_sample_sizes=(8,)),
+]
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    names = [e.name for e in ENTRIES]
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.run",
+        description="Steady-state throughput (medians after one compiling warm-up call) of each entry's "
+                    "train step (examples/s) and sampler (samples/s).",
+    )
+    parser.add_argument("--only", nargs="+", action="extend", metavar="NAME", choices=names,
+                        help=f"benchmark only these entries (choices: {', '.join(names)})")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT,
+                        help="directory for benchmarks.json and benchmarks.md (default: benchmarks/results)")
+    parser.add_argument("--repeats", type=_positive_int, default=None,
+                        help=f"timings per measurement, the median is reported "
+                             f"(default {DEFAULT_REPEATS}; {QUICK_REPEATS} with --quick)")
+    parser.add_argument("--steps-per-timing", type=_positive_int, default=None,
+                        help=f"train steps per timed block (default {DEFAULT_STEPS_PER_TIMING}; "
+                             f"{QUICK_STEPS_PER_TIMING} with --quick)")
+    parser.add_argument("--quick", action="store_true",
+                        help="tiny models, batches and sample sizes and few repeats (a smoke test in seconds)")
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> dict:
+    """Run the benchmarks; returns what is written to benchmarks.json."""
+    args = parse_args(argv)
+    repeats = args.repeats or (QUICK_REPEATS if args.quick else DEFAULT_REPEATS)
+    steps = args.steps_per_timing or (QUICK_STEPS_PER_TIMING if args.quick else DEFAULT_STEPS_PER_TIMING)
+    selected = [e for e in ENTRIES if not args.only or e.name in args.only]
+    modes = parallel_modes()
+
+    def log(msg: str) -> None:
+        print(msg, file=sys.stderr, flush=True)
+
+    records = []
+    for entry in selected:
+        records += run_entry(entry, quick=args.quick, repeats=repeats, steps_per_timing=steps, modes=modes, log=log)
+    payload = {
+        "environment": environment(),
+        "settings": {"quick": args.quick, "repeats": repeats, "steps_per_timing": steps,
+                     "parallel_modes": modes, "entries": [e.name for e in selected]},
+        "records": records,
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    write_json(args.out / "benchmarks.json", payload)
+    report = markdown_report(payload)
+    (args.out / "benchmarks.md").write_text(report)
+    print(report, end="")
+    log(f"wrote {args.out / 'benchmarks.json'} and {args.out / 'benchmarks.md'}")
+    for r in failures(records):
+        log(f"ERROR in {r['entry']} {r['what']} (parallel={r['parallel']}): {r['error']}")
+    return payload
+
+
+if __name__ == "__main__":
+    sys.exit(1 if failures(main()["records"]) else 0)

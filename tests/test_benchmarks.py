@@ -1,0 +1,59 @@
+"""The benchmark harness end to end: `python -m benchmarks.run --quick` on vae_mnist, in-process."""
+import json
+import math
+
+import pytest
+
+from benchmarks import run
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory, binarized_mnist_dir):
+    out = tmp_path_factory.mktemp("bench")
+    payload = run.main(["--quick", "--only", "vae_mnist", "--out", str(out)])
+    return out, payload
+
+
+def _ok(record) -> bool:
+    t, s = record["throughput"], record["median_s_per_call"]
+    return t is not None and s is not None and math.isfinite(t) and t > 0 and math.isfinite(s) and s > 0
+
+
+def test_json_has_positive_finite_throughputs(quick_run):
+    out, payload = quick_run
+    data = json.loads((out / "benchmarks.json").read_text())
+    assert data == json.loads(json.dumps(payload))  # what main returns is what it wrote
+    env = data["environment"]
+    assert env["jax_version"] and env["devices"]["count"] >= 1 and env["devices"]["platform"]
+    records = data["records"]
+    assert {r["entry"] for r in records} == {"vae_mnist"}
+    train = [r for r in records if r["what"] == "train_step"]
+    sample = [r for r in records if r["what"] == "sample"]
+    assert "none" in {r["parallel"] for r in train}
+    assert [r["num_samples"] for r in sample] == list(run.ENTRIES[0].quick_sample_sizes)
+    for r in [next(r for r in train if r["parallel"] == "none"), *sample]:
+        assert _ok(r), r
+        assert r["repeats"] == len(r["timings_s"]) == run.QUICK_REPEATS
+    assert train[0]["unit"] == "examples/s" and train[0]["batch_size"] == 8
+    assert sample[0]["unit"] == "samples/s"
+
+
+def test_every_parallel_mode_is_measured(quick_run):
+    """With several devices (tests/conftest.py fakes 4 CPUs) pmap and sharded are timed in the same run."""
+    import jax
+
+    _, payload = quick_run
+    train = {r["parallel"]: r for r in payload["records"] if r["what"] == "train_step"}
+    expected = {"none", "pmap", "sharded"} if jax.local_device_count() > 1 else {"none"}
+    assert set(train) == expected
+    for mode, r in train.items():
+        assert not r.get("error"), f"train step with parallel={mode} failed: {r['error']}"
+        assert _ok(r), r
+
+
+def test_markdown_has_a_row_per_record(quick_run):
+    out, payload = quick_run
+    lines = (out / "benchmarks.md").read_text().splitlines()
+    rows = [line for line in lines if line.startswith("| vae_mnist |")]
+    assert len(rows) == len(payload["records"])
+    assert any("examples/s" in row for row in rows) and any("samples/s" in row for row in rows)
