@@ -8,7 +8,7 @@ How the timing is done:
 
 * **Compile once, time the steady state.** Each function is called once
   before timing (the warm-up compiles it and is excluded from the numbers).
-* **Train step** (`TrainStep(experiment.loss_fn, parallel)`, the step the
+* **Train step** (`TrainStep(experiment.update, parallel)`, the step the
   training loop uses): one timing is a block of `steps_per_timing` consecutive
   updates on real batches from `experiment.train_batches(0)`, ended by
   `jax.block_until_ready` on the new state and metrics. The batches are read
@@ -156,7 +156,7 @@ def time_train_step(experiment: Experiment, parallel: str, repeats: int, steps_p
     if repeats < 1 or steps_per_timing < 1:
         raise ValueError(f"repeats and steps_per_timing must be >= 1, got {repeats}, {steps_per_timing}")
     keys = run_keys(experiment.config.seed)
-    step = TrainStep(experiment.loss_fn, parallel)
+    step = TrainStep(experiment.update, parallel)
     batches = list(itertools.islice(experiment.train_batches(0), steps_per_timing))
     batch_size = int(jax.tree_util.tree_leaves(batches[0])[0].shape[0])
     if batch_size % step.num_devices:

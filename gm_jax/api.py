@@ -164,7 +164,7 @@ def create(name: str, seed: int = 0, **config_overrides) -> Model:
       ValueError: unknown experiment or config key (the message lists the valid ones).
     """
     experiment = build(name, seed=seed, **config_overrides)
-    return Model(experiment, experiment.init_params(run_keys(seed)["init"]), step=0)
+    return Model(experiment, experiment.params_of(experiment.init_state(run_keys(seed)["init"])), step=0)
 
 
 def load(workdir: str | os.PathLike, step: int | None = None) -> Model:
@@ -192,7 +192,7 @@ def load(workdir: str | os.PathLike, step: int | None = None) -> Model:
         state = checkpoint.restore(manager, target, step)
     finally:
         manager.close()
-    return Model(experiment, state.params, step=int(state.step))
+    return Model(experiment, experiment.params_of(state), step=int(state.step))
 
 
 def _flatten(d: dict, prefix: str = "") -> dict:

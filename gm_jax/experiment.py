@@ -24,6 +24,7 @@ import optax
 from flax.training.train_state import TrainState
 
 from gm_jax import config as config_lib
+from gm_jax.training.steps import loss_update
 
 
 class Experiment:
@@ -51,7 +52,21 @@ class Experiment:
         return TrainState.create(apply_fn=None, params=self.init_params(key), tx=self.optimizer())
 
     def loss_fn(self, params, batch: dict, keys: jax.Array):
-        raise NotImplementedError(f"{type(self).__name__} must define loss_fn")
+        raise NotImplementedError(f"{type(self).__name__} must define loss_fn (or override update)")
+
+    def update(self, state, batch: dict, keys: jax.Array, axis_name: str | None = None):
+        """One training update: `(state, batch, keys [B], axis_name) -> (state, metrics)`.
+
+        Default: one optimizer step on `loss_fn` (`gm_jax.training.loss_update`).
+        Override for other updates (a GAN's two-player step, batch statistics);
+        under pmap `axis_name` is `"batch"` and the update must average over it
+        (see `gm_jax.training.steps`). Metrics must include `"loss"`.
+        """
+        return loss_update(self.loss_fn)(state, batch, keys, axis_name)
+
+    def params_of(self, state):
+        """The parameters a `Model` handle samples with, from a train state (default `state.params`)."""
+        return state.params
 
     def sample(self, params, key: jax.Array, num_samples: int, **conditioning) -> jax.Array:
         raise NotImplementedError(f"{type(self).__name__} must define sample")

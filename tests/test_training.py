@@ -29,7 +29,7 @@ def test_jit_pmap_and_sharded_updates_agree(binarized_mnist_dir):
     batches = [b for _, b in zip(range(3), experiment.train_batches(0))]
     final = {}
     for parallel in ("none", "pmap", "sharded"):
-        step = TrainStep(experiment.loss_fn, parallel)
+        step = TrainStep(experiment.update, parallel)
         state = step.put_state(jax.tree_util.tree_map(jnp.array, init))
         for i, batch in enumerate(batches):
             state, metrics = step(state, batch, jax.random.fold_in(jax.random.key(1), i))
@@ -48,11 +48,11 @@ def test_jit_pmap_and_sharded_updates_agree(binarized_mnist_dir):
 
 
 def test_batch_not_divisible_by_devices_is_a_value_error():
-    step = TrainStep(lambda p, b, k: (jnp.sum(p), {}), "pmap")
+    step = TrainStep(lambda s, b, k, a: (s, {}), "pmap")
     with pytest.raises(ValueError, match="divisible by the number of devices"):
         step.put_batch({"image": np.zeros((6, 2))})
     with pytest.raises(ValueError, match="valid choices"):
-        TrainStep(lambda p, b, k: (p, {}), "tpu")
+        TrainStep(lambda s, b, k, a: (s, {}), "tpu")
 
 
 def test_checkpoint_save_restore_roundtrip(tmp_path):

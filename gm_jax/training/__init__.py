@@ -1,4 +1,4 @@
 """Training: pure train steps (jit / pmap / sharded jit), checkpointing, the loop."""
-from gm_jax.training.steps import PARALLEL_CHOICES, TrainStep, all_finite
+from gm_jax.training.steps import PARALLEL_CHOICES, TrainStep, all_finite, loss_update, pmean
 
-__all__ = ["PARALLEL_CHOICES", "TrainStep", "all_finite"]
+__all__ = ["PARALLEL_CHOICES", "TrainStep", "all_finite", "loss_update", "pmean"]

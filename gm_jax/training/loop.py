@@ -72,7 +72,7 @@ def train(experiment: Experiment, workdir: str | os.PathLike):
 
     writer = MetricWriter(workdir, resume_step=start)
     wall_before = writer.last.get("wall_s", 0.0)
-    step_fn = TrainStep(experiment.loss_fn, config.parallel)
+    step_fn = TrainStep(experiment.update, config.parallel)
     state = step_fn.put_state(state)
     batches = experiment.train_batches(start)
     t0 = time.perf_counter()
@@ -95,8 +95,8 @@ def train(experiment: Experiment, workdir: str | os.PathLike):
                 bar.set_postfix(loss=f"{values['loss']:.3f}")
             if is_save:
                 plain = jax.tree_util.tree_map(lambda x: np.array(x, copy=True), step_fn.get_state(state))
-                if not all_finite(plain.params):
-                    raise FloatingPointError(f"non-finite parameters at step {step}; checkpoint not written")
+                if not all_finite(plain):
+                    raise FloatingPointError(f"non-finite train state at step {step}; checkpoint not written")
                 checkpoint.save(manager, step, plain, force=True)
     finally:
         bar.close()
@@ -123,12 +123,12 @@ def train_and_evaluate(experiment: Experiment, workdir: str | os.PathLike) -> di
     keys = run_keys(experiment.config.seed)
     t0 = time.perf_counter()
     results = {k: (float(v) if isinstance(v, (np.floating, jax.Array)) else v)
-               for k, v in experiment.evaluate(state.params, keys["eval"]).items()}
+               for k, v in experiment.evaluate(experiment.params_of(state), keys["eval"]).items()}
     results["eval_wall_s"] = time.perf_counter() - t0
     results["step"] = int(state.step)
     results["train_wall_s"] = records[-1]["wall_s"] if records else 0.0
     results["experiment"] = experiment.name
-    experiment.write_artifacts(state.params, keys["eval"], workdir)
+    experiment.write_artifacts(experiment.params_of(state), keys["eval"], workdir)
     write_json(workdir / RESULTS_FILE, results)
     return results
 

@@ -1,24 +1,34 @@
 """Pure train steps: one device, `jax.pmap`, or `jax.jit` over a sharded mesh.
 
-All three run the same update. The loss function has the signature
+All three run the same *update function*
+
+    update_fn(state, batch, keys, axis_name) -> (new_state, metrics)
+
+where `batch` is a dict of arrays with a leading batch axis, `keys` is a typed
+PRNG key array [B] with one key per example, `axis_name` is `"batch"` under
+pmap (where the function must average its gradients, metrics and any batch
+statistics over devices with `lax.pmean(..., axis_name)`; `pmean` below does
+this) and None otherwise, and `metrics` is a dict of scalars. The usual update,
+one optimizer step on a loss, is `loss_update(loss_fn)` for a
 
     loss_fn(params, batch, keys) -> (loss, metrics)
 
-where `batch` is a dict of arrays with a leading batch axis, `keys` is a typed
-PRNG key array [B] with one key per example, `loss` is the mean over the batch
-(nats per example) and `metrics` is a dict of scalars. The per-example keys are
-split from the step key over the *global* batch before any sharding, so
-example `i` draws the same noise whichever device holds it, and the three
-variants give the same parameters for the same global batch (up to the order
-of float additions in the gradient mean).
+with `loss` the mean over the batch (nats per example). Models with their own
+update (a GAN's two-player step, models with batch statistics) write an
+update function and get the three kinds of parallelism for free.
+
+The per-example keys are split from the step key over the *global* batch
+before any sharding, so example `i` draws the same noise whichever device
+holds it, and the three variants give the same parameters for the same global
+batch (up to the order of float additions in the gradient mean).
 
 Parallelism:
 
 * `"none"`: `jax.jit` on the default device;
-* `"pmap"`: `jax.pmap` over all local devices, params replicated with a
-  leading device axis, gradients and metrics averaged with `lax.pmean`;
+* `"pmap"`: `jax.pmap` over all local devices, state replicated with a
+  leading device axis, the update averages with `lax.pmean`;
 * `"sharded"`: `jax.jit` over a 1-D `jax.make_mesh` mesh named `"batch"`: the
-  batch is sharded on its leading axis with `NamedSharding`, params are
+  batch is sharded on its leading axis with `NamedSharding`, the state is
   replicated, XLA inserts the gradient all-reduce.
 """
 from __future__ import annotations
@@ -33,11 +43,26 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 
 PARALLEL_CHOICES = ("none", "pmap", "sharded")
 LossFn = Callable[[Any, dict, jax.Array], tuple[jax.Array, dict]]
+UpdateFn = Callable[[Any, dict, jax.Array, "str | None"], tuple[Any, dict]]
 
 
-def _grads_and_metrics(loss_fn: LossFn, params, batch, keys):
-    (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, batch, keys)
-    return grads, {"loss": loss, **metrics}
+def pmean(tree, axis_name: str | None):
+    """`lax.pmean(tree, axis_name)` under pmap (axis_name set), the identity otherwise."""
+    return jax.lax.pmean(tree, axis_name) if axis_name else tree
+
+
+def loss_update(loss_fn: LossFn) -> UpdateFn:
+    """The update function of one optimizer step on `loss_fn` for a flax `TrainState`.
+
+    Metrics are `{"loss": loss, **aux_metrics}`, averaged over devices under pmap.
+    """
+
+    def update(state: TrainState, batch: dict, keys: jax.Array, axis_name: str | None = None):
+        (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, batch, keys)
+        grads, metrics = pmean((grads, {"loss": loss, **metrics}), axis_name)
+        return state.apply_gradients(grads=grads), metrics
+
+    return update
 
 
 class TrainStep:
@@ -45,14 +70,14 @@ class TrainStep:
 
     Usage::
 
-        step = TrainStep(loss_fn, parallel="pmap")
+        step = TrainStep(loss_update(loss_fn), parallel="pmap")
         state = step.put_state(state)          # place (replicate) once
         for batch in batches:
             state, metrics = step(state, batch, jax.random.fold_in(key, i))
         state = step.get_state(state)          # back to one plain copy
 
     Args:
-      loss_fn: see the module docstring.
+      update_fn: see the module docstring (e.g. `loss_update(loss_fn)`).
       parallel: one of `PARALLEL_CHOICES`.
       devices: devices to use (default: all local devices; `"none"` uses the first).
 
@@ -60,13 +85,13 @@ class TrainStep:
       ValueError: unknown `parallel`.
     """
 
-    def __init__(self, loss_fn: LossFn, parallel: str = "none", devices=None):
+    def __init__(self, update_fn: UpdateFn, parallel: str = "none", devices=None):
         if parallel not in PARALLEL_CHOICES:
             raise ValueError(f"unknown parallel={parallel!r}; valid choices: {list(PARALLEL_CHOICES)}")
         self.parallel = parallel
         self.devices = list(devices) if devices is not None else jax.local_devices()
         self.num_devices = 1 if parallel == "none" else len(self.devices)
-        self._loss_fn = loss_fn
+        self._update_fn = update_fn
 
         if parallel != "none":
             self.mesh = jax.make_mesh((self.num_devices,), ("batch",), devices=self.devices)
@@ -88,21 +113,18 @@ class TrainStep:
                                   in_axes=(0, 0, None), out_axes=(0, None), donate_argnums=0)
 
     # -- the updates ---------------------------------------------------------
-    def _global_step(self, state: TrainState, batch, key):
+    def _global_step(self, state, batch, key):
         keys = jax.random.split(key, _batch_size(batch))
-        grads, metrics = _grads_and_metrics(self._loss_fn, state.params, batch, keys)
-        return state.apply_gradients(grads=grads), metrics
+        return self._update_fn(state, batch, keys, None)
 
-    def _pmap_step(self, state: TrainState, batch, key):
+    def _pmap_step(self, state, batch, key):
         local = _batch_size(batch)
         keys = jax.random.split(key, local * self.num_devices)
         keys = jax.lax.dynamic_slice_in_dim(keys, jax.lax.axis_index("batch") * local, local)
-        grads, metrics = _grads_and_metrics(self._loss_fn, state.params, batch, keys)
-        grads, metrics = jax.lax.pmean((grads, metrics), axis_name="batch")
-        return state.apply_gradients(grads=grads), metrics
+        return self._update_fn(state, batch, keys, "batch")
 
     # -- placement -----------------------------------------------------------
-    def put_state(self, state: TrainState) -> TrainState:
+    def put_state(self, state):
         """Place a plain state for this step (replicated for pmap and sharded)."""
         if self.parallel == "pmap":
             return self._put_per_device(state)
@@ -110,7 +132,7 @@ class TrainStep:
             return jax.device_put(state, self._replicated)
         return jax.device_put(state, self.devices[0])
 
-    def get_state(self, state: TrainState) -> TrainState:
+    def get_state(self, state):
         """The inverse of `put_state`: one plain copy (the first replica under pmap)."""
         if self.parallel == "pmap":
             return jax.tree_util.tree_map(lambda x: x[0], state)
@@ -140,7 +162,7 @@ class TrainStep:
         stacked = jax.tree_util.tree_map(lambda x: jnp.broadcast_to(x, (self.num_devices, *jnp.shape(x))), tree)
         return jax.device_put(stacked, self._batch_sharding)
 
-    def __call__(self, state: TrainState, batch: dict, key: jax.Array):
+    def __call__(self, state, batch: dict, key: jax.Array):
         """One update. `state` as returned by `put_state`; `batch` a global host batch
         (dict of [B, ...] arrays); `key` the step's key. Returns (new state, metrics dict of scalars)."""
         batch = self.put_batch(batch)
