@@ -101,17 +101,13 @@ class Model:
 
         Raises:
           ValueError: a bad key, a non-positive `num_samples`, or conditioning
-            the experiment does not take.
+            the experiment does not take or finds out of range
+            (`experiment.check_conditioning`).
         """
         key = _check_key(key)
         if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
             raise ValueError(f"num_samples must be a positive int, got {num_samples!r}")
-        unknown = sorted(set(conditioning) - set(self.experiment.conditioning))
-        if unknown:
-            raise ValueError(
-                f"{self.experiment.name} takes no conditioning {unknown}; "
-                f"valid: {list(self.experiment.conditioning) or 'none'}"
-            )
+        conditioning = self.experiment.check_conditioning(num_samples, **conditioning)
         return self._sample(self.params, key, num_samples, **conditioning)
 
     def log_prob(self, x, key: jax.Array | None = None) -> jax.Array:

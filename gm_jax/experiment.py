@@ -86,6 +86,27 @@ class Experiment:
         """Figures and files written at the end of training. Default: none."""
 
     # -- input checks shared by the handle ----------------------------------------
+    def check_conditioning(self, num_samples: int, **conditioning) -> dict:
+        """Check `sample`'s conditioning keyword arguments on concrete values, before jit.
+
+        The default accepts exactly the names in `self.conditioning` and passes
+        them through; experiments with conditioning override this to check
+        shapes and ranges (e.g. labels in 0-9 of length `num_samples`) and may
+        fill in defaults.
+
+        Returns:
+          the conditioning to pass to `sample`.
+
+        Raises:
+          ValueError: an unknown name or a bad value.
+        """
+        unknown = sorted(set(conditioning) - set(self.conditioning))
+        if unknown:
+            raise ValueError(
+                f"{self.name} takes no conditioning {unknown}; valid: {list(self.conditioning) or 'none'}"
+            )
+        return conditioning
+
     def check_data(self, x) -> jax.Array:
         """Check a batch of examples in the data's own form and return it as a jax array.
 
