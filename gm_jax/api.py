@@ -115,6 +115,8 @@ class Model:
 
         Exact where the model has a tractable density; for latent-variable models
         an importance-weighted estimate that needs `key` (see the experiment).
+        Inputs larger than `config.eval_batch_size` are evaluated in batches of
+        that size (batch i with `fold_in(key, i)`) to bound memory.
 
         Args:
           x: [N, *data_shape] examples in the data's own form (for images uint8
@@ -130,10 +132,13 @@ class Model:
         """
         x = self.experiment.check_data(x)
         if key is None:
-            if getattr(self.experiment, "log_prob_needs_key", False):
+            if self.experiment.log_prob_needs_key:
                 raise ValueError(f"{self.experiment.name}.log_prob is a sampling estimate and needs a PRNG key")
             key = jax.random.key(0)
-        return self._log_prob(self.params, x, _check_key(key))
+        key = _check_key(key)
+        size = self.config.eval_batch_size  # bounds memory; batch i uses fold_in(key, i)
+        return jnp.concatenate([self._log_prob(self.params, x[i:i + size], jax.random.fold_in(key, i // size))
+                                for i in range(0, len(x), size)])
 
 
 def _check_key(key) -> jax.Array:

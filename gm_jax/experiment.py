@@ -34,6 +34,7 @@ class Experiment:
     data_shape: tuple[int, ...] = ()  # shape of one example, e.g. (28, 28, 1)
     data_max: int = 255  # 1 for binary data, 255 for 8-bit data (uint8 either way)
     conditioning: tuple[str, ...] = ()  # keyword arguments `sample` accepts
+    log_prob_needs_key: bool = False  # True for sampling estimates (IWAE)
 
     def __init__(self, config: ml_collections.ConfigDict):
         config_lib.validate(config, self.name)

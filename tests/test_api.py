@@ -56,6 +56,14 @@ def test_log_prob_rejects_bad_input(model, bad, match):
         model.log_prob(bad, key=jax.random.key(0))
 
 
+def test_log_prob_of_many_examples_runs_in_batches(model):
+    small = gm_jax.create("vae_mnist", seed=0, eval_batch_size=4, **TINY)
+    x = small.sample(jax.random.key(5), 10)
+    lp = small.log_prob(x, key=jax.random.key(6))
+    assert lp.shape == (10,) and np.all(np.isfinite(lp))
+    np.testing.assert_array_equal(lp[:4], small.log_prob(x[:4], key=jax.random.key(6)))  # batch 0 uses fold_in(key, 0)
+
+
 def test_log_prob_needs_a_key(model):
     with pytest.raises(ValueError, match="needs a PRNG key"):
         model.log_prob(np.zeros((2, 28, 28, 1), np.uint8))
