@@ -17,7 +17,7 @@ How the timing is done:
   training) is included. Per-step keys are drawn before timing too.
 * **Sampler** (`jax.jit(experiment.sample, static_argnums=2)`): one timing is
   one call with a fresh key, ended by `jax.block_until_ready`. The parameters
-  are the freshly initialised ones (`run_keys(seed)["init"]`).
+  are the freshly initialised ones (`params_of(init_state(run_keys(seed)["init"]))`).
 * Each measurement is repeated `repeats` times and the **median** is reported
   (all raw timings are kept in the JSON as `timings_s`). Clocks:
   `time.perf_counter`.
@@ -199,7 +199,7 @@ def time_sampler(experiment: Experiment, num_samples: int, repeats: int, conditi
     if repeats < 1 or num_samples < 1:
         raise ValueError(f"repeats and num_samples must be >= 1, got {repeats}, {num_samples}")
     keys = run_keys(experiment.config.seed)
-    params = jax.device_put(experiment.init_params(keys["init"]))
+    params = jax.device_put(experiment.params_of(experiment.init_state(keys["init"])))
     sample = jax.jit(experiment.sample, static_argnums=2)
     conditioning = conditioning or {}
     call_keys = [jax.random.fold_in(keys["eval"], i) for i in range(repeats + 1)]

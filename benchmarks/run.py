@@ -33,6 +33,8 @@ import argparse
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from benchmarks.harness import Entry, environment, failures, markdown_report, parallel_modes, run_entry
 from gm_jax.training.loop import write_json
 
@@ -41,12 +43,58 @@ DEFAULT_REPEATS, QUICK_REPEATS = 10, 3
 DEFAULT_STEPS_PER_TIMING, QUICK_STEPS_PER_TIMING = 10, 2
 
 _QUICK_VAE = {"hidden": (32,), "latent_dim": 4, "batch_size": 8}
+_QUICK_DCGAN = {"z_dim": 8, "g_channels": (8, 4), "d_channels": (4, 8), "batch_size": 8}
+_QUICK_GPT = {"dim": 16, "num_layers": 1, "num_heads": 2, "block_size": 16, "batch_size": 4}
+
+
+def _TEXT_256(experiment, n: int) -> dict:
+    """Sampler arguments of the text models: 256 new characters after a newline prompt."""
+    return experiment.check_conditioning(n, prompt="\n", length=256)
+
 
 ENTRIES: list[Entry] = [
     Entry(name="vae_mnist", experiment="vae_mnist", overrides={},
           sample_sizes=(64, 1024), quick_overrides=_QUICK_VAE, quick_sample_sizes=(8,)),
     Entry(name="vae_mnist_conv", experiment="vae_mnist", overrides={"architecture": "conv", "hidden": (32, 64)},
           sample_sizes=(64, 1024), quick_overrides={**_QUICK_VAE, "hidden": (4, 8)}, quick_sample_sizes=(8,)),
+    Entry(name="dcgan_mnist", experiment="dcgan_mnist", overrides={},
+          sample_sizes=(64, 1024), quick_overrides=_QUICK_DCGAN, quick_sample_sizes=(8,)),
+    Entry(name="cgan_mnist", experiment="cgan_mnist", overrides={},
+          sample_sizes=(64, 1024), quick_overrides=_QUICK_DCGAN, quick_sample_sizes=(8,),
+          conditioning=lambda experiment, n: {"labels": np.arange(n, dtype=np.int32) % 10}),
+    Entry(name="gan_toy_ring8", experiment="gan_toy", overrides={},
+          sample_sizes=(2500,), quick_overrides={"g_hidden": (8,), "d_hidden": (8,), "batch_size": 8},
+          quick_sample_sizes=(8,)),
+    # PixelCNN family: samplers timed here are the cached ones (16 samples); naive vs cached with the
+    # speed-up ratio: `python -m benchmarks.pixelcnn_sampling`. PixelCNN++ has only the naive sampler
+    # (784 full passes per call), so only its train step is timed here.
+    Entry(name="pixelcnn_mnist", experiment="pixelcnn_mnist", overrides={}, sample_sizes=(16,),
+          quick_overrides={"features": 4, "num_layers": 1, "output_features": 4, "batch_size": 8},
+          quick_sample_sizes=(2,)),
+    Entry(name="gated_pixelcnn_mnist", experiment="gated_pixelcnn_mnist", overrides={}, sample_sizes=(16,),
+          quick_overrides={"features": 4, "num_layers": 1, "output_features": 4, "batch_size": 8},
+          quick_sample_sizes=(2,)),
+    Entry(name="pixelcnn_pp_mnist", experiment="pixelcnn_pp_mnist", overrides={}, sample_sizes=(),
+          quick_overrides={"features": 4, "num_mixtures": 2, "batch_size": 8}, quick_sample_sizes=()),
+    # Sequence models: train examples are windows (x window length = tokens/s); samplers draw 256 new
+    # tokens per sample. Cached vs uncached Transformer generation with the speed-up ratio:
+    # `python -m benchmarks.sequence_sampling`.
+    Entry(name="transformer_shakespeare", experiment="transformer_shakespeare", overrides={}, sample_sizes=(1, 8),
+          quick_overrides=_QUICK_GPT, quick_sample_sizes=(2,), conditioning=_TEXT_256),
+    Entry(name="transformer_shakespeare_uncached", experiment="transformer_shakespeare",
+          overrides={"sampler": "naive"}, sample_sizes=(1, 8), quick_overrides=_QUICK_GPT, quick_sample_sizes=(2,),
+          conditioning=_TEXT_256),
+    Entry(name="charrnn_shakespeare", experiment="charrnn_shakespeare", overrides={}, sample_sizes=(1, 8),
+          quick_overrides={"hidden": 16, "embed_dim": 8, "window": 16, "batch_size": 4}, quick_sample_sizes=(2,),
+          conditioning=_TEXT_256),
+    Entry(name="ngram_shakespeare", experiment="ngram_shakespeare", overrides={}, sample_sizes=(1, 8),
+          quick_overrides={"order": 2, "batch_size": 4}, quick_sample_sizes=(2,), conditioning=_TEXT_256),
+    Entry(name="lstm_jsb", experiment="lstm_jsb", overrides={}, sample_sizes=(1, 8),
+          quick_overrides={"hidden": 8, "batch_size": 4}, quick_sample_sizes=(2,),
+          conditioning=lambda experiment, n: experiment.check_conditioning(n, length=256)),
+    Entry(name="melody_jsb", experiment="melody_jsb", overrides={}, sample_sizes=(1, 8),
+          quick_overrides={"hidden": 8, "batch_size": 4}, quick_sample_sizes=(2,),
+          conditioning=lambda experiment, n: experiment.check_conditioning(n, length=256)),
 ]
 
 

@@ -1,4 +1,6 @@
-"""Evaluation: likelihood estimates averaged over a dataset, unit conversions."""
+"""Evaluation: likelihood estimates averaged over a dataset, unit conversions; sample quality
+(MNIST-FID, MNIST-IS, nearest neighbours) with the project's MNIST classifier in
+`gm_jax.evaluation.sample_quality` and `gm_jax.evaluation.classifier`."""
 from __future__ import annotations
 
 import math
@@ -8,6 +10,13 @@ import jax
 import numpy as np
 
 from gm_jax.data import eval_batches
+from gm_jax.evaluation.sample_quality import (  # noqa: F401  (exports)
+    feature_stats,
+    frechet_distance,
+    inception_score,
+    nearest_neighbours,
+    save_nearest_neighbour_figure,
+)
 
 
 def mean_over_dataset(

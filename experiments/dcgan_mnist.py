@@ -1,0 +1,189 @@
+"""DCGAN on MNIST (Radford et al. 2016), scored by MNIST-FID and MNIST-IS.
+
+    python -m experiments.dcgan_mnist --workdir runs/dcgan_mnist [--config.num_steps=2000]
+
+The players follow the DCGAN rules (`gm_jax.models.gan.DCGANGenerator` /
+`DCGANDiscriminator`): strided convolutions in D, transposed convolutions in
+G, batch norm in both (not on G's output nor D's input), ReLU in G with a tanh
+output, LeakyReLU(0.2) in D, N(0, 0.02) init, Adam(2e-4, beta1 = 0.5) (constant;
+`--config.lr_decay=linear` decays it to 0, an addition to the paper), the
+non-saturating generator loss. Images are scaled to [-1, 1]; samples are
+uint8 NHWC 0..255. Under `parallel=pmap` batch statistics are cross-device
+means; sampling uses the running averages (eval mode).
+
+At the end it writes to the workdir:
+
+* `results.json`: `mnist_fid` (MNIST-FID of `num_eval_samples` samples vs the
+  60,000 training images), `mnist_is` (MNIST-IS), and the real-data references
+  `real_test_vs_train_mnist_fid`, `real_test_mnist_is` and their ratios
+  `fid_ratio_to_real`, `is_fraction_of_real`; `classifier_test_accuracy`;
+  `nn_mean_l2` (mean pixel L2 distance, 0..255 scale, of 1,000 samples to their
+  nearest training image; `real_test_nn_mean_l2` the same for 1,000 test images) -- these are MNIST-feature variants from the
+  project's classifier (`gm_jax.evaluation.classifier`), not Inception numbers;
+* `samples.png` (8x8 samples), `nearest_neighbours.png` (each sample beside its
+  closest training image), `losses.png` (losses against the step).
+
+The classifier is loaded from `config.classifier_dir` (default
+`runs/mnist_classifier` under the project root); if it is missing it is
+trained once and cached there (about 3 minutes on a 2-core CPU).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from gm_jax import config as config_lib
+from gm_jax import viz
+from gm_jax.data import load_split, train_batches
+from gm_jax.evaluation import classifier as classifier_lib
+from gm_jax.evaluation import sample_quality
+from gm_jax.models import gan
+
+LR_DECAYS = ("none", "linear")
+
+def get_config() -> ml_collections.ConfigDict:
+    """Default: G 64-32 / D 32-64 channels, z_dim 100, batch 64, sized for under 30 min on a 2-core CPU."""
+    c = config_lib.base_config()
+    c.z_dim = 100
+    c.g_channels = (64, 32)  # 7x7x64 -> 14x14x32 -> 28x28x1
+    c.d_channels = (32, 64)  # 28x28x1 -> 14x14x32 -> 7x7x64
+    c.k = 1  # discriminator updates per generator update
+    c.generator_loss = "non_saturating"  # non_saturating | saturating
+    c.learning_rate = 2e-4  # both players
+    c.beta1 = 0.5
+    c.lr_decay = "none"  # none (DCGAN's constant rate) | linear (to 0 at num_steps)
+    c.num_steps = 10_000  # about 10.7 epochs of the 60,000 training images at batch 64
+    c.batch_size = 64
+    c.log_every = 100
+    c.checkpoint_every = 2000
+    c.keep_checkpoints = 5  # MNIST-FID can be checked along training
+    c.eval_batch_size = 500
+    c.num_eval_samples = 10_000  # samples scored by MNIST-FID / MNIST-IS
+    c.classifier_dir = ""  # "" = $GM_JAX_CLASSIFIER_DIR or <project>/runs/mnist_classifier
+    return c
+
+
+class Experiment(gan.GANExperiment):
+    name = "dcgan_mnist"
+    data_shape = (28, 28, 1)
+    data_max = 255
+    num_classes = 0
+
+    def __init__(self, config: ml_collections.ConfigDict):
+        super().__init__(config)
+        if config.z_dim < 1 or not config.g_channels or not config.d_channels:
+            raise ValueError("config.z_dim must be >= 1 and g_channels, d_channels non-empty")
+        if 28 % (2 ** len(config.g_channels)):
+            raise ValueError(f"config.g_channels={config.g_channels}: 28 must be divisible by 2^len(g_channels)")
+        if config.num_eval_samples < 2:
+            raise ValueError(f"config.num_eval_samples must be >= 2, got {config.num_eval_samples}")
+        z_dim = int(config.z_dim)
+        if config.lr_decay not in LR_DECAYS:
+            raise ValueError(f"config.lr_decay={config.lr_decay!r}; valid choices: {list(LR_DECAYS)}")
+        linear = config.lr_decay == "linear"
+        g_opt = gan.dcgan_optimizer(config.learning_rate, config.beta1, config.num_steps if linear else None)
+        d_opt = gan.dcgan_optimizer(config.learning_rate, config.beta1, config.k * config.num_steps if linear else None)
+        self.gan = gan.GAN(
+            gan.DCGANGenerator(tuple(config.g_channels), self.data_shape, num_classes=self.num_classes),
+            gan.DCGANDiscriminator(tuple(config.d_channels), num_classes=self.num_classes),
+            g_opt, d_opt, lambda k: jax.random.normal(k, (z_dim,)), k=config.k, loss=config.generator_loss)
+        self._classifier = None
+
+    # -- data -------------------------------------------------------------------------
+    def _split(self, split: str) -> dict:
+        return load_split("mnist", split, self.config.data_dir or None)
+
+    def train_batches(self, start_step: int = 0):
+        data = self._split("train")
+        return train_batches({"image": data["image"], "label": data["label"]}, self.config.batch_size,
+                             self.config.seed, start_step)
+
+    def real_inputs(self, batch):
+        y = batch["label"] if self.num_classes else None
+        return gan.from_uint8(batch["image"]), y
+
+    def example_inputs(self):
+        y = jnp.zeros((1,), jnp.int32) if self.num_classes else None
+        return jnp.zeros((1, *self.data_shape), jnp.float32), y
+
+    # -- sampling ---------------------------------------------------------------------
+    def sample(self, params, key: jax.Array, num_samples: int) -> jax.Array:
+        """x = G(z), z ~ N(0, I): uint8 [num_samples, 28, 28, 1], values 0..255 (eval-mode batch norm)."""
+        return gan.to_uint8(self.gan.generate(params["params"], params["batch_stats"], key, num_samples))
+
+    def _samples(self, params, key: jax.Array, n: int, labels: np.ndarray | None = None) -> np.ndarray:
+        """n samples as a host uint8 array, generated in jitted chunks of eval_batch_size."""
+        bs = self.config.eval_batch_size
+        if not hasattr(self, "_chunk_fn"):
+            if self.num_classes:
+                self._chunk_fn = jax.jit(lambda p, k, y: self.sample(p, k, bs, labels=y))
+            else:
+                self._chunk_fn = jax.jit(lambda p, k, y: self.sample(p, k, bs))
+        out = []
+        for i in range(0, n, bs):
+            y = None
+            if labels is not None:
+                y = np.resize(labels[i:i + bs], bs).astype(np.int32)
+            out.append(np.asarray(self._chunk_fn(params, jax.random.fold_in(key, i // bs), y)))
+        return np.concatenate(out)[:n]
+
+    # -- evaluation -------------------------------------------------------------------
+    def classifier(self) -> classifier_lib.Classifier:
+        """The cached MNIST classifier (trained once and cached if missing)."""
+        if self._classifier is None:
+            self._classifier = classifier_lib.get_classifier(self.config.classifier_dir or None,
+                                                             self.config.data_dir or None)
+        return self._classifier
+
+    def _reference_stats(self):
+        directory = Path(self.config.classifier_dir) if self.config.classifier_dir else \
+            classifier_lib.default_classifier_dir()
+        return sample_quality.load_reference_stats(directory / classifier_lib.REFERENCE_FILE)
+
+    def eval_labels(self, n: int) -> np.ndarray | None:
+        return None
+
+    def evaluate(self, params, key: jax.Array) -> dict:
+        clf = self.classifier()
+        n = int(self.config.num_eval_samples)
+        labels = self.eval_labels(n)
+        x = self._samples(params, key, n, labels)
+        logits, feats = clf.outputs(x)
+        probs = classifier_lib.softmax64(logits)
+        fid = sample_quality.frechet_distance(*sample_quality.feature_stats(feats), *self._reference_stats())
+        score = sample_quality.inception_score(probs)
+        real_fid, real_is = clf.info["real_test_vs_train_mnist_fid"], clf.info["real_test_mnist_is"]
+        out = {
+            "mnist_fid": fid, "mnist_is": score, "num_eval_samples": n,
+            "real_test_vs_train_mnist_fid": real_fid, "real_test_mnist_is": real_is,
+            "fid_ratio_to_real": fid / real_fid, "is_fraction_of_real": score / real_is,
+            "classifier_test_accuracy": clf.info["test_accuracy"],
+            "figures": ["samples.png", "nearest_neighbours.png", "losses.png"],
+            "metric_note": "MNIST-FID / MNIST-IS use the project's MNIST classifier, not Inception-v3",
+        }
+        if labels is not None:
+            out["label_accuracy"] = float(np.mean(np.argmax(logits, 1) == labels))
+        train = self._split("train")["image"]
+        out["nn_mean_l2"] = float(sample_quality.nearest_neighbours(x[:1000], train)[1].mean())
+        out["real_test_nn_mean_l2"] = float(
+            sample_quality.nearest_neighbours(self._split("test")["image"][:1000], train)[1].mean())
+        return out
+
+    def write_artifacts(self, params, key: jax.Array, workdir: Path) -> None:
+        workdir = Path(workdir)
+        labels = self.eval_labels(64)
+        x = self._samples(params, key, 64, labels)
+        viz.save_image_grid(workdir / "samples.png", x, cols=8, max_value=255.0)
+        train = self._split("train")["image"]
+        sample_quality.save_nearest_neighbour_figure(workdir / "nearest_neighbours.png", x[:32], train)
+        gan.save_loss_curves(workdir / "metrics.jsonl", workdir / "losses.png", title=self.name)
+
+
+if __name__ == "__main__":
+    from gm_jax.cli import main
+
+    main("dcgan_mnist")

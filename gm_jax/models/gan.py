@@ -1,0 +1,471 @@
+"""Generative adversarial networks (Goodfellow et al. 2014), DCGAN (Radford et al. 2016) and
+conditional GANs (Mirza & Osindero 2014).
+
+The game (Goodfellow et al. 2014, Eq. 1), with D(x) = sigmoid(l(x)) for the
+discriminator's logit l:
+
+    min_G max_D V(D, G) = E_x~p_data[log D(x)] + E_z~p(z)[log(1 - D(G(z)))]
+
+Everything here is computed from logits with `jax.nn.log_sigmoid` /
+`jax.nn.softplus` (log D = log_sigmoid(l), log(1 - D) = log_sigmoid(-l)), never
+as `log(sigmoid(l))`, so the losses stay finite for saturated logits. Losses
+are in nats per example.
+
+* discriminator loss: `-V` (the binary cross-entropy of real vs fake);
+* generator loss, saturating (Eq. 1 as written): `E log(1 - D(G(z)))`;
+* generator loss, non-saturating (Sec. 3, the default): `-E log D(G(z))`.
+
+`GAN.update` is Algorithm 1 of Goodfellow et al. as one pure function: `k`
+discriminator updates (same real minibatch, fresh noise each time) and then
+one generator update, each player with its own optax optimizer. It is an
+update function in the sense of `gm_jax.training.steps` (runs under
+`parallel = none | pmap | sharded`): gradients and metrics are averaged over
+devices with `gm_jax.training.pmean`, and batch norm layers are built with the
+same `axis_name`, so under pmap batch statistics are cross-device means and the
+three modes agree. Sampling (`GAN.generate`) uses batch norm in eval mode (the
+running averages).
+
+Modules are called as `generator(z, y, train=...)` and
+`discriminator(x, y, train=...)`, where `y` (int32 labels [B]) is None for
+unconditional models, and have an `axis_name` field (None outside pmap).
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import flax
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import optax
+
+from gm_jax.experiment import Experiment as _BaseExperiment
+from gm_jax.training.steps import pmean
+
+GENERATOR_LOSSES = ("non_saturating", "saturating")
+
+# DCGAN weight init (Radford et al. 2016, Sec. 4): N(0, 0.02).
+_dcgan_init = nn.initializers.normal(0.02)
+
+
+# -- the value function and the losses ---------------------------------------------------------
+def value_function(real_logits: jax.Array, fake_logits: jax.Array) -> jax.Array:
+    """Monte Carlo estimate of V(D, G) (Goodfellow et al. 2014, Eq. 1), nats.
+
+    Args:
+      real_logits: float [B] (or [B, 1]), discriminator logits l(x) on data.
+      fake_logits: float [B'] (or [B', 1]), logits l(G(z)) on generated examples.
+
+    Returns:
+      float scalar `mean(log D(x)) + mean(log(1 - D(G(z))))` (<= 0; -2 log 2 at D = 1/2).
+    """
+    return jnp.mean(jax.nn.log_sigmoid(real_logits)) + jnp.mean(jax.nn.log_sigmoid(-fake_logits))
+
+
+def discriminator_loss(real_logits: jax.Array, fake_logits: jax.Array) -> jax.Array:
+    """The discriminator's loss `-V(D, G)`: binary cross-entropy of data (label 1) vs fakes (label 0), nats.
+
+    `softplus(-l_real) + softplus(l_fake)`, averaged over each set (shapes as in `value_function`).
+    """
+    return -value_function(real_logits, fake_logits)
+
+
+def generator_loss_saturating(fake_logits: jax.Array) -> jax.Array:
+    """`mean(log(1 - D(G(z)))) = -mean(softplus(l))` (Goodfellow et al. 2014, Eq. 1), nats.
+
+    Its gradient with respect to a logit is `-sigmoid(l) / B`, which vanishes when D
+    confidently rejects the fakes (l -> -inf): the saturation that motivates the
+    non-saturating loss.
+    """
+    return jnp.mean(jax.nn.log_sigmoid(-fake_logits))
+
+
+def generator_loss_non_saturating(fake_logits: jax.Array) -> jax.Array:
+    """`-mean(log D(G(z))) = mean(softplus(-l))` (Goodfellow et al. 2014, Sec. 3), nats.
+
+    Gradient with respect to a logit: `(sigmoid(l) - 1) / B`, close to `-1 / B` when
+    D rejects the fakes, so the generator still learns early in training.
+    """
+    return jnp.mean(jax.nn.softplus(-fake_logits))
+
+
+def generator_loss(name: str) -> Callable[[jax.Array], jax.Array]:
+    """The generator loss called `name` (`"non_saturating"` | `"saturating"`).
+
+    Raises:
+      ValueError: unknown name.
+    """
+    if name == "non_saturating":
+        return generator_loss_non_saturating
+    if name == "saturating":
+        return generator_loss_saturating
+    raise ValueError(f"unknown generator loss {name!r}; valid choices: {list(GENERATOR_LOSSES)}")
+
+
+# -- the two-player state and update -----------------------------------------------------------
+@flax.struct.dataclass
+class GANState:
+    """The train state of both players (a pytree: jit, pmap and orbax see plain arrays).
+
+    Attributes:
+      step: int32 scalar, generator updates done (one per `GAN.update`).
+      g_params, d_params: the players' parameters.
+      g_opt_state, d_opt_state: their optax states.
+      g_batch_stats, d_batch_stats: batch norm running averages ({} without batch norm).
+    """
+
+    step: jax.Array
+    g_params: Any
+    d_params: Any
+    g_opt_state: Any
+    d_opt_state: Any
+    g_batch_stats: Any
+    d_batch_stats: Any
+
+
+def _apply(module: nn.Module, params, batch_stats, *args, train: bool):
+    """Apply `module`; in train mode with batch norm return the updated statistics too."""
+    variables = {"params": params}
+    if batch_stats:
+        variables["batch_stats"] = batch_stats
+        if train:
+            out, mutated = module.apply(variables, *args, train=True, mutable=["batch_stats"])
+            return out, mutated["batch_stats"]
+    return module.apply(variables, *args, train=train), batch_stats
+
+
+def _fold_in(keys: jax.Array, data: int) -> jax.Array:
+    return jax.vmap(lambda k: jax.random.fold_in(k, data))(keys)
+
+
+class GAN:
+    """Two players, their optimizers and the noise prior; pure `init`, `update` and `generate`.
+
+    Args:
+      generator: module `G(z [B, z_dim], y [B] | None, train) -> x [B, ...]` with an `axis_name` field.
+      discriminator: module `D(x, y | None, train) -> logits [B]` with an `axis_name` field.
+      g_optimizer, d_optimizer: one optax transformation per player.
+      noise: `noise(key) -> z [z_dim]` for ONE example (vmapped over per-example keys).
+      k: discriminator updates per generator update (Algorithm 1's k >= 1).
+      loss: generator loss, `"non_saturating"` (default) or `"saturating"`.
+
+    Raises:
+      ValueError: k < 1 or an unknown loss.
+    """
+
+    def __init__(self, generator: nn.Module, discriminator: nn.Module, g_optimizer: optax.GradientTransformation,
+                 d_optimizer: optax.GradientTransformation, noise: Callable[[jax.Array], jax.Array],
+                 k: int = 1, loss: str = "non_saturating"):
+        if k < 1:
+            raise ValueError(f"k (discriminator updates per generator update) must be >= 1, got {k}")
+        self.generator, self.discriminator = generator, discriminator
+        self.g_optimizer, self.d_optimizer = g_optimizer, d_optimizer
+        self.noise, self.k = noise, int(k)
+        self.loss_name = loss
+        self.g_loss = generator_loss(loss)
+
+    def draw_noise(self, keys: jax.Array) -> jax.Array:
+        """z ~ p(z), one draw per key: keys [B] -> z [B, z_dim]."""
+        return jax.vmap(self.noise)(keys)
+
+    def init(self, key: jax.Array, example_x: jax.Array, example_y: jax.Array | None = None) -> GANState:
+        """A fresh `GANState` (step 0); `example_x` [B, ...] and `example_y` give shapes only."""
+        g_key, d_key, z_key = jax.random.split(key, 3)
+        z = self.draw_noise(jax.random.split(z_key, example_x.shape[0]))
+        g_vars = self.generator.init(g_key, z, example_y, train=False)
+        d_vars = self.discriminator.init(d_key, example_x, example_y, train=False)
+        return GANState(
+            step=jnp.zeros((), jnp.int32),
+            g_params=g_vars["params"], d_params=d_vars["params"],
+            g_opt_state=self.g_optimizer.init(g_vars["params"]),
+            d_opt_state=self.d_optimizer.init(d_vars["params"]),
+            g_batch_stats=g_vars.get("batch_stats", {}), d_batch_stats=d_vars.get("batch_stats", {}),
+        )
+
+    def discriminator_phase(self, state: GANState, x: jax.Array, y: jax.Array | None, keys: jax.Array,
+                            axis_name: str | None = None):
+        """One discriminator update (ascend V): returns (state with new d_params/d_opt_state/d_batch_stats, metrics).
+
+        `x` float [B, ...] real data in the generator's output range, `keys` [B] draw the fakes' noise.
+        The generator runs in train mode (batch statistics) but its state is left unchanged.
+        """
+        gen = self.generator.clone(axis_name=axis_name)
+        disc = self.discriminator.clone(axis_name=axis_name)
+        fake, _ = _apply(gen, state.g_params, state.g_batch_stats, self.draw_noise(keys), y, train=True)
+        fake = jax.lax.stop_gradient(fake)
+
+        def loss_fn(d_params):
+            real_logits, stats = _apply(disc, d_params, state.d_batch_stats, x, y, train=True)
+            fake_logits, stats = _apply(disc, d_params, stats, fake, y, train=True)
+            return discriminator_loss(real_logits, fake_logits), (stats, real_logits, fake_logits)
+
+        (loss, (stats, real_logits, fake_logits)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.d_params)
+        grads = pmean(grads, axis_name)
+        updates, opt_state = self.d_optimizer.update(grads, state.d_opt_state, state.d_params)
+        state = state.replace(d_params=optax.apply_updates(state.d_params, updates), d_opt_state=opt_state,
+                              d_batch_stats=stats)
+        metrics = {"d_loss": loss, "d_real": jnp.mean(jax.nn.sigmoid(real_logits)),
+                   "d_fake": jnp.mean(jax.nn.sigmoid(fake_logits))}
+        return state, metrics
+
+    def generator_phase(self, state: GANState, y: jax.Array | None, keys: jax.Array, axis_name: str | None = None):
+        """One generator update (descend the generator loss): returns (state with new g_params/g_opt_state/
+        g_batch_stats, metrics). The discriminator runs in train mode; its state is left unchanged."""
+        gen = self.generator.clone(axis_name=axis_name)
+        disc = self.discriminator.clone(axis_name=axis_name)
+        z = self.draw_noise(keys)
+
+        def loss_fn(g_params):
+            fake, stats = _apply(gen, g_params, state.g_batch_stats, z, y, train=True)
+            logits, _ = _apply(disc, state.d_params, state.d_batch_stats, fake, y, train=True)
+            return self.g_loss(logits), stats
+
+        (loss, stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.g_params)
+        grads = pmean(grads, axis_name)
+        updates, opt_state = self.g_optimizer.update(grads, state.g_opt_state, state.g_params)
+        state = state.replace(g_params=optax.apply_updates(state.g_params, updates), g_opt_state=opt_state,
+                              g_batch_stats=stats)
+        return state, {"g_loss": loss}
+
+    def update(self, state: GANState, x: jax.Array, y: jax.Array | None, keys: jax.Array,
+               axis_name: str | None = None):
+        """Algorithm 1 of Goodfellow et al. 2014, one iteration: `k` discriminator updates, then one
+        generator update.
+
+        Args:
+          state: `GANState`.
+          x: float [B, ...] real minibatch (reused by the k discriminator updates).
+          y: int32 [B] labels for conditional players (the fakes get the same labels), or None.
+          keys: PRNG keys [B], one per example; discriminator update j draws its noise from
+            `fold_in(keys, j)`, the generator update from `fold_in(keys, k)`, so example i gets
+            the same noise on one device, under pmap or sharded jit.
+          axis_name: the pmap axis (gradients, metrics and batch statistics are averaged over it).
+
+        Returns:
+          (new state with step + 1, metrics): `loss` (= `d_loss`, the discriminator loss -V of the
+          last discriminator update, nats), `d_loss`, `g_loss` (nats), `d_real`, `d_fake` (mean
+          D on data and fakes, probabilities), `value` (= -d_loss, the estimate of V).
+        """
+        metrics = {}
+        for j in range(self.k):
+            state, metrics = self.discriminator_phase(state, x, y, _fold_in(keys, j), axis_name)
+        state, g_metrics = self.generator_phase(state, y, _fold_in(keys, self.k), axis_name)
+        metrics = {"loss": metrics["d_loss"], **metrics, **g_metrics, "value": -metrics["d_loss"]}
+        return state.replace(step=state.step + 1), pmean(metrics, axis_name)
+
+    def generate(self, g_params, g_batch_stats, key: jax.Array, num_samples: int,
+                 y: jax.Array | None = None) -> jax.Array:
+        """The adversarial sampler: z ~ p(z), x = G(z) (batch norm in eval mode).
+
+        Args:
+          g_params, g_batch_stats: the generator's variables.
+          key: PRNG key (the same key gives the same samples).
+          num_samples: static int.
+          y: int32 [num_samples] labels for a conditional generator, or None.
+
+        Returns:
+          G's output [num_samples, ...] (float, e.g. in [-1, 1] for a tanh output).
+        """
+        z = self.draw_noise(jax.random.split(key, num_samples))
+        out, _ = _apply(self.generator, g_params, g_batch_stats, z, y, train=False)
+        return out
+
+    def discriminate(self, d_params, d_batch_stats, x: jax.Array, y: jax.Array | None = None) -> jax.Array:
+        """D's logits [B] on `x` (batch norm in eval mode); D(x) = sigmoid of this."""
+        out, _ = _apply(self.discriminator, d_params, d_batch_stats, x, y, train=False)
+        return out
+
+
+# -- players for toy problems ---------------------------------------------------------------------
+class MLPGenerator(nn.Module):
+    """z [B, z_dim] -> x float32 [B, out_dim]: ReLU hidden layers, linear output."""
+
+    hidden: Sequence[int]
+    out_dim: int
+    axis_name: str | None = None
+
+    @nn.compact
+    def __call__(self, z, y=None, train: bool = True):
+        h = z
+        for width in self.hidden:
+            h = nn.relu(nn.Dense(width)(h))
+        return nn.Dense(self.out_dim)(h)
+
+
+class MLPDiscriminator(nn.Module):
+    """x [B, d] -> logits float32 [B]: LeakyReLU(0.2) hidden layers, one output logit."""
+
+    hidden: Sequence[int]
+    axis_name: str | None = None
+
+    @nn.compact
+    def __call__(self, x, y=None, train: bool = True):
+        h = x.reshape(x.shape[0], -1)
+        for width in self.hidden:
+            h = nn.leaky_relu(nn.Dense(width)(h), 0.2)
+        return nn.Dense(1)(h)[:, 0]
+
+
+# -- DCGAN players (Radford et al. 2016, "Architecture guidelines", Sec. 3) -----------------------
+def _batch_norm(train: bool, axis_name: str | None) -> nn.BatchNorm:
+    return nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5, axis_name=axis_name)
+
+
+def _one_hot(y, num_classes: int):
+    return jax.nn.one_hot(y, num_classes, dtype=jnp.float32)
+
+
+class DCGANGenerator(nn.Module):
+    """DCGAN generator: z [B, z_dim] (+ labels) -> images float32 [B, H, W, C] in [-1, 1].
+
+    A dense projection to a (H/2^n, W/2^n, channels[0]) map, then fractionally-strided
+    (transposed) 4x4 stride-2 convolutions, batch norm and ReLU after every layer but the
+    output, which is a tanh (Radford et al. 2016). With `num_classes > 0` the one-hot label
+    is concatenated to z (Mirza & Osindero 2014, Sec. 3.2).
+
+    Attributes:
+      channels: channels of the maps before each upsampling, e.g. (64, 32) for 7x7x64 -> 14x14x32 -> 28x28.
+      image_shape: (H, W, C) with H, W divisible by 2^len(channels).
+      num_classes: 0 for an unconditional generator.
+    """
+
+    channels: Sequence[int]
+    image_shape: Sequence[int] = (28, 28, 1)
+    num_classes: int = 0
+    axis_name: str | None = None
+
+    @nn.compact
+    def __call__(self, z, y=None, train: bool = True):
+        h_img, w_img, c_img = self.image_shape
+        scale = 2 ** len(self.channels)
+        if self.num_classes:
+            z = jnp.concatenate([z, _one_hot(y, self.num_classes)], axis=-1)
+        h = nn.Dense(h_img // scale * w_img // scale * self.channels[0], use_bias=False, kernel_init=_dcgan_init)(z)
+        h = h.reshape(z.shape[0], h_img // scale, w_img // scale, self.channels[0])
+        h = nn.relu(_batch_norm(train, self.axis_name)(h))
+        for c in self.channels[1:]:
+            h = nn.ConvTranspose(c, (4, 4), strides=(2, 2), padding="SAME", use_bias=False, kernel_init=_dcgan_init)(h)
+            h = nn.relu(_batch_norm(train, self.axis_name)(h))
+        h = nn.ConvTranspose(c_img, (4, 4), strides=(2, 2), padding="SAME", kernel_init=_dcgan_init)(h)
+        return jnp.tanh(h)
+
+
+class DCGANDiscriminator(nn.Module):
+    """DCGAN discriminator: images [B, H, W, C] in [-1, 1] (+ labels) -> logits float32 [B].
+
+    Strided 4x4 stride-2 convolutions (no pooling), LeakyReLU(0.2), batch norm on every
+    layer except the input layer, and a dense logit (Radford et al. 2016). With
+    `num_classes > 0` the one-hot label is concatenated to the input as constant feature
+    maps and to the features before the logit (Mirza & Osindero 2014).
+
+    Attributes:
+      channels: channels of each strided convolution, e.g. (32, 64) for 28 -> 14 -> 7.
+      num_classes: 0 for an unconditional discriminator.
+    """
+
+    channels: Sequence[int]
+    num_classes: int = 0
+    axis_name: str | None = None
+
+    @nn.compact
+    def __call__(self, x, y=None, train: bool = True):
+        h = x
+        if self.num_classes:
+            onehot = _one_hot(y, self.num_classes)
+            h = jnp.concatenate([h, jnp.broadcast_to(onehot[:, None, None, :], (*h.shape[:3], self.num_classes))], -1)
+        for i, c in enumerate(self.channels):
+            h = nn.Conv(c, (4, 4), strides=(2, 2), padding="SAME", use_bias=i == 0, kernel_init=_dcgan_init)(h)
+            if i > 0:
+                h = _batch_norm(train, self.axis_name)(h)
+            h = nn.leaky_relu(h, 0.2)
+        h = h.reshape(h.shape[0], -1)
+        if self.num_classes:
+            h = jnp.concatenate([h, onehot], axis=-1)
+        return nn.Dense(1, kernel_init=_dcgan_init)(h)[:, 0]
+
+
+def dcgan_optimizer(learning_rate: float = 2e-4, b1: float = 0.5,
+                    decay_steps: int | None = None) -> optax.GradientTransformation:
+    """Adam(2e-4, beta1 = 0.5), the DCGAN setting (Radford et al. 2016, Sec. 4).
+
+    With `decay_steps`, the learning rate decays linearly from `learning_rate` to 0 over
+    that many updates of this optimizer (an addition to the paper's constant rate).
+    """
+    if decay_steps:
+        return optax.adam(optax.linear_schedule(learning_rate, 0.0, int(decay_steps)), b1=b1)
+    return optax.adam(learning_rate, b1=b1)
+
+
+def to_uint8(images: jax.Array) -> jax.Array:
+    """Images in [-1, 1] (float) -> uint8 in 0..255 (rounded, clipped)."""
+    return jnp.clip(jnp.round((images + 1.0) * 127.5), 0, 255).astype(jnp.uint8)
+
+
+def from_uint8(images: jax.Array) -> jax.Array:
+    """uint8 0..255 images -> float32 in [-1, 1] (the tanh generator's range)."""
+    return jnp.asarray(images, jnp.float32) / 127.5 - 1.0
+
+
+# -- glue to the Experiment interface -------------------------------------------------------------
+class GANExperiment(_BaseExperiment):
+    """Base of the GAN experiments: the train state is a `GANState`, `update` is `GAN.update`.
+
+    Subclasses set `self.gan` (a `GAN`) in `__init__` and define `real_inputs(batch)`
+    -> (x float [B, ...] in G's output range, labels int32 [B] or None) and
+    `example_inputs()` -> (x [1, ...], labels [1] or None) for shapes.
+    `params_of(state)` is `{"params": g_params, "batch_stats": g_batch_stats}`, what the
+    sampler needs. `log_prob` raises `NotImplementedError` (a GAN has no explicit density).
+    """
+
+    gan: GAN
+
+    def real_inputs(self, batch: dict):
+        raise NotImplementedError
+
+    def example_inputs(self):
+        raise NotImplementedError
+
+    def init_state(self, key: jax.Array) -> GANState:
+        return self.gan.init(key, *self.example_inputs())
+
+    def init_params(self, key: jax.Array) -> dict:
+        """The sampler's variables at initialisation: `params_of(init_state(key))`."""
+        return self.params_of(self.init_state(key))
+
+    def update(self, state: GANState, batch: dict, keys: jax.Array, axis_name: str | None = None):
+        """Algorithm 1 (k discriminator updates, one generator update) on `batch`; see `GAN.update`."""
+        x, y = self.real_inputs(batch)
+        return self.gan.update(state, x, y, keys, axis_name)
+
+    def params_of(self, state: GANState) -> dict:
+        return {"params": state.g_params, "batch_stats": state.g_batch_stats}
+
+    def log_prob(self, params, x, key):
+        raise NotImplementedError(
+            f"{self.name} is a GAN: it defines a sampler x = G(z) but no explicit density, so log_prob "
+            "is not available (compare samples with MNIST-FID / MNIST-IS or the toy metrics instead)")
+
+
+def save_loss_curves(metrics_path, path, keys=("d_loss", "g_loss"), title: str = "") -> None:
+    """Plot the named metrics of a `metrics.jsonl` against the step (matplotlib, PNG at `path`)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from gm_jax.training.metrics import read_metrics
+
+    records = read_metrics(metrics_path)
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for k in keys:
+        pts = [(r["step"], r[k]) for r in records if k in r]
+        if pts:
+            ax.plot(*zip(*pts), label=k)
+    ax.set_xlabel("generator step")
+    ax.set_ylabel("nats")
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
