@@ -1,0 +1,32 @@
+"""Layers shared by several models: masked and shifted (causal) convolutions, gated units."""
+from gm_jax.nn.layers import (
+    DownRightShiftedConv2D,
+    DownRightShiftedConvTranspose2D,
+    DownShiftedConv2D,
+    DownShiftedConvTranspose2D,
+    MaskedConv2D,
+    causal_mask,
+    concat_elu,
+    conv2d,
+    down_right_shifted_padding,
+    down_shift,
+    down_shifted_padding,
+    gated_activation,
+    right_shift,
+)
+
+__all__ = [
+    "DownRightShiftedConv2D",
+    "DownRightShiftedConvTranspose2D",
+    "DownShiftedConv2D",
+    "DownShiftedConvTranspose2D",
+    "MaskedConv2D",
+    "causal_mask",
+    "concat_elu",
+    "conv2d",
+    "down_right_shifted_padding",
+    "down_shift",
+    "down_shifted_padding",
+    "gated_activation",
+    "right_shift",
+]

@@ -1,0 +1,218 @@
+"""Causal convolution layers of the PixelCNN family, and their activations.
+
+Shapes are NHWC throughout; kernels are HWIO (as `flax.linen.Conv`).
+
+* `MaskedConv2D` (van den Oord et al. 2016a, "Pixel Recurrent Neural
+  Networks", Sec. 3.4, Fig. 2): a convolution whose kernel is multiplied by a
+  raster-order mask; mask "A" (first layer) hides the centre pixel's own
+  channel, mask "B" (later layers) lets a channel see itself. With `groups=C`
+  the centre tap is also masked per channel group (R -> G -> B).
+* `DownShiftedConv2D`, `DownRightShiftedConv2D` and their transposed (2x
+  upsampling) versions (Salimans et al. 2017, "PixelCNN++", Sec. 2.3 and the
+  openai/pixel-cnn code): padding before a VALID convolution so that the
+  output at (r, c) sees only rows <= r (down-shifted, all columns within the
+  kernel) or rows <= r and columns <= c (down-right-shifted). `down_shift` /
+  `right_shift` then move a whole feature map one row down / one column right,
+  turning "<= r" into "< r".
+* `gated_activation` (van den Oord et al. 2016b, Eq. 2): tanh(W_f x) * sigmoid(W_g x).
+* `concat_elu` (Salimans et al. 2017): elu([x, -x]).
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+DIMENSION_NUMBERS = ("NHWC", "HWIO", "NHWC")
+
+
+def causal_mask(kernel_size: Sequence[int], in_features: int, out_features: int, mask_type: str,
+                groups: int = 1) -> np.ndarray:
+    """The raster-order mask of a `MaskedConv2D` kernel.
+
+    Taps above the centre row, and left of the centre in the centre row, are 1;
+    taps after the centre are 0. At the centre tap, input channel group g_in
+    feeds output group g_out iff g_in < g_out (mask "A") or g_in <= g_out
+    (mask "B"); features are split into `groups` contiguous blocks (one per
+    colour channel; van den Oord et al. 2016a, Fig. 2 right).
+
+    Args:
+      kernel_size: (kh, kw), both odd.
+      in_features, out_features: channel counts, each divisible by `groups`.
+      mask_type: "A" or "B".
+      groups: number of colour channels (1 for grey images).
+
+    Returns:
+      float32 array [kh, kw, in_features, out_features] of 0/1.
+
+    Raises:
+      ValueError: even kernel sizes, an unknown mask type, or features not divisible by groups.
+    """
+    kh, kw = kernel_size
+    if kh % 2 == 0 or kw % 2 == 0:
+        raise ValueError(f"masked convolutions need odd kernel sizes, got {tuple(kernel_size)}")
+    if mask_type not in ("A", "B"):
+        raise ValueError(f"mask_type must be 'A' or 'B', got {mask_type!r}")
+    if groups < 1 or in_features % groups or out_features % groups:
+        raise ValueError(f"in_features={in_features} and out_features={out_features} must be divisible by groups={groups}")
+    m = np.zeros((kh, kw, in_features, out_features), np.float32)
+    ch, cw = kh // 2, kw // 2
+    m[:ch] = 1.0
+    m[ch, :cw] = 1.0
+    g_in = np.arange(in_features) // (in_features // groups)
+    g_out = np.arange(out_features) // (out_features // groups)
+    centre = g_in[:, None] < g_out[None, :] if mask_type == "A" else g_in[:, None] <= g_out[None, :]
+    m[ch, cw] = centre.astype(np.float32)
+    return m
+
+
+def conv2d(x: jax.Array, kernel: jax.Array, bias: jax.Array | None = None, strides=(1, 1),
+           padding="VALID") -> jax.Array:
+    """Plain NHWC x HWIO convolution (+ bias): the primitive every layer here and the cached samplers use."""
+    y = jax.lax.conv_general_dilated(x, kernel.astype(x.dtype), tuple(strides), padding,
+                                     dimension_numbers=DIMENSION_NUMBERS)
+    return y if bias is None else y + bias
+
+
+class MaskedConv2D(nn.Module):
+    """Raster-order masked convolution, SAME size, stride 1 (van den Oord et al. 2016a, Sec. 3.4).
+
+    Input float [N, H, W, C_in] -> output [N, H, W, features]. Parameters:
+    `kernel` [kh, kw, C_in, features] (the mask is applied at every call) and `bias`.
+    """
+
+    features: int
+    kernel_size: Sequence[int] = (3, 3)
+    mask_type: str = "B"
+    groups: int = 1
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        kh, kw = self.kernel_size
+        mask = causal_mask((kh, kw), x.shape[-1], self.features, self.mask_type, self.groups)
+        kernel = self.param("kernel", nn.initializers.lecun_normal(), (kh, kw, x.shape[-1], self.features))
+        bias = self.param("bias", nn.initializers.zeros, (self.features,))
+        pad = ((kh // 2, kh // 2), (kw // 2, kw // 2))
+        return conv2d(x, kernel * mask, bias, padding=pad)
+
+
+def down_shift(x: jax.Array) -> jax.Array:
+    """[N, H, W, C] -> same shape, moved one row down (row 0 becomes zeros)."""
+    return jnp.pad(x, ((0, 0), (1, 0), (0, 0), (0, 0)))[:, :-1]
+
+
+def right_shift(x: jax.Array) -> jax.Array:
+    """[N, H, W, C] -> same shape, moved one column right (column 0 becomes zeros)."""
+    return jnp.pad(x, ((0, 0), (0, 0), (1, 0), (0, 0)))[:, :, :-1]
+
+
+def down_shifted_padding(kernel_size: Sequence[int]) -> tuple[tuple[int, int], tuple[int, int]]:
+    """(rows, cols) zero padding of a down-shifted conv: kh-1 rows on top, (kw-1)/2 columns each side."""
+    kh, kw = kernel_size
+    return (kh - 1, 0), ((kw - 1) // 2, (kw - 1) // 2)
+
+
+def down_right_shifted_padding(kernel_size: Sequence[int]) -> tuple[tuple[int, int], tuple[int, int]]:
+    """(rows, cols) zero padding of a down-right-shifted conv: kh-1 rows on top, kw-1 columns on the left."""
+    kh, kw = kernel_size
+    return (kh - 1, 0), (kw - 1, 0)
+
+
+class _ShiftedConv(nn.Module):
+    features: int
+    kernel_size: Sequence[int]
+    strides: Sequence[int] = (1, 1)
+    right: bool = False
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        kh, kw = self.kernel_size
+        if not self.right and kw % 2 == 0:
+            raise ValueError(f"a down-shifted conv needs an odd kernel width, got {tuple(self.kernel_size)}")
+        pad = (down_right_shifted_padding if self.right else down_shifted_padding)((kh, kw))
+        kernel = self.param("kernel", nn.initializers.lecun_normal(), (kh, kw, x.shape[-1], self.features))
+        bias = self.param("bias", nn.initializers.zeros, (self.features,))
+        x = jnp.pad(x, ((0, 0), pad[0], pad[1], (0, 0)))
+        return conv2d(x, kernel, bias, strides=self.strides)
+
+
+class DownShiftedConv2D(_ShiftedConv):
+    """Conv whose output at (r, c) sees input rows r-kh+1..r, columns c-(kw-1)/2..c+(kw-1)/2.
+
+    Salimans et al. 2017 (`down_shifted_conv2d`). Input float [N, H, W, C]
+    -> [N, ceil(H / s_h), ceil(W / s_w), features]; kernel width must be odd.
+    """
+
+    kernel_size: Sequence[int] = (2, 3)
+
+
+class DownRightShiftedConv2D(_ShiftedConv):
+    """Conv whose output at (r, c) sees input rows r-kh+1..r, columns c-kw+1..c.
+
+    Salimans et al. 2017 (`down_right_shifted_conv2d`). Input float [N, H, W, C]
+    -> [N, ceil(H / s_h), ceil(W / s_w), features].
+    """
+
+    kernel_size: Sequence[int] = (2, 2)
+    right: bool = True
+
+
+class _ShiftedConvTranspose(nn.Module):
+    features: int
+    kernel_size: Sequence[int]
+    strides: Sequence[int] = (2, 2)
+    right: bool = False
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        kh, kw = self.kernel_size
+        n, h, w, c = x.shape
+        kernel = self.param("kernel", nn.initializers.lecun_normal(), (kh, kw, c, self.features))
+        bias = self.param("bias", nn.initializers.zeros, (self.features,))
+        y = jax.lax.conv_transpose(x, kernel, tuple(self.strides), "VALID", dimension_numbers=DIMENSION_NUMBERS) + bias
+        oh, ow = h * self.strides[0], w * self.strides[1]
+        c0 = 0 if self.right else (kw - 1) // 2
+        return y[:, :oh, c0:c0 + ow]
+
+
+class DownShiftedConvTranspose2D(_ShiftedConvTranspose):
+    """Causal 2x upsampling (Salimans et al. 2017, `down_shifted_deconv2d`).
+
+    Input [N, H, W, C] -> [N, H * s_h, W * s_w, features]: output rows s*i..s*i+s-1
+    see input row i only, so a map that sees rows < s*i in the fine grid stays causal.
+    """
+
+    kernel_size: Sequence[int] = (2, 3)
+
+
+class DownRightShiftedConvTranspose2D(_ShiftedConvTranspose):
+    """Causal 2x upsampling, down-right version (Salimans et al. 2017, `down_right_shifted_deconv2d`)."""
+
+    kernel_size: Sequence[int] = (2, 2)
+    right: bool = True
+
+
+def gated_activation(x: jax.Array) -> jax.Array:
+    """tanh(a) * sigmoid(b) for x = [a, b] split on the last axis (van den Oord et al. 2016b, Eq. 2).
+
+    Args:
+      x: float [..., 2F].
+
+    Returns:
+      float [..., F].
+
+    Raises:
+      ValueError: odd last dimension.
+    """
+    if x.shape[-1] % 2:
+        raise ValueError(f"gated_activation needs an even number of features, got {x.shape[-1]}")
+    a, b = jnp.split(x, 2, axis=-1)
+    return jnp.tanh(a) * jax.nn.sigmoid(b)
+
+
+def concat_elu(x: jax.Array) -> jax.Array:
+    """elu(concat([x, -x], -1)) (Salimans et al. 2017, Sec. 2.3 / openai/pixel-cnn): [..., F] -> [..., 2F]."""
+    return jax.nn.elu(jnp.concatenate([x, -x], axis=-1))

@@ -1,0 +1,126 @@
+"""gm_jax.nn: masks, shifted convolutions' receptive fields, activations, errors."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from gm_jax import nn as gnn
+
+
+def _receptive(module, shape, out_pos, out_ch=0):
+    """Boolean [H, W, C] map of the inputs that output (r, c, out_ch) of `module` depends on."""
+    x = jax.random.normal(jax.random.key(0), (1, *shape))
+    params = module.init(jax.random.key(1), x)
+    params = jax.tree_util.tree_map(lambda p: p + 0.5, params)  # no zero taps by chance
+    r, c = out_pos
+    g = jax.grad(lambda x: module.apply(params, x)[0, r, c, out_ch])(x)[0]
+    return np.asarray(g != 0)
+
+
+def test_causal_mask_a_and_b_single_channel():
+    a = gnn.causal_mask((3, 3), 1, 1, "A")[..., 0, 0]
+    b = gnn.causal_mask((3, 3), 1, 1, "B")[..., 0, 0]
+    np.testing.assert_array_equal(a, [[1, 1, 1], [1, 0, 0], [0, 0, 0]])
+    np.testing.assert_array_equal(b, [[1, 1, 1], [1, 1, 0], [0, 0, 0]])
+
+
+def test_causal_mask_per_channel_groups():
+    """RGB: at the centre, mask A lets G see R and B see R, G; mask B also lets each see itself."""
+    a = gnn.causal_mask((3, 3), 3, 6, "A", groups=3)[1, 1]  # [in 3, out 6], out groups of 2
+    b = gnn.causal_mask((3, 3), 3, 6, "B", groups=3)[1, 1]
+    np.testing.assert_array_equal(a, [[0, 0, 1, 1, 1, 1], [0, 0, 0, 0, 1, 1], [0, 0, 0, 0, 0, 0]])
+    np.testing.assert_array_equal(b, [[1, 1, 1, 1, 1, 1], [0, 0, 1, 1, 1, 1], [0, 0, 0, 0, 1, 1]])
+
+
+def test_causal_mask_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="odd"):
+        gnn.causal_mask((2, 3), 1, 1, "A")
+    with pytest.raises(ValueError, match="mask_type"):
+        gnn.causal_mask((3, 3), 1, 1, "C")
+    with pytest.raises(ValueError, match="divisible"):
+        gnn.causal_mask((3, 3), 4, 6, "B", groups=3)
+
+
+def test_masked_conv_receptive_field():
+    rf = _receptive(gnn.MaskedConv2D(2, (5, 5), "A"), (7, 7, 1), (3, 3))[..., 0]
+    expected = np.zeros((7, 7), bool)
+    expected[1:3, 1:6] = True
+    expected[3, 1:3] = True
+    np.testing.assert_array_equal(rf, expected)
+    rf_b = _receptive(gnn.MaskedConv2D(2, (5, 5), "B"), (7, 7, 1), (3, 3))[..., 0]
+    expected[3, 3] = True
+    np.testing.assert_array_equal(rf_b, expected)
+
+
+def test_masked_conv_channel_masks():
+    """Mask A with 3 groups: output group 1 (G) at the centre sees input channel R only."""
+    rf = _receptive(gnn.MaskedConv2D(3, (3, 3), "A", groups=3), (5, 5, 3), (2, 2), out_ch=1)
+    assert rf[2, 2].tolist() == [True, False, False]
+    assert rf[1, 1].all() and not rf[2, 3].any() and not rf[3].any()
+
+
+def test_down_shifted_conv_receptive_field():
+    rf = _receptive(gnn.DownShiftedConv2D(2, (2, 3)), (6, 6, 1), (3, 3))[..., 0]
+    expected = np.zeros((6, 6), bool)
+    expected[2:4, 2:5] = True
+    np.testing.assert_array_equal(rf, expected)
+    shifted = _receptive(_Shifted(gnn.DownShiftedConv2D(2, (2, 3))), (6, 6, 1), (3, 3))[..., 0]
+    np.testing.assert_array_equal(shifted, np.roll(expected, -1, axis=0))  # rows 1..2: strictly above
+
+
+def test_down_right_shifted_conv_receptive_field():
+    rf = _receptive(gnn.DownRightShiftedConv2D(2, (2, 2)), (6, 6, 1), (3, 3))[..., 0]
+    expected = np.zeros((6, 6), bool)
+    expected[2:4, 2:4] = True
+    np.testing.assert_array_equal(rf, expected)
+
+
+def test_strided_and_transposed_shapes_and_causality():
+    x = jnp.ones((2, 28, 28, 3))
+    down = gnn.DownShiftedConv2D(4, (2, 3), strides=(2, 2))
+    assert down.apply(down.init(jax.random.key(0), x), x).shape == (2, 14, 14, 4)
+    right = gnn.DownRightShiftedConv2D(4, (2, 2), strides=(2, 2))
+    assert right.apply(right.init(jax.random.key(0), x), x).shape == (2, 14, 14, 4)
+    y = jnp.ones((2, 7, 7, 3))
+    for mod in (gnn.DownShiftedConvTranspose2D(4), gnn.DownRightShiftedConvTranspose2D(4)):
+        assert mod.apply(mod.init(jax.random.key(0), y), y).shape == (2, 14, 14, 4)
+    # output rows 2i, 2i+1 of the upsampling see input row i only
+    for mod in (gnn.DownShiftedConvTranspose2D(2), gnn.DownRightShiftedConvTranspose2D(2)):
+        for out_r in (4, 5):
+            rf = _receptive(mod, (4, 4, 1), (out_r, 3))[..., 0]
+            assert rf[2].any() and not np.delete(rf, 2, axis=0).any()
+    rf = _receptive(gnn.DownRightShiftedConvTranspose2D(2), (4, 4, 1), (5, 3))[..., 0]
+    assert not rf[:, 2:].any()  # column 3 of the fine grid sees coarse column <= 1
+
+
+def test_shifts():
+    x = jnp.arange(2 * 3 * 3 * 1.0).reshape(2, 3, 3, 1)
+    np.testing.assert_array_equal(gnn.down_shift(x)[:, 0], 0)
+    np.testing.assert_array_equal(gnn.down_shift(x)[:, 1:], x[:, :2])
+    np.testing.assert_array_equal(gnn.right_shift(x)[:, :, 0], 0)
+    np.testing.assert_array_equal(gnn.right_shift(x)[:, :, 1:], x[:, :, :2])
+
+
+def test_gated_activation_and_concat_elu():
+    x = jax.random.normal(jax.random.key(0), (3, 8))
+    np.testing.assert_allclose(gnn.gated_activation(x), np.tanh(x[:, :4]) * jax.nn.sigmoid(x[:, 4:]), rtol=1e-6)
+    with pytest.raises(ValueError, match="even"):
+        gnn.gated_activation(jnp.ones((2, 3)))
+    y = gnn.concat_elu(x)
+    assert y.shape == (3, 16)
+    np.testing.assert_allclose(y, jax.nn.elu(np.concatenate([x, -x], -1)), rtol=1e-6)
+
+
+def test_down_shifted_conv_needs_odd_width():
+    with pytest.raises(ValueError, match="odd"):
+        gnn.DownShiftedConv2D(2, (2, 2)).init(jax.random.key(0), jnp.ones((1, 4, 4, 1)))
+
+
+import flax.linen as nn  # noqa: E402
+
+
+class _Shifted(nn.Module):
+    inner: nn.Module
+
+    def __call__(self, x):
+        return gnn.down_shift(self.inner(x))

@@ -1,0 +1,239 @@
+"""PixelCNN, Gated PixelCNN and PixelCNN++: autoregressive property, exact normalisation,
+naive == cached sampling, bad inputs, and tiny end-to-end runs."""
+import itertools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import gm_jax
+from gm_jax.models import pixelcnn as pc
+from gm_jax.models import pixelcnn_pp as pp
+
+
+def _noisy_params(model, x, labels=None, scale=0.3, seed=0):
+    params = model.init(jax.random.key(seed), x, labels)["params"]
+    leaves, tree = jax.tree_util.tree_flatten(params)
+    keys = jax.random.split(jax.random.key(seed + 1), len(leaves))
+    return jax.tree_util.tree_unflatten(tree, [p + scale * jax.random.normal(k, p.shape) for p, k in zip(leaves, keys)])
+
+
+def _jacobian_support(fn, shape, num_inputs=3):
+    """Boolean [D_out, D_in]: d out_i / d x_j != 0 for some of `num_inputs` random inputs (raster order)."""
+    n, d = num_inputs, int(np.prod(shape))
+    x = jax.random.uniform(jax.random.key(100), (n, *shape))
+    jac = np.asarray(jax.jacfwd(lambda x: fn(x).reshape(n, -1))(x)).reshape(n, -1, n, d)  # eager: compiles nothing big
+    return (jac[np.arange(n), :, np.arange(n)] != 0).any(0)
+
+
+def _check_autoregressive(support, expected_visible=None):
+    d = support.shape[0]
+    upper = np.triu(np.ones((d, d), bool))  # j >= i
+    assert not support[upper].any(), "an output depends on the current or a future input"
+    lower = ~upper
+    if expected_visible is None:
+        expected_visible = lower
+    missing = expected_visible & lower & ~support
+    assert not missing.any(), f"blind spot: {int(missing.sum())} (i, j < i) pairs the model should see are zero"
+
+
+def _pixelcnn_visible(h, w, first_kernel, num_layers):
+    """Inputs a stacked masked-conv PixelCNN sees (with its blind spot), by composing the masks."""
+    p = first_kernel // 2
+    offsets = {(dr, dc) for dr in range(-p, 0) for dc in range(-p, p + 1)} | {(0, dc) for dc in range(-p, 0)}
+    b3 = {(-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 0)}
+    for _ in range(num_layers):
+        offsets = {(a + c, b + d) for (a, b) in offsets for (c, d) in b3}
+    vis = np.zeros((h * w, h * w), bool)
+    for r, c in itertools.product(range(h), range(w)):
+        for dr, dc in offsets:
+            if 0 <= r + dr < h and 0 <= c + dc < w:
+                vis[r * w + c, (r + dr) * w + c + dc] = True
+    return vis
+
+
+def test_pixelcnn_autoregressive_with_its_blind_spot():
+    model = pc.PixelCNN(image_shape=(8, 8, 1), features=16, num_layers=2, first_kernel=5, output_features=16)
+    params = _noisy_params(model, jnp.zeros((1, 8, 8, 1)))
+    support = _jacobian_support(lambda x: model.apply({"params": params}, x)[..., 0], (8, 8, 1))
+    visible = _pixelcnn_visible(8, 8, 5, 2)
+    _check_autoregressive(support, visible)
+    assert not (support & ~visible).any()  # exactly the composed receptive field
+    lower = np.tril(np.ones_like(visible), -1)
+    assert (lower & ~visible).any()  # the blind spot that the gated model removes
+
+
+def test_pixelcnn_per_channel_masks_rgb():
+    """Sub-pixel order R, G, B within a pixel: the 256-way logits of channel k see channels < k only."""
+    model = pc.PixelCNN(image_shape=(5, 5, 3), num_values=256, features=24, num_layers=2, first_kernel=3,
+                        output_features=48)  # wide enough that no relu path is dead at every input
+    params = _noisy_params(model, jnp.zeros((1, 5, 5, 3)))
+    support = _jacobian_support(lambda x: model.apply({"params": params}, x)[..., 3], (5, 5, 3))
+    _check_autoregressive(support, np.zeros_like(support))
+    i = (2 * 5 + 2) * 3  # pixel (2, 2)
+    assert support[i + 1, i] and support[i + 2, i] and support[i + 2, i + 1]  # G <- R, B <- R, G
+    assert support[i, i - 3] and support[i, i - 1]  # R <- left pixel's R and B
+
+
+def test_gated_pixelcnn_autoregressive_without_blind_spot():
+    model = pc.GatedPixelCNN(image_shape=(8, 8, 1), features=8, num_layers=3, kernel_size=5, num_classes=3,
+                             output_features=8)
+    labels = jnp.array([1])
+    params = _noisy_params(model, jnp.zeros((1, 8, 8, 1)), labels)
+    support = _jacobian_support(lambda x: model.apply({"params": params}, x, labels)[..., 0, 0], (8, 8, 1))
+    _check_autoregressive(support)  # every earlier pixel is seen
+
+
+def test_pixelcnn_pp_autoregressive_without_blind_spot():
+    model = pp.PixelCNNPP(image_shape=(4, 4, 1), features=8, num_resnet=1, num_mixtures=2)  # 4 -> 2 -> 1
+    params = _noisy_params(model, jnp.zeros((1, 4, 4, 1)))
+    support = _jacobian_support(lambda x: model.apply({"params": params}, x * 255.0).sum(-1), (4, 4, 1), 1)
+    _check_autoregressive(support)
+
+
+def test_pixelcnn_pp_rgb_pixel_level_autoregressive():
+    """With C = 3 the mixture parameters of pixel i see pixels < i only (channels couple inside the mixture).
+
+    One random input suffices for the "sees every earlier pixel" half: concat_elu and the gates are
+    smooth, so no path is dead."""
+    model = pp.PixelCNNPP(image_shape=(4, 4, 3), features=6, num_resnet=1, num_mixtures=2)
+    params = _noisy_params(model, jnp.zeros((1, 4, 4, 3)))
+    support = _jacobian_support(lambda x: model.apply({"params": params}, x * 255.0).sum(-1), (4, 4, 3), 1)
+    pixel_support = support.reshape(16, 16, 3).any(-1)
+    _check_autoregressive(pixel_support)
+
+
+@pytest.mark.parametrize("kind", ["pixelcnn", "gated"])
+def test_binary_log_prob_is_normalised(kind):
+    """sum over all 2^9 binary 3x3 images of p(x) = 1 (exact likelihood)."""
+    if kind == "pixelcnn":
+        model, labels = pc.PixelCNN(image_shape=(3, 3, 1), features=4, num_layers=1, first_kernel=3,
+                                    output_features=4), None
+    else:
+        model, labels = pc.GatedPixelCNN(image_shape=(3, 3, 1), features=4, num_layers=2, kernel_size=3,
+                                         num_classes=2, output_features=4), jnp.ones((512,), jnp.int32)
+    x = jnp.array(list(itertools.product([0, 1], repeat=9)), jnp.int32).reshape(512, 3, 3, 1)
+    params = _noisy_params(model, x[:1], None if labels is None else labels[:1])
+    lp = pc.log_prob(model, params, x, labels)
+    np.testing.assert_allclose(float(jnp.exp(lp).sum()), 1.0, rtol=1e-5)
+
+
+def _mixed_output(params, names):
+    """Shrink the output layer so the draws are mixed 0s and 1s (a stronger identity check)."""
+    params = dict(params)
+    for name in names:
+        params[name] = {"kernel": params[name]["kernel"] * 0.05, "bias": jnp.zeros_like(params[name]["bias"])}
+    return params
+
+
+@pytest.mark.parametrize("kind,num_values", [("pixelcnn", 2), ("pixelcnn", 256), ("gated_conditional", 2),
+                                             ("gated", 256)])
+def test_cached_sampler_equals_naive(kind, num_values):
+    shape = (7, 8, 1)
+    labels = None
+    if kind == "pixelcnn":
+        model = pc.PixelCNN(image_shape=shape, num_values=num_values, features=8, num_layers=2,
+                            first_kernel=5, output_features=8)
+    else:
+        ncls = 3 if kind == "gated_conditional" else 0
+        model = pc.GatedPixelCNN(image_shape=shape, num_values=num_values, features=8, num_layers=3, kernel_size=5,
+                                 num_classes=ncls, output_features=8)
+        labels = jnp.array([0, 2, 1]) if ncls else None
+    params = _noisy_params(model, jnp.zeros((1, *shape), jnp.int32), None if labels is None else labels[:1])
+    if num_values == 2:
+        params = _mixed_output(params, ["out_b"])
+    naive = jax.jit(lambda k: pc.sample_naive(model, params, k, 3, labels))
+    cached = jax.jit(lambda k: pc.sample_cached(model, params, k, 3, labels))
+    for seed in (0, 1):
+        a, b = np.asarray(naive(jax.random.key(seed))), np.asarray(cached(jax.random.key(seed)))
+        assert a.shape == (3, *shape) and a.dtype == np.uint8
+        np.testing.assert_array_equal(a, b)
+    if num_values == 2:
+        assert 0.15 < a.mean() < 0.85  # not a degenerate all-0 / all-1 comparison
+    else:
+        assert len(np.unique(a)) > 20
+    assert not np.array_equal(np.asarray(naive(jax.random.key(0))), np.asarray(naive(jax.random.key(1))))
+
+
+def test_pixelcnn_pp_sampler_in_range_and_deterministic():
+    model = pp.PixelCNNPP(image_shape=(4, 4, 3), features=4, num_resnet=1, num_mixtures=2)
+    params = _noisy_params(model, jnp.zeros((1, 4, 4, 3), jnp.int32))
+    f = jax.jit(lambda k: pp.sample_naive(model, params, k, 2))
+    a, b = f(jax.random.key(3)), f(jax.random.key(3))
+    assert a.dtype == jnp.uint8 and a.shape == (2, 4, 4, 3)
+    np.testing.assert_array_equal(a, b)
+    assert np.isfinite(np.asarray(pp.log_prob(model, params, a))).all()
+
+
+def test_model_level_bad_pixels_raise():
+    model = pc.GatedPixelCNN(image_shape=(4, 4, 1), features=4, num_layers=1, kernel_size=3, output_features=4)
+    params = model.init(jax.random.key(0), jnp.zeros((1, 4, 4, 1), jnp.int32))["params"]
+    for bad in (np.full((1, 4, 4, 1), 2), np.full((1, 4, 4, 1), -1), np.full((1, 4, 4, 1), 0.5)):
+        with pytest.raises(ValueError, match="pixel"):
+            pc.log_prob(model, params, bad)
+    mpp = pp.PixelCNNPP(image_shape=(4, 4, 1), features=4, num_resnet=1, num_mixtures=2)
+    ppp = mpp.init(jax.random.key(0), jnp.zeros((1, 4, 4, 1), jnp.int32))["params"]
+    for bad in (np.full((1, 4, 4, 1), 256), np.full((1, 4, 4, 1), -1)):
+        with pytest.raises(ValueError, match="pixel"):
+            pp.log_prob(mpp, ppp, bad)
+    with pytest.raises(ValueError, match="labels"):
+        cond = pc.GatedPixelCNN(image_shape=(4, 4, 1), features=4, num_layers=1, kernel_size=3, num_classes=2)
+        pc.sample_cached(cond, cond.init(jax.random.key(0), jnp.zeros((1, 4, 4, 1)), jnp.zeros(1, jnp.int32))["params"],
+                         jax.random.key(0), 2)
+
+
+_TINY = {"features": 4, "num_layers": 1, "output_features": 4}
+
+
+@pytest.mark.parametrize("name,extra,bad_values", [
+    ("pixelcnn_mnist", _TINY, [2, -1]),
+    ("gated_pixelcnn_mnist", {**_TINY, "kernel_size": 3}, [2, -1, 255]),
+    ("pixelcnn_pp_mnist", {"features": 4, "num_mixtures": 2}, [256, -1]),
+])
+def test_handle_rejects_out_of_range_pixels(name, extra, bad_values):
+    model = gm_jax.create(name, **extra)
+    for v in bad_values:
+        with pytest.raises(ValueError):
+            model.log_prob(np.full((2, 28, 28, 1), v, np.int32))
+    ok = np.zeros((2, 28, 28, 1), np.uint8)
+    lp = model.log_prob(ok)
+    assert lp.shape == (2,) and np.isfinite(np.asarray(lp)).all() and (np.asarray(lp) < 0).all()
+
+
+def test_conditional_gated_handle_samples_with_labels():
+    model = gm_jax.create("gated_pixelcnn_mnist", conditional=True, kernel_size=3, **_TINY)
+    assert model.experiment.conditioning == ("labels",)
+    x = model.sample(jax.random.key(0), 2, labels=jnp.array([3, 7]))
+    assert x.shape == (2, 28, 28, 1) and x.dtype == jnp.uint8 and int(x.max()) <= 1
+    lp = model.log_prob(x)  # marginal over the 10 labels
+    assert np.isfinite(np.asarray(lp)).all()
+
+
+def test_paper_configs_set_the_published_sizes():
+    from experiments import gated_pixelcnn_mnist, pixelcnn_mnist, pixelcnn_pp_mnist
+
+    e = pixelcnn_mnist.Experiment(pixelcnn_mnist.get_paper_config())
+    assert (e.config.features, e.config.num_layers) == (64, 15)
+    e = pixelcnn_pp_mnist.Experiment(pixelcnn_pp_mnist.get_paper_config())
+    assert (e.config.features, e.config.num_resnet, e.config.num_mixtures) == (160, 5, 10)
+    e = gated_pixelcnn_mnist.Experiment(gated_pixelcnn_mnist.get_paper_config())
+    assert e.config.num_layers == 15
+
+
+def test_gated_experiment_trains_on_fixed_binarized_mnist(binarized_mnist_dir, tmp_path):
+    from gm_jax.training.loop import train_and_evaluate
+
+    exp = gm_jax.api.build("gated_pixelcnn_mnist", num_steps=3, batch_size=8, log_every=1, progress_bar=False,
+                           eval_batch_size=2000, kernel_size=3, **_TINY)
+    results = train_and_evaluate(exp, tmp_path)
+    assert 100 < results["test_nll_nats"] < 784 * np.log(2) + 1  # finite, at most ~uniform after 3 steps
+    assert (tmp_path / "samples.png").is_file() and (tmp_path / "results.json").is_file()
+
+
+def test_pixelcnn_pp_loss_on_real_batch(mnist_dir):
+    exp = gm_jax.api.build("pixelcnn_pp_mnist", features=4, num_mixtures=2, batch_size=4)
+    params = exp.init_params(jax.random.key(0))
+    batch = next(exp.train_batches(0))
+    loss, metrics = exp.loss_fn(params, batch, jax.random.split(jax.random.key(1), 4))
+    assert np.isfinite(float(loss)) and 0 < float(metrics["bits_per_dim"]) < 12
