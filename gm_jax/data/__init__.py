@@ -7,8 +7,16 @@ from gm_jax.data.datasets import (
     load_split,
 )
 from gm_jax.data.pipeline import dynamic_binarize, eval_batches, num_examples, train_batches
+from gm_jax.data.text import CharVocab, load_text, random_windows, windows
+from gm_jax.data.music import load_melodies, load_piano_rolls
 
 __all__ = [
+    "CharVocab",
+    "load_melodies",
+    "load_piano_rolls",
+    "load_text",
+    "random_windows",
+    "windows",
     "DATASETS",
     "DatasetNotFoundError",
     "candidate_data_dirs",

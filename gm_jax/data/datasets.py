@@ -36,6 +36,11 @@ DATASETS: dict[str, dict] = {
         "image_shape": (28, 28, 1),
         "max_value": 1,
     },
+    # one record per split holding the whole text (bytes); read by gm_jax.data.text
+    "tiny_shakespeare": {
+        "features": ("text",),
+        "splits": ("train", "validation", "test"),
+    },
 }
 
 _REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -137,6 +142,9 @@ def load_split(name: str, split: str, data_dir: str | os.PathLike | None = None)
       ValueError: unknown dataset or split.
       DatasetNotFoundError: the dataset is not prepared where searched.
     """
+    if name in DATASETS and "text" in DATASETS[name]["features"]:
+        raise ValueError(f"{name!r} is a text dataset (one record of bytes per split): read it with "
+                         "gm_jax.data.text.load_text")
     if name in DATASETS and split not in DATASETS[name]["splits"]:
         raise ValueError(
             f"dataset {name!r} has no split {split!r}; valid choices: {list(DATASETS[name]['splits'])}"

@@ -1,0 +1,257 @@
+"""Decoder-only Transformer language model (GPT; Radford et al. 2018, 2019) with a KV cache.
+
+Architecture (Vaswani et al. 2017 with GPT-2's pre-LayerNorm, Radford et al.
+2019, Sec. 2.3): token embedding + position embedding (learned, or the fixed
+sinusoids of Vaswani et al. Sec. 3.5), `num_layers` blocks of
+
+    x = x + Attn(LN(x)),  Attn = causal multi-head self-attention (Vaswani Eq. 1),
+    x = x + MLP(LN(x)),   MLP = Dense(4d) -> GELU -> Dense(d),
+
+a final LayerNorm and a linear read-out to the vocabulary logits. Causality:
+the output at position t depends only on tokens 0..t (tested).
+
+Likelihood: log p(x_1..x_{T-1} | x_0) = sum_t log softmax(logits_t)[x_{t+1}],
+in nats (the first token is the given context: there is no start token).
+
+Generation (`sample`), with and without the KV cache, follows one context
+rule so that both give the same tokens for the same key (tested): the model
+sees at most `block_size` tokens; when the context is full, it restarts from
+the last `block_size // 2` tokens (positions renumbered from 0). The cached
+sampler keeps the keys/values of the context of every layer
+([N, block_size, heads, head_dim]) and does O(block_size) new work per token
+(one query against the cache); on a restart it recomputes the cache of the
+kept tokens in one pass. The uncached sampler re-runs the whole context
+through the network for every token (O(block_size^2)).
+"""
+from __future__ import annotations
+
+import functools
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from gm_jax import sampling
+
+POSITIONS = ("learned", "sinusoidal")
+
+
+def sinusoidal_positions(length: int, dim: int) -> np.ndarray:
+    """Vaswani et al. 2017, Sec. 3.5: PE[p, 2i] = sin(p / 10000^(2i/d)), PE[p, 2i+1] = cos(...). float32 [length, dim]."""
+    pos = np.arange(length)[:, None]
+    i = np.arange(0, dim, 2)[None, :]
+    angles = pos / np.power(10000.0, i / dim)
+    pe = np.zeros((length, dim), np.float32)
+    pe[:, 0::2] = np.sin(angles)
+    pe[:, 1::2] = np.cos(angles)[:, : dim // 2]
+    return pe
+
+
+class Block(nn.Module):
+    """Pre-LayerNorm Transformer block: causal multi-head self-attention and an MLP."""
+
+    dim: int
+    num_heads: int
+    dropout: float = 0.0
+
+    @nn.compact
+    def __call__(self, x, mask, kv=None, index=None, train: bool = False):
+        """x: [N, T, d]; mask: bool broadcastable to [N, heads, T, S]; kv: (K, V) caches [N, S, heads, hd]
+        to write this call's keys/values into at `index` (None: S = T, the keys of x itself).
+        Returns (x [N, T, d], (K, V))."""
+        n, t, _ = x.shape
+        hd = self.dim // self.num_heads
+        h = nn.LayerNorm(name="ln_attn")(x)
+        qkv = nn.Dense(3 * self.dim, name="qkv")(h).reshape(n, t, 3, self.num_heads, hd)
+        q, k, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]
+        if kv is not None:
+            k = jax.lax.dynamic_update_slice(kv[0], k.astype(kv[0].dtype), (0, index, 0, 0))
+            v = jax.lax.dynamic_update_slice(kv[1], v.astype(kv[1].dtype), (0, index, 0, 0))
+        att = jnp.einsum("nqhd,nkhd->nhqk", q, k) / np.sqrt(hd).astype(np.float32)
+        att = jnp.where(mask, att, jnp.finfo(att.dtype).min)
+        att = jax.nn.softmax(att, axis=-1)
+        att = nn.Dropout(self.dropout, deterministic=not train)(att)
+        out = jnp.einsum("nhqk,nkhd->nqhd", att, v).reshape(n, t, self.dim)
+        x = x + nn.Dropout(self.dropout, deterministic=not train)(nn.Dense(self.dim, name="proj")(out))
+        h = nn.LayerNorm(name="ln_mlp")(x)
+        h = nn.Dense(4 * self.dim, name="fc")(h)
+        h = nn.Dense(self.dim, name="fc_out")(nn.gelu(h))
+        x = x + nn.Dropout(self.dropout, deterministic=not train)(h)
+        return x, (k, v)
+
+
+class GPT(nn.Module):
+    """Decoder-only Transformer LM.
+
+    Attributes:
+      vocab_size: V.
+      block_size: the longest context (positions 0..block_size-1).
+      dim, num_layers, num_heads: width d (divisible by heads), depth, heads.
+      positions: `"learned"` or `"sinusoidal"`.
+      dropout: dropout rate in training.
+    """
+
+    vocab_size: int
+    block_size: int = 128
+    dim: int = 128
+    num_layers: int = 4
+    num_heads: int = 4
+    positions: str = "learned"
+    dropout: float = 0.0
+
+    def setup(self):
+        if self.positions not in POSITIONS:
+            raise ValueError(f"positions={self.positions!r}; valid choices: {list(POSITIONS)}")
+        if self.dim % self.num_heads:
+            raise ValueError(f"dim={self.dim} must be divisible by num_heads={self.num_heads}")
+        self.tok_emb = nn.Embed(self.vocab_size, self.dim, embedding_init=nn.initializers.normal(0.02))
+        if self.positions == "learned":
+            self.pos_emb = self.param("pos_emb", nn.initializers.normal(0.02), (self.block_size, self.dim))
+        self.blocks = [Block(self.dim, self.num_heads, self.dropout, name=f"block_{i}") for i in range(self.num_layers)]
+        self.ln_f = nn.LayerNorm()
+        self.head = nn.Dense(self.vocab_size)
+
+    def _pos(self):
+        if self.positions == "learned":
+            return self.pos_emb
+        return jnp.asarray(sinusoidal_positions(self.block_size, self.dim))
+
+    def __call__(self, tokens, train: bool = False):
+        """Full causal forward. tokens: int32 [N, T], T <= block_size.
+
+        Returns (logits float32 [N, T, V], cache): `cache` is a list per layer of
+        (K, V) [N, T, heads, head_dim], the KV cache of these T positions.
+        """
+        t = tokens.shape[1]
+        if t > self.block_size:
+            raise ValueError(f"sequence length {t} exceeds block_size={self.block_size}")
+        x = self.tok_emb(tokens) + self._pos()[:t][None]
+        mask = jnp.tril(jnp.ones((t, t), bool))[None, None]
+        cache = []
+        for block in self.blocks:
+            x, kv = block(x, mask, train=train)
+            cache.append(kv)
+        return self.head(self.ln_f(x)), cache
+
+    def decode(self, tokens, cache, index):
+        """One cached step. tokens: int32 [N, 1] at position `index` (int32 scalar, < block_size);
+        cache: list per layer of (K, V) [N, block_size, heads, head_dim] holding positions < index.
+
+        Returns (logits float32 [N, V], the cache with position `index` written).
+        """
+        x = self.tok_emb(tokens) + jax.lax.dynamic_slice_in_dim(self._pos(), index, 1)[None]
+        mask = (jnp.arange(self.block_size) <= index)[None, None, None, :]
+        new_cache = []
+        for block, kv in zip(self.blocks, cache):
+            x, kv = block(x, mask, kv=kv, index=index)
+            new_cache.append(kv)
+        return self.head(self.ln_f(x))[:, 0], new_cache
+
+
+def init_params(model: GPT, key: jax.Array):
+    """Parameters of `model` (a pytree), from `key`."""
+    return model.init(key, jnp.zeros((1, min(8, model.block_size)), jnp.int32))["params"]
+
+
+def logits_fn(model: GPT, params, tokens, train: bool = False, key=None) -> jax.Array:
+    """Logits float32 [N, T, V] of p(x_{t+1} | x_<=t) for tokens int32 [N, T]."""
+    rngs = {"dropout": key} if train and model.dropout > 0 else None
+    return model.apply({"params": params}, tokens, train=train, rngs=rngs)[0]
+
+
+def token_log_probs(model: GPT, params, inputs, targets) -> jax.Array:
+    """log p(targets_t | inputs_<=t), float32 [N, T] nats (targets are inputs shifted by one)."""
+    logp = jax.nn.log_softmax(logits_fn(model, params, inputs).astype(jnp.float32), axis=-1)
+    return jnp.take_along_axis(logp, targets[..., None], axis=-1)[..., 0]
+
+
+def log_prob(model: GPT, params, tokens) -> jax.Array:
+    """Exact log p(x_1..x_{T-1} | x_0) of tokens int32 [N, T] (T <= block_size + 1), float32 [N], nats."""
+    return token_log_probs(model, params, tokens[:, :-1], tokens[:, 1:]).sum(axis=-1)
+
+
+def _restart(model: GPT, count, start, length):
+    """The context rule shared by both samplers: the context before drawing position `count`
+    starts at `start`; when it holds block_size tokens, restart from the last block_size // 2."""
+    full = count - start >= model.block_size
+    return jnp.where(full, count - model.block_size // 2, start), full
+
+
+def _prepare(model: GPT, prompt, length):
+    prompt = jnp.asarray(prompt, jnp.int32)
+    n, p = prompt.shape
+    total = p + length
+    buf = jnp.zeros((n, total + model.block_size), jnp.int32).at[:, :p].set(prompt)
+    start0 = max(0, p - model.block_size)
+    return buf, n, p, total, start0
+
+
+@functools.partial(jax.jit, static_argnums=(0, 4))
+def sample_uncached(model: GPT, params, key, prompt, length: int, temperature=1.0, top_k=0, top_p=1.0):
+    """Ancestral sampling re-reading the whole context for every new token (O(block_size^2) per token).
+
+    Args:
+      model: the GPT (static).
+      params: its parameters.
+      key: PRNG key; token at position t is drawn with `fold_in(key, t)`.
+      prompt: int32 [N, P], P >= 1.
+      length: new tokens (static int >= 1).
+
+    Returns:
+      int32 [N, P + length]: prompt then samples (identical to `sample_cached`).
+    """
+    buf, n, p, total, start0 = _prepare(model, prompt, length)
+    bs = model.block_size
+
+    def body(carry, count):  # draw position `count` given tokens start..count-1
+        buf, start = carry
+        start, _ = _restart(model, count, start, length)
+        ctx = jax.lax.dynamic_slice_in_dim(buf, start, bs, axis=1)
+        logits = logits_fn(model, params, ctx)
+        last = jax.lax.dynamic_index_in_dim(logits, count - 1 - start, axis=1, keepdims=False)
+        tok = sampling.sample_logits(jax.random.fold_in(key, count), last, temperature, top_k, top_p)
+        buf = jax.lax.dynamic_update_slice(buf, tok[:, None], (0, count))
+        return (buf, start), None
+
+    (buf, _), _ = jax.lax.scan(body, (buf, jnp.int32(start0)), jnp.arange(p, total))
+    return buf[:, :total]
+
+
+@functools.partial(jax.jit, static_argnums=(0, 4))
+def sample_cached(model: GPT, params, key, prompt, length: int, temperature=1.0, top_k=0, top_p=1.0):
+    """Ancestral sampling with a KV cache: one query per new token against the cached keys/values.
+
+    Same arguments and result as `sample_uncached` (identical tokens for the same key).
+    """
+    buf, n, p, total, start0 = _prepare(model, prompt, length)
+    bs = model.block_size
+
+    def prefill(buf, start, count):
+        """Cache of positions start..count-2 (the token at count-1 is fed by the next decode step)."""
+        ctx = jax.lax.dynamic_slice_in_dim(buf, start, bs, axis=1)
+        _, cache = model.apply({"params": params}, ctx)
+        return cache
+
+    # the prompt's context, except its last token
+    cache = prefill(buf, jnp.int32(start0), jnp.int32(p))
+
+    def body(carry, count):
+        buf, start, cache = carry
+        new_start, full = _restart(model, count, start, length)
+        cache = jax.lax.cond(full, lambda: prefill(buf, new_start, count), lambda: cache)
+        prev = jax.lax.dynamic_slice_in_dim(buf, count - 1, 1, axis=1)
+        logits, cache = model.apply({"params": params}, prev, cache, count - 1 - new_start, method=GPT.decode)
+        tok = sampling.sample_logits(jax.random.fold_in(key, count), logits, temperature, top_k, top_p)
+        buf = jax.lax.dynamic_update_slice(buf, tok[:, None], (0, count))
+        return (buf, new_start, cache), None
+
+    (buf, _, _), _ = jax.lax.scan(body, (buf, jnp.int32(start0), cache), jnp.arange(p, total))
+    return buf[:, :total]
+
+
+def sample(model: GPT, params, key, prompt, length: int, temperature=1.0, top_k=0, top_p=1.0,
+           cached: bool = True):
+    """`sample_cached` (default) or `sample_uncached`; see those. Returns int32 [N, P + length]."""
+    fn = sample_cached if cached else sample_uncached
+    return fn(model, params, key, prompt, length, temperature, top_k, top_p)

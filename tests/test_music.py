@@ -1,0 +1,105 @@
+"""gm_jax.data.music: JSB Chorales piano rolls and soprano melodies, MIDI round trip, PNG; the JSB experiments."""
+import os
+
+import jax
+import numpy as np
+import pytest
+
+import gm_jax
+from gm_jax.data import DatasetNotFoundError, music
+
+
+@pytest.fixture(scope="module")
+def jsb_dir():
+    """The jsb_chorales folder (fails under CI when missing, skips otherwise)."""
+    try:
+        return music.find_jsb_dir()
+    except DatasetNotFoundError as e:
+        if os.environ.get("CI"):
+            pytest.fail(f"real data missing in CI: {e}")
+        pytest.skip(str(e))
+
+
+def test_midi_round_trip_of_a_known_piano_roll(tmp_path):
+    roll = np.zeros((12, music.NUM_KEYS), np.uint8)
+    roll[0:4, 60 - 21] = 1     # C4 held for 4 steps
+    roll[4:6, 60 - 21] = 1     # ... and again after... (contiguous: one 6-step note)
+    roll[0:2, 64 - 21] = 1     # E4, two notes separated by a rest
+    roll[3:5, 64 - 21] = 1
+    roll[7:12, 0] = 1          # A0 to the end (lowest key)
+    roll[2, 87] = 1            # C8, one step (highest key)
+    path = tmp_path / "known.mid"
+    music.roll_to_midi(roll, path, step_seconds=0.25)
+    assert path.stat().st_size > 0
+    back = music.midi_to_roll(path, step_seconds=0.25)
+    np.testing.assert_array_equal(back, roll)
+    import pretty_midi
+
+    notes = sorted((n.pitch, round(n.start, 6), round(n.end, 6)) for n in pretty_midi.PrettyMIDI(str(path))
+                   .instruments[0].notes)
+    assert notes == [(21, 1.75, 3.0), (60, 0.0, 1.5), (64, 0.0, 0.5), (64, 0.75, 1.25), (108, 0.5, 0.75)]
+    with pytest.raises(ValueError, match="88"):
+        music.roll_to_midi(np.zeros((4, 12)), None)
+
+
+def test_piano_roll_and_melody_encoding(tmp_path):
+    roll = music.piano_roll([[60, 64, 67], [], [21, 108]])
+    assert roll.shape == (3, 88) and roll.dtype == np.uint8
+    assert np.nonzero(roll[0])[0].tolist() == [39, 43, 46] and roll[1].sum() == 0
+    assert np.nonzero(roll[2])[0].tolist() == [0, 87]
+    with pytest.raises(ValueError, match="outside the piano range"):
+        music.piano_roll([[20]])
+    tokens = music.melody_tokens([60, -1, 81, 70])
+    np.testing.assert_array_equal(tokens, [1, 0, 22, 11])
+    with pytest.raises(ValueError, match="outside the melody range"):
+        music.melody_tokens([59])
+    mroll = music.melody_to_roll(tokens)
+    assert [np.nonzero(r)[0].tolist() for r in mroll] == [[39], [], [60], [49]]
+    png = music.save_piano_roll_png(tmp_path / "r.png", [roll, mroll], ["a", "b"])
+    assert png.stat().st_size > 1000
+
+
+def test_jsb_splits(jsb_dir):
+    sizes = {s: len(music.load_piano_rolls(s, jsb_dir)) for s in music.SPLITS}
+    assert sizes == {"train": 229, "valid": 76, "test": 77}
+    test = music.load_piano_rolls("test", jsb_dir)
+    assert sum(len(r) for r in test) == 4725
+    assert all(r.shape[1] == 88 and r.max() <= 1 for r in test)
+    melodies = music.load_melodies("test", jsb_dir)
+    assert len(melodies) == 77 and sum(len(m) for m in melodies) == 18900
+    assert all(m.min() >= 0 and m.max() < music.MELODY_CLASSES for m in melodies)
+    with pytest.raises(ValueError):
+        music.load_chorales("validation", data_dir=jsb_dir)
+    with pytest.raises(DatasetNotFoundError, match="jsb-chorales-quarter.json"):
+        music.find_jsb_dir("/nonexistent/folder")
+
+
+@pytest.mark.parametrize("name", ["lstm_jsb", "melody_jsb"])
+def test_jsb_models(jsb_dir, name):
+    model = gm_jax.create(name, data_dir=str(jsb_dir), hidden=8)
+    x = model.sample(jax.random.key(0), 3, length=10, temperature=0.9)
+    assert x.shape[:2] == (3, 10)
+    np.testing.assert_array_equal(np.asarray(x), np.asarray(model.sample(jax.random.key(0), 3, length=10,
+                                                                         temperature=0.9)))
+    e = model.experiment
+    lp = model.log_prob(x)
+    # log_prob = the sum of per-step conditionals, each step computed from the carried state
+    from gm_jax.models import rnn
+    inputs = np.asarray(e._inputs(np.asarray(x, np.float32 if name == "lstm_jsb" else np.int32)))
+    carry, acc = rnn.init_carry(e.model, 3), np.zeros(3)
+    step = jax.jit(lambda c, i: e.model.apply({"params": model.params}, c, i))
+    for t in range(10):
+        carry, logits = step(carry, inputs[:, t])
+        if name == "lstm_jsb":
+            p = jax.nn.sigmoid(logits)
+            v = np.asarray(x[:, t], np.float32)
+            acc += np.sum(v * np.log(p) + (1 - v) * np.log1p(-p), -1)
+        else:
+            acc += np.asarray(jax.nn.log_softmax(logits))[np.arange(3), np.asarray(x[:, t])]
+    np.testing.assert_allclose(lp, acc, rtol=1e-4, atol=1e-3)
+    with pytest.raises(ValueError, match="length"):
+        model.sample(jax.random.key(0), 2, length=0)
+    with pytest.raises(ValueError, match="temperature"):
+        model.sample(jax.random.key(0), 2, temperature=0)
+    with pytest.raises(ValueError):
+        model.log_prob(np.full((2, 5, 88), 2) if name == "lstm_jsb" else np.full((2, 5), music.MELODY_CLASSES))

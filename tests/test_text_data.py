@@ -1,0 +1,77 @@
+"""gm_jax.data.text: tiny_shakespeare reading, the character vocabulary and its unknown-character policy,
+windows with targets shifted by one."""
+import os
+
+import numpy as np
+import pytest
+
+from gm_jax.data import DatasetNotFoundError, find_data_dir
+from gm_jax.data import text
+
+
+@pytest.fixture(scope="module")
+def shakespeare_dir():
+    """Directory holding the prepared tiny_shakespeare (fails under CI when missing, skips otherwise)."""
+    try:
+        return find_data_dir("tiny_shakespeare")
+    except DatasetNotFoundError as e:
+        if os.environ.get("CI"):
+            pytest.fail(f"real data missing in CI: {e}")
+        pytest.skip(str(e))
+
+
+def test_splits_and_vocabulary(shakespeare_dir):
+    train, val, test = (text.load_text(s, shakespeare_dir) for s in ("train", "validation", "test"))
+    assert (len(train), len(val), len(test)) == (1_003_854, 55_770, 55_770)
+    assert train.startswith("First Citizen:\nBefore we proceed")
+    vocab = text.CharVocab.from_text(train)
+    assert vocab.size == 65 and vocab.chars == "".join(sorted(set(train)))
+    assert vocab.unknown(val) == [] and vocab.unknown(test) == []  # nothing dropped in evaluation
+    ids = vocab.encode(test)
+    assert ids.dtype == np.int32 and ids.shape == (len(test),)
+    assert vocab.decode(ids) == test
+
+
+def test_bad_split_and_dataset():
+    with pytest.raises(ValueError, match="no split"):
+        text.load_text("valid")
+    with pytest.raises(ValueError, match="not a text dataset"):
+        text.load_text("train", name="mnist")
+
+
+def test_unknown_character_policy():
+    vocab = text.CharVocab("abc \n")
+    np.testing.assert_array_equal(vocab.encode("cab"), [4, 2, 3])  # sorted: '\n', ' ', 'a', 'b', 'c'
+    with pytest.raises(ValueError, match=r"outside the vocabulary.*'x'.*'z'"):
+        vocab.encode("zax")
+    np.testing.assert_array_equal(vocab.encode("zax", unknown="drop"), vocab.encode("a"))
+    with pytest.raises(ValueError):
+        vocab.encode("a", unknown="replace")
+    with pytest.raises(ValueError, match=r"\[0, 5\)"):
+        vocab.decode([5])
+
+
+def test_windows_targets_shifted_by_one():
+    tokens = np.arange(23)
+    w = text.windows(tokens, 5)
+    assert w["inputs"].shape == w["targets"].shape == (4, 5)
+    np.testing.assert_array_equal(w["targets"][:, :-1], w["inputs"][:, 1:])
+    np.testing.assert_array_equal(w["inputs"][1], [5, 6, 7, 8, 9])
+    np.testing.assert_array_equal(w["targets"][1], [6, 7, 8, 9, 10])
+    # every token after the first is a target once (the tail that does not fill a window is dropped)
+    np.testing.assert_array_equal(w["targets"].reshape(-1), np.arange(1, 21))
+    with pytest.raises(ValueError):
+        text.windows(tokens, 23)
+
+
+def test_random_windows_reproducible_and_resumable():
+    tokens = np.arange(1000) % 7
+    a = text.random_windows(tokens, 10, 4, seed=3)
+    first = [next(a) for _ in range(3)]
+    resumed = next(text.random_windows(tokens, 10, 4, seed=3, start_step=2))
+    np.testing.assert_array_equal(resumed["inputs"], first[2]["inputs"])
+    for b in first:
+        assert b["inputs"].shape == (4, 10)
+        np.testing.assert_array_equal(b["targets"], (b["inputs"] + 1) % 7)
+    other = next(text.random_windows(tokens, 10, 4, seed=4))
+    assert not np.array_equal(other["inputs"], first[0]["inputs"])
