@@ -9,12 +9,12 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
 import pytest  # noqa: E402
 
-from gm_jax.data import DatasetNotFoundError, find_data_dir  # noqa: E402
+from gm_jax.data import DatasetNotFoundError, find_data_dir, music  # noqa: E402
 
 
-def _require(name: str):
+def _require(name: str, find=find_data_dir):
     try:
-        return find_data_dir(name)
+        return find(name) if find is find_data_dir else find()
     except DatasetNotFoundError as e:
         if os.environ.get("CI"):  # in CI missing data is a failure, never a skip
             pytest.fail(f"real data missing in CI: {e}")
@@ -31,3 +31,15 @@ def binarized_mnist_dir():
 def mnist_dir():
     """Directory holding the prepared mnist (fails under CI when missing)."""
     return _require("mnist")
+
+
+@pytest.fixture(scope="session")
+def shakespeare_dir():
+    """Directory holding the prepared tiny_shakespeare (fails under CI when missing)."""
+    return _require("tiny_shakespeare")
+
+
+@pytest.fixture(scope="session")
+def jsb_dir():
+    """The raw jsb_chorales folder of ../shared/data (fails under CI when missing)."""
+    return _require("jsb_chorales", find=music.find_jsb_dir)

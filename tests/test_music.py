@@ -1,5 +1,4 @@
 """gm_jax.data.music: JSB Chorales piano rolls and soprano melodies, MIDI round trip, PNG; the JSB experiments."""
-import os
 
 import jax
 import numpy as np
@@ -8,16 +7,6 @@ import pytest
 import gm_jax
 from gm_jax.data import DatasetNotFoundError, music
 
-
-@pytest.fixture(scope="module")
-def jsb_dir():
-    """The jsb_chorales folder (fails under CI when missing, skips otherwise)."""
-    try:
-        return music.find_jsb_dir()
-    except DatasetNotFoundError as e:
-        if os.environ.get("CI"):
-            pytest.fail(f"real data missing in CI: {e}")
-        pytest.skip(str(e))
 
 
 def test_midi_round_trip_of_a_known_piano_roll(tmp_path):

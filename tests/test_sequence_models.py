@@ -1,7 +1,6 @@
 """Sequence models: samplers (temperature / top-k / top-p), the GPT (causal masking, cached == uncached
 sampling, exact log_prob), the RNN/LSTM (log_prob = sum of per-step conditionals, carried state), and
 the text experiments' input checks."""
-import os
 
 import jax
 import jax.numpy as jnp
@@ -10,20 +9,10 @@ import pytest
 
 import gm_jax
 from gm_jax import sampling
-from gm_jax.data import DatasetNotFoundError, find_data_dir
 from gm_jax.models import rnn, transformer
 
 V = 11
 
-
-@pytest.fixture(scope="module")
-def shakespeare_dir():
-    try:
-        return find_data_dir("tiny_shakespeare")
-    except DatasetNotFoundError as e:
-        if os.environ.get("CI"):
-            pytest.fail(f"real data missing in CI: {e}")
-        pytest.skip(str(e))
 
 
 # -- generic sampling ----------------------------------------------------------------------------

@@ -1,23 +1,11 @@
 """gm_jax.data.text: tiny_shakespeare reading, the character vocabulary and its unknown-character policy,
 windows with targets shifted by one."""
-import os
 
 import numpy as np
 import pytest
 
-from gm_jax.data import DatasetNotFoundError, find_data_dir
 from gm_jax.data import text
 
-
-@pytest.fixture(scope="module")
-def shakespeare_dir():
-    """Directory holding the prepared tiny_shakespeare (fails under CI when missing, skips otherwise)."""
-    try:
-        return find_data_dir("tiny_shakespeare")
-    except DatasetNotFoundError as e:
-        if os.environ.get("CI"):
-            pytest.fail(f"real data missing in CI: {e}")
-        pytest.skip(str(e))
 
 
 def test_splits_and_vocabulary(shakespeare_dir):
