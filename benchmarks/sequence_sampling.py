@@ -19,6 +19,7 @@ OUT: benchmarks/results) and prints the table.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 import time
 from pathlib import Path
@@ -45,12 +46,11 @@ def _time(fn, keys) -> tuple[list[float], np.ndarray]:
 
 
 def _parse_override(text: str):
+    """`"key=value"` -> (key, value as int, else float, else the string)."""
     key, _, value = text.partition("=")
     for cast in (int, float):
-        try:
+        with contextlib.suppress(ValueError):
             return key, cast(value)
-        except ValueError:
-            pass
     return key, value
 
 
