@@ -4,9 +4,12 @@
 
 Trains on random windows of `block_size + 1` characters of the training split
 (teacher forcing: targets are the inputs shifted by one), evaluates the exact
-negative log-likelihood of the test split cut into consecutive windows (each
-character after the first of the split is predicted once, from the preceding
-characters of its window), and writes to the workdir:
+negative log-likelihood of the test split with a sliding window
+(`gm_jax.data.text.windows`): windows of `block_size` characters started every
+`eval_stride` characters, each character after the first of the split scored
+once, from at least `block_size - eval_stride` preceding characters (except in
+the first window; `eval_stride = block_size` gives consecutive windows). Writes
+to the workdir:
 
 * `results.json`: `test_bits_per_char`, `test_nats_per_char`,
   `validation_bits_per_char`, `test_chars` (characters scored), ...;
@@ -66,6 +69,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.log_every = 100
     c.checkpoint_every = 1000
     c.eval_batch_size = 64
+    c.eval_stride = 0  # sliding-window evaluation step (0: block_size // 2); block_size = consecutive windows
     c.sample_prompt = "\n"
     c.sample_length = 500
     c.sample_temperature = 1.0
@@ -83,6 +87,7 @@ class TextExperiment(BaseExperiment):
     data_max = 0  # unused: data are token ids in [0, vocab.size)
     conditioning = ("prompt", "length", "temperature", "top_k", "top_p")
     window = 128  # steps per evaluation window
+    eval_stride: int | None = None  # steps between evaluation windows (None: window, i.e. consecutive)
     max_len: int | None = None
 
     def __init__(self, config: ml_collections.ConfigDict):
@@ -198,25 +203,28 @@ class TextExperiment(BaseExperiment):
 
     # -- evaluation ---------------------------------------------------------------------
     def split_nll(self, params, split: str) -> dict:
-        """Exact NLL of a split cut into consecutive windows of `self.window` steps."""
-        data = text_data.windows(self.tokens(split), self.window)
+        """Exact NLL of a split in windows of `self.window` steps started every `self.eval_stride` steps
+        (`gm_jax.data.text.windows`: each character after the first is scored once)."""
+        data = text_data.windows(self.tokens(split), self.window, self.eval_stride)
 
         @jax.jit
         def nll(batch, _):
-            return {"nll": -self.token_log_probs(params, batch["inputs"], batch["targets"]).sum(axis=-1)}
+            logp = self.token_log_probs(params, batch["inputs"], batch["targets"])
+            return {"nll": -(logp * batch["mask"]).sum(axis=-1)}
 
         mean = mean_over_dataset(nll, data, self.config.eval_batch_size, jax.random.key(0))["nll"]
-        chars = data["targets"].size
+        chars = int(data["mask"].sum())
         total = mean * len(data["targets"])
         return {"nats_per_char": total / chars, "bits_per_char": text_data.bits_per_char(total, chars),
-                "chars": int(chars)}
+                "chars": chars}
 
     def evaluate(self, params, key: jax.Array) -> dict:
         test = self.split_nll(params, "test")
         val = self.split_nll(params, "validation")
         return {"test_bits_per_char": test["bits_per_char"], "test_nats_per_char": test["nats_per_char"],
                 "test_chars": test["chars"], "validation_bits_per_char": val["bits_per_char"],
-                "eval_window": self.window, "vocab_size": self.vocab_size}
+                "eval_window": self.window, "eval_stride": self.eval_stride or self.window,
+                "vocab_size": self.vocab_size}
 
     def write_artifacts(self, params, key: jax.Array, workdir: Path) -> None:
         cond = self.check_conditioning(4, length=self.config.sample_length,
@@ -237,6 +245,10 @@ class Experiment(TextExperiment):
         if config.sampler not in SAMPLERS:
             raise ValueError(f"config.sampler={config.sampler!r}; valid choices: {list(SAMPLERS)}")
         self.window = config.block_size
+        if not 0 <= config.eval_stride <= config.block_size:
+            raise ValueError(f"config.eval_stride={config.eval_stride} must be in [0, block_size={config.block_size}] "
+                             "(0: block_size // 2)")
+        self.eval_stride = int(config.eval_stride) or max(config.block_size // 2, 1)
         self.max_len = config.block_size + 1
         self.data_shape = (config.block_size + 1,)
         self.model = transformer.GPT(vocab_size=self.vocab_size, block_size=config.block_size, dim=config.dim,

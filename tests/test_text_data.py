@@ -52,6 +52,23 @@ def test_windows_targets_shifted_by_one():
         text.windows(tokens, 23)
 
 
+def test_strided_windows_score_every_target_once_with_long_context():
+    tokens = np.arange(30)
+    w = text.windows(tokens, 8, stride=3)
+    assert w["inputs"].shape == w["targets"].shape == w["mask"].shape == (8, 8)
+    np.testing.assert_array_equal(w["inputs"][2], np.arange(6, 14))
+    scored = w["targets"][w["mask"] > 0]
+    np.testing.assert_array_equal(np.sort(scored), np.arange(1, 30))  # each target once, none twice
+    # every scored target of a later window sees at least length - stride = 5 tokens of its window before it
+    col = np.broadcast_to(np.arange(8), (8, 8))
+    assert col[1:][w["mask"][1:] > 0].min() >= 5
+    # the default stride is the consecutive windows, all targets scored
+    assert text.windows(tokens, 8)["mask"].all()
+    for bad in (0, 9):
+        with pytest.raises(ValueError, match="stride"):
+            text.windows(tokens, 8, stride=bad)
+
+
 def test_random_windows_reproducible_and_resumable():
     tokens = np.arange(1000) % 7
     a = text.random_windows(tokens, 10, 4, seed=3)

@@ -151,30 +151,43 @@ class CharVocab:
         return "".join(self.chars[i] for i in ids)
 
 
-def windows(tokens: np.ndarray, length: int) -> dict[str, np.ndarray]:
-    """Consecutive windows of `length + 1` tokens overlapping by one token.
+def windows(tokens: np.ndarray, length: int, stride: int | None = None) -> dict[str, np.ndarray]:
+    """Windows of `length + 1` tokens for evaluation; every token but the first is scored exactly once.
 
-    Window i covers tokens[i*length : i*length + length + 1]; every token but
-    the first is a target exactly once. A final partial window is dropped.
+    With `stride = length` (the default) the windows are consecutive, overlapping
+    by one token: window i covers tokens[i*length : i*length + length + 1], so a
+    target sees on average length/2 tokens of context. With `stride < length`
+    (sliding-window evaluation, as in Transformer-XL / GPT-2 perplexity figures)
+    window i starts at i*stride; the first window scores all its targets and each
+    later one only its last `stride` targets, so every target but those of the
+    first window sees at least `length - stride` tokens of context. A final
+    partial window is dropped (at most `stride` targets).
 
     Args:
       tokens: int [T].
       length: steps per window (>= 1).
+      stride: steps between window starts, 1 <= stride <= length (None: length).
 
     Returns:
-      {"inputs": int32 [W, length], "targets": int32 [W, length]}, W = (T - 1) // length.
+      {"inputs": int32 [W, length], "targets": int32 [W, length],
+       "mask": float32 [W, length] (1 where the target is scored)},
+      W = (T - 1 - length) // stride + 1.
 
     Raises:
-      ValueError: `length` < 1 or fewer than `length + 1` tokens.
+      ValueError: `length` < 1, `stride` outside [1, length], or fewer than `length + 1` tokens.
     """
     tokens = np.asarray(tokens, np.int32).reshape(-1)
-    if length < 1 or len(tokens) < length + 1:
-        raise ValueError(f"windows need length >= 1 and at least length + 1 tokens; got length={length}, "
-                         f"{len(tokens)} tokens")
-    w = (len(tokens) - 1) // length
-    idx = np.arange(w)[:, None] * length + np.arange(length + 1)[None, :]
+    stride = length if stride is None else int(stride)
+    if length < 1 or len(tokens) < length + 1 or not 1 <= stride <= length:
+        raise ValueError(f"windows need length >= 1, 1 <= stride <= length and at least length + 1 tokens; got "
+                         f"length={length}, stride={stride}, {len(tokens)} tokens")
+    w = (len(tokens) - 1 - length) // stride + 1
+    idx = np.arange(w)[:, None] * stride + np.arange(length + 1)[None, :]
     seq = tokens[idx]
-    return {"inputs": seq[:, :-1], "targets": seq[:, 1:]}
+    mask = np.zeros((w, length), np.float32)
+    mask[0] = 1.0
+    mask[1:, length - stride:] = 1.0
+    return {"inputs": seq[:, :-1], "targets": seq[:, 1:], "mask": mask}
 
 
 def random_windows(tokens: np.ndarray, length: int, batch_size: int, seed: int,
