@@ -271,7 +271,9 @@ class Experiment(TextExperiment):
 
     def loss_fn(self, params, batch: dict, keys: jax.Array):
         if self.config.dropout > 0:
-            logits = transformer.logits_fn(self.model, params, batch["inputs"], train=True, key=keys[0])
+            # one dropout key per example, so none / pmap / sharded steps drop the same units
+            logits = jax.vmap(lambda x, k: transformer.logits_fn(self.model, params, x[None], train=True,
+                                                                  key=k)[0])(batch["inputs"], keys)
             nll = optax.softmax_cross_entropy_with_integer_labels(logits.astype(jnp.float32), batch["targets"])
             return nll.sum(axis=-1).mean(), {"bits_per_char": nll.mean() / np.log(2.0)}
         return super().loss_fn(params, batch, keys)
