@@ -56,6 +56,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.learning_rate = 2e-4  # both players
     c.beta1 = 0.5
     c.lr_decay = "none"  # none (DCGAN's constant rate) | linear (to 0 at num_steps)
+    c.g_ema_decay = 0.0  # > 0: sample from a moving average of G (Yazici et al. 2019), an addition to the paper
     c.num_steps = 10_000  # about 10.7 epochs of the 60,000 training images at batch 64
     c.batch_size = 64
     c.log_every = 100
@@ -90,7 +91,8 @@ class Experiment(gan.GANExperiment):
         self.gan = gan.GAN(
             gan.DCGANGenerator(tuple(config.g_channels), self.data_shape, num_classes=self.num_classes),
             gan.DCGANDiscriminator(tuple(config.d_channels), num_classes=self.num_classes),
-            g_opt, d_opt, lambda k: jax.random.normal(k, (z_dim,)), k=config.k, loss=config.generator_loss)
+            g_opt, d_opt, lambda k: jax.random.normal(k, (z_dim,)), k=config.k, loss=config.generator_loss,
+            ema_decay=config.g_ema_decay)
         self._classifier = None
 
     # -- data -------------------------------------------------------------------------

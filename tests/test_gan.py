@@ -104,6 +104,28 @@ def test_k_discriminator_updates_per_generator_update():
     np.testing.assert_allclose(metrics["loss"], metrics["d_loss"])
 
 
+def test_generator_moving_average():
+    """theta_ema <- d theta_ema + (1 - d) theta after each generator update; the sampler uses the average."""
+    experiment = gm_jax.build("dcgan_mnist", **TINY_DCGAN, g_ema_decay=0.9)
+    state = experiment.init_state(jax.random.key(0))
+    batch = {"image": np.random.default_rng(0).integers(0, 256, (8, 28, 28, 1)).astype(np.uint8),
+             "label": np.zeros(8, np.int32)}
+    step = TrainStep(experiment.update, "none")  # the training loop's step, which donates the state
+    new, _ = step(step.put_state(jax.tree_util.tree_map(jnp.array, state)), batch, jax.random.key(1))
+    for ema, before, after in (("g_ema_params", "g_params", "g_params"),
+                               ("g_ema_batch_stats", "g_batch_stats", "g_batch_stats")):
+        jax.tree_util.tree_map(lambda e, a, b: np.testing.assert_allclose(e, 0.9 * a + 0.1 * b, rtol=1e-5, atol=1e-7),
+                               getattr(new, ema), getattr(state, before), getattr(new, after))
+    assert _changed(new.g_ema_params, new.g_params)
+    sampler_vars = experiment.params_of(new)
+    assert sampler_vars["params"] is new.g_ema_params and sampler_vars["batch_stats"] is new.g_ema_batch_stats
+    # off by default: no averages are kept and the sampler uses the current generator
+    plain = gm_jax.build("dcgan_mnist", **TINY_DCGAN).init_state(jax.random.key(0))
+    assert plain.g_ema_params == {} and plain.g_ema_batch_stats == {}
+    with pytest.raises(ValueError, match="ema_decay"):
+        gm_jax.build("dcgan_mnist", **TINY_DCGAN, g_ema_decay=1.0)
+
+
 def test_jit_pmap_and_sharded_gan_steps_agree(dcgan_and_state):
     """cGAN with batch norm: cross-device batch statistics under pmap give the single-device update."""
     experiment, init, _ = dcgan_and_state

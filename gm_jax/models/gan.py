@@ -113,6 +113,8 @@ class GANState:
       g_params, d_params: the players' parameters.
       g_opt_state, d_opt_state: their optax states.
       g_batch_stats, d_batch_stats: batch norm running averages ({} without batch norm).
+      g_ema_params, g_ema_batch_stats: exponential moving averages of the generator's parameters
+        and batch statistics ({} when the GAN's `ema_decay` is 0).
     """
 
     step: jax.Array
@@ -122,6 +124,8 @@ class GANState:
     d_opt_state: Any
     g_batch_stats: Any
     d_batch_stats: Any
+    g_ema_params: Any = flax.struct.field(default_factory=dict)
+    g_ema_batch_stats: Any = flax.struct.field(default_factory=dict)
 
 
 def _apply(module: nn.Module, params, batch_stats, *args, train: bool):
@@ -149,16 +153,24 @@ class GAN:
       noise: `noise(key) -> z [z_dim]` for ONE example (vmapped over per-example keys).
       k: discriminator updates per generator update (Algorithm 1's k >= 1).
       loss: generator loss, `"non_saturating"` (default) or `"saturating"`.
+      ema_decay: 0 (off) or the decay d in [0, 1) of an exponential moving average of the
+        generator, theta_ema <- d theta_ema + (1 - d) theta after every generator update
+        (Yazici et al. 2019, "The Unusual Effectiveness of Averaging in GAN Training"); the
+        batch-norm running statistics are averaged the same way (exact for the means of the
+        first layer, which are linear in the weights; an approximation after it).
 
     Raises:
-      ValueError: k < 1 or an unknown loss.
+      ValueError: k < 1, an unknown loss or ema_decay outside [0, 1).
     """
 
     def __init__(self, generator: nn.Module, discriminator: nn.Module, g_optimizer: optax.GradientTransformation,
                  d_optimizer: optax.GradientTransformation, noise: Callable[[jax.Array], jax.Array],
-                 k: int = 1, loss: str = "non_saturating"):
+                 k: int = 1, loss: str = "non_saturating", ema_decay: float = 0.0):
         if k < 1:
             raise ValueError(f"k (discriminator updates per generator update) must be >= 1, got {k}")
+        if not 0.0 <= ema_decay < 1.0:
+            raise ValueError(f"ema_decay must be in [0, 1) (0 = no moving average), got {ema_decay}")
+        self.ema_decay = float(ema_decay)
         self.generator, self.discriminator = generator, discriminator
         self.g_optimizer, self.d_optimizer = g_optimizer, d_optimizer
         self.noise, self.k = noise, int(k)
@@ -181,6 +193,9 @@ class GAN:
             g_opt_state=self.g_optimizer.init(g_vars["params"]),
             d_opt_state=self.d_optimizer.init(d_vars["params"]),
             g_batch_stats=g_vars.get("batch_stats", {}), d_batch_stats=d_vars.get("batch_stats", {}),
+            # copies: the averages must not share buffers with the live generator (donated in train steps)
+            g_ema_params=jax.tree_util.tree_map(jnp.copy, g_vars["params"]) if self.ema_decay else {},
+            g_ema_batch_stats=jax.tree_util.tree_map(jnp.copy, g_vars.get("batch_stats", {})) if self.ema_decay else {},
         )
 
     def discriminator_phase(self, state: GANState, x: jax.Array, y: jax.Array | None, keys: jax.Array,
@@ -251,6 +266,11 @@ class GAN:
         for j in range(self.k):
             state, metrics = self.discriminator_phase(state, x, y, _fold_in(keys, j), axis_name)
         state, g_metrics = self.generator_phase(state, y, _fold_in(keys, self.k), axis_name)
+        if self.ema_decay:
+            d = self.ema_decay
+            ema = lambda avg, new: jax.tree_util.tree_map(lambda a, b: d * a + (1.0 - d) * b, avg, new)
+            state = state.replace(g_ema_params=ema(state.g_ema_params, state.g_params),
+                                  g_ema_batch_stats=ema(state.g_ema_batch_stats, state.g_batch_stats))
         metrics = {"loss": metrics["d_loss"], **metrics, **g_metrics, "value": -metrics["d_loss"]}
         return state.replace(step=state.step + 1), pmean(metrics, axis_name)
 
@@ -415,7 +435,7 @@ class GANExperiment(_BaseExperiment):
     -> (x float [B, ...] in G's output range, labels int32 [B] or None) and
     `example_inputs()` -> (x [1, ...], labels [1] or None) for shapes.
     `params_of(state)` is `{"params": g_params, "batch_stats": g_batch_stats}`, what the
-    sampler needs. `log_prob` raises `NotImplementedError` (a GAN has no explicit density).
+    sampler needs (the moving averages `g_ema_*` instead when the GAN's `ema_decay` > 0). `log_prob` raises `NotImplementedError` (a GAN has no explicit density).
     """
 
     gan: GAN
@@ -439,6 +459,8 @@ class GANExperiment(_BaseExperiment):
         return self.gan.update(state, x, y, keys, axis_name)
 
     def params_of(self, state: GANState) -> dict:
+        if self.gan.ema_decay:
+            return {"params": state.g_ema_params, "batch_stats": state.g_ema_batch_stats}
         return {"params": state.g_params, "batch_stats": state.g_batch_stats}
 
     def log_prob(self, params, x, key):
