@@ -1,0 +1,68 @@
+"""Glow (Kingma & Dhariwal 2018) on dequantized 8-bit MNIST: exact test bits per dimension.
+
+    python -m experiments.glow_mnist --workdir runs/glow_mnist [--config.num_steps=...]
+
+The flow (`gm_jax.models.flows.glow`): logit preprocessing of x~ = (x + u) / 256
+(RealNVP Sec. 4.1; `--config.preprocess=center` for Glow's x~ - 0.5), then a
+multi-scale Glow with `num_levels` levels: squeeze, `steps_per_level` steps of
+[actnorm (data-dependent init), LU-decomposed invertible 1x1 conv, affine
+coupling], split (28x28x1 -> 14x14x4 -> half factored out -> 7x7x8), with a
+standard normal base on all factored-out latents. Trained by maximum likelihood
+of the uniformly dequantized data (Adam, linear warmup then cosine decay,
+gradient clipping). At the end it writes to the workdir:
+
+* `results.json`: `test_bits_per_dim` = (-log p(x~) + D ln 256) / (D ln 2) on the
+  10,000 MNIST test images (one dequantization draw per image), `test_nll_nats`
+  (the same in nats per image), `reconstruction_max_abs_error` = max |f^-1(f(x~)) - x~|
+  over `num_recon_images` real test images (float32), `num_params`, ...;
+* `samples.png`: 8x8 samples at `sample_temperature`;
+* `temperature_sweep.png`: the same 10 latents scaled by each temperature in `temperatures`.
+
+Published context: Glow 1.05 bits/dim on MNIST (as reported by Grathwohl et al.
+2019, FFJORD Table 2), with a far larger model (3 levels x 32 steps x 512
+channels) trained for days on GPUs. Measured with the default config (2-core
+CPU, under the heavy-run lock): 1.702 bits/dim on the test set after 643 s of
+training (4,000 steps); `--config.num_steps=8000` fills about 22 minutes.
+"""
+from __future__ import annotations
+
+import ml_collections
+
+from gm_jax import config as config_lib
+from gm_jax.models import flows
+
+
+def get_config() -> ml_collections.ConfigDict:
+    """CPU default: 2 levels x 6 steps, conditioner width 64, batch 64, 4000 steps (643 s of training measured on 2 cores)."""
+    c = flows.image_flow_config(config_lib.base_config())
+    c.num_levels = 2
+    c.steps_per_level = 6
+    c.lu = True  # LU-decomposed 1x1 convolutions (False: plain W with slogdet)
+    c.hidden = 64
+    c.num_steps = 4000
+    c.batch_size = 64
+    c.learning_rate = 2e-3
+    c.warmup_steps = 100
+    c.log_every = 100
+    c.checkpoint_every = 1000
+    c.eval_batch_size = 500
+    return c
+
+
+class Experiment(flows.ImageFlowExperiment):
+    name = "glow_mnist"
+
+    def build_flow(self):
+        c = self.config
+        if c.num_levels < 1 or c.steps_per_level < 1:
+            raise ValueError("config.num_levels and steps_per_level must be >= 1")
+        if 28 % (2 ** c.num_levels):
+            raise ValueError(f"config.num_levels={c.num_levels}: 28 must be divisible by 2^num_levels (max 2)")
+        return flows.glow(self.data_shape, c.num_levels, c.steps_per_level, c.hidden, c.lu, c.preprocess,
+                          c.logit_alpha, c.num_layers)
+
+
+if __name__ == "__main__":
+    from gm_jax.cli import main
+
+    main("glow_mnist")

@@ -1,0 +1,700 @@
+"""Normalizing flows: RealNVP (Dinh et al. 2017) and Glow (Kingma & Dhariwal 2018).
+
+Every bijector is a Flax Linen module with one interface (the distrax naming):
+
+    y, log_det = module.apply(variables, x, method="forward_and_log_det")
+    x, log_det_inv = module.apply(variables, y, method="inverse_and_log_det")
+
+`x`, `y` have a leading batch axis [B, ...]; `log_det` is float32 [B], the log
+absolute Jacobian determinant log|det dy/dx| of each example (and
+`log_det_inv = log|det dx/dy| = -log_det` at the matching point). Internally
+every bijector is one compact `__call__(x, inverse=False)`, so the forward and
+inverse directions share their parameters by construction.
+
+Bijectors:
+
+* `ActNorm` (Glow Sec. 3.1): per-channel affine `y = (x + loc) * exp(log_scale)`,
+  with data-dependent initialisation: `module.init(key, x_batch)` sets `loc`
+  and `log_scale` so that the init batch comes out with zero mean and unit
+  variance per channel (the init is a pure function of the batch: the
+  parameter initialisers read the activations flowing through `init`).
+* `Invertible1x1Conv` (Glow Sec. 3.2): `y = x W` over channels, W initialised to
+  a random rotation, log-det `H W log|det W|`; `Invertible1x1ConvLU`: the
+  LU-decomposed `W = P L (U + diag(sign(s) exp(log_s)))` with P and sign(s)
+  fixed (they are stored in the params but behind `stop_gradient`, so Adam
+  never moves them), log-det `H W sum(log_s)` (Glow Eq. 10).
+* `AffineCoupling` (RealNVP Eqs. 7-9, Glow Sec. 3.3): `y_b = x_b exp(s(x_a)) + t(x_a)`
+  with a checkerboard or a channel-wise mask; `s = scale * tanh(.)` (RealNVP)
+  or `s = log sigmoid(. + 2)` (Glow); the conditioner's last layer is
+  zero-initialised, so a coupling starts near the identity.
+* `Squeeze` (RealNVP Sec. 3.6): [B, H, W, C] -> [B, H/2, W/2, 4C].
+* `Logit` (RealNVP Sec. 4.1 preprocessing): `y = logit(alpha + (1 - 2 alpha) x)`
+  for x in [0, 1].
+* `Chain`: composition; `MultiScale` (RealNVP Sec. 3.6, Glow Fig. 2): levels
+  with half of the channels factored out after every level but the last; maps
+  an image [B, H, W, C] to the concatenation of all latents [B, H W C].
+
+Densities (exact, change of variables with a standard normal base):
+`log p(x) = log N(f(x); 0, I) + log|det df/dx|` (`log_prob`). For 8-bit images,
+`dequantize` gives `x~ = (x + u) / 256`, u ~ U[0, 1)^D, and `bits_per_dim`
+turns the density of x~ on [0, 1]^D into bits per dimension of the 8-bit data,
+`(-log p(x~) + D ln 256) / (D ln 2)` (Theis et al. 2016; the `D ln 256` is the
+change of scale from [0, 1] to [0, 256]). `sample` draws z ~ N(0, T^2 I) and
+returns `f^{-1}(z)` (T is the temperature of Glow Sec. 5).
+
+`ImageFlowExperiment` is the shared experiment of `experiments.realnvp_mnist`
+and `experiments.glow_mnist`.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+
+from gm_jax import viz
+from gm_jax.data import load_split, train_batches
+from gm_jax.evaluation import mean_over_dataset
+from gm_jax.experiment import Experiment as BaseExperiment
+
+LN2 = math.log(2.0)
+LN256 = math.log(256.0)
+
+
+def _sum_except_batch(x: jax.Array) -> jax.Array:
+    return jnp.sum(x.reshape(x.shape[0], -1), axis=1)
+
+
+def _positions(x: jax.Array) -> int:
+    """Number of positions a per-channel map acts on: prod of the axes between batch and channels."""
+    return int(np.prod(x.shape[1:-1])) if x.ndim > 2 else 1
+
+
+class Bijector(nn.Module):
+    """Base class: subclasses implement `__call__(x, inverse=False) -> (y, log_det [B])`."""
+
+    def forward_and_log_det(self, x: jax.Array):
+        """y = f(x) and log|det df/dx| per example: ([B, ...], float32 [B])."""
+        return self(x, inverse=False)
+
+    def inverse_and_log_det(self, y: jax.Array):
+        """x = f^{-1}(y) and log|det df^{-1}/dy| per example: ([B, ...], float32 [B])."""
+        return self(y, inverse=True)
+
+
+class ActNorm(Bijector):
+    """Per-channel affine map with data-dependent init (Glow Sec. 3.1, Table 1 row 1).
+
+    `y = (x + loc) * exp(log_scale)`, log-det `positions * sum(log_scale)`.
+    `init` (forward direction) sets `loc = -mean(x)` and `log_scale = -log(std(x))`
+    over all but the channel axis of the init batch, so the init batch comes
+    out with zero mean and unit variance per channel.
+
+    Attributes:
+      min_std: floor on the init std (a constant channel would otherwise give an infinite scale).
+    """
+
+    min_std: float = 1e-3
+
+    @nn.compact
+    def __call__(self, x, inverse: bool = False):
+        axes = tuple(range(x.ndim - 1))
+        loc = self.param("loc", lambda _: -jnp.mean(x, axes))
+        log_scale = self.param("log_scale", lambda _: -jnp.log(jnp.maximum(jnp.std(x, axes), self.min_std)))
+        ld = _positions(x) * jnp.sum(log_scale) * jnp.ones(x.shape[:1], x.dtype)
+        if not inverse:
+            return (x + loc) * jnp.exp(log_scale), ld
+        return x * jnp.exp(-log_scale) - loc, -ld
+
+
+def _random_rotation(key, shape, dtype=jnp.float32):
+    q, _ = jnp.linalg.qr(jax.random.normal(key, shape, dtype))
+    return q
+
+
+class Invertible1x1Conv(Bijector):
+    """Invertible 1x1 convolution `y = x W` over the channel axis (Glow Sec. 3.2, Eq. 9).
+
+    W [C, C] starts as a random rotation; log-det `positions * log|det W|`.
+    Works on images [B, H, W, C] and vectors [B, C].
+    """
+
+    @nn.compact
+    def __call__(self, x, inverse: bool = False):
+        c = x.shape[-1]
+        w = self.param("kernel", _random_rotation, (c, c))
+        ld = _positions(x) * jnp.linalg.slogdet(w)[1] * jnp.ones(x.shape[:1], x.dtype)
+        if not inverse:
+            return x @ w, ld
+        return x @ jnp.linalg.inv(w), -ld
+
+
+class Invertible1x1ConvLU(Bijector):
+    """LU-decomposed invertible 1x1 convolution (Glow Sec. 3.2, Eq. 10).
+
+    `W = P L (U + diag(sign_s * exp(log_s)))` with L unit lower triangular and U
+    strictly upper triangular; initialised from the LU decomposition of a random
+    rotation. P and sign_s are kept in the params (under `lu`) for checkpointing
+    but pass through `stop_gradient`, so they stay fixed. Log-det
+    `positions * sum(log_s)`.
+    """
+
+    @nn.compact
+    def __call__(self, x, inverse: bool = False):
+        c = x.shape[-1]
+
+        def init(key):
+            p, lower, upper = jax.scipy.linalg.lu(_random_rotation(key, (c, c)))
+            s = jnp.diag(upper)
+            return {"p": p, "l": jnp.tril(lower, -1), "u": jnp.triu(upper, 1),
+                    "sign_s": jnp.sign(s), "log_s": jnp.log(jnp.abs(s))}
+
+        lu = self.param("lu", init)
+        p, sign_s = jax.lax.stop_gradient(lu["p"]), jax.lax.stop_gradient(lu["sign_s"])
+        lower = jnp.tril(lu["l"], -1) + jnp.eye(c, dtype=x.dtype)
+        upper = jnp.triu(lu["u"], 1) + jnp.diag(sign_s * jnp.exp(lu["log_s"]))
+        ld = _positions(x) * jnp.sum(lu["log_s"]) * jnp.ones(x.shape[:1], x.dtype)
+        if not inverse:
+            return x @ (p @ lower @ upper), ld
+        # W^-1 = U^-1 L^-1 P^T by triangular solves
+        l_inv_pt = jax.scipy.linalg.solve_triangular(lower, p.T, lower=True, unit_diagonal=True)
+        w_inv = jax.scipy.linalg.solve_triangular(upper, l_inv_pt, lower=False)
+        return x @ w_inv, -ld
+
+
+class Conditioner(nn.Module):
+    """The s, t network of a coupling layer: a small conv net for images, an MLP for vectors.
+
+    Images: conv3x3(hidden) - ReLU - conv1x1(hidden) - ReLU - conv3x3(2 * out), the
+    last one zero-initialised (Glow's NN(), without its actnorms). Vectors:
+    `num_layers` Dense(hidden)-ReLU and a zero-initialised Dense(2 * out).
+    Returns the raw (pre-scale) log-scale and the shift, each [..., out].
+    """
+
+    out: int
+    hidden: int = 64
+    num_layers: int = 2
+
+    @nn.compact
+    def __call__(self, h):
+        zeros = nn.initializers.zeros
+        if h.ndim == 4:
+            h = nn.relu(nn.Conv(self.hidden, (3, 3))(h))
+            for _ in range(self.num_layers - 1):
+                h = nn.relu(nn.Conv(self.hidden, (1, 1))(h))
+            h = nn.Conv(2 * self.out, (3, 3), kernel_init=zeros, bias_init=zeros)(h)
+        else:
+            for _ in range(self.num_layers):
+                h = nn.relu(nn.Dense(self.hidden)(h))
+            h = nn.Dense(2 * self.out, kernel_init=zeros, bias_init=zeros)(h)
+        return h[..., : self.out], h[..., self.out:]
+
+
+class AffineCoupling(Bijector):
+    """Affine coupling layer (RealNVP Eqs. 7-9 with masks; Glow Sec. 3.3).
+
+    `y = x_a` on the conditioning part, `y_b = x_b * exp(s(x_a)) + t(x_a)` on the
+    rest; log-det `sum(s)`.
+
+    Attributes:
+      mask: "channel" (first / second half of the last axis; works for images
+        [B, H, W, C] with C >= 2 and vectors [B, D] with D >= 2) or
+        "checkerboard" (images only: the pixels with (i + j + parity) even
+        condition the others, RealNVP Fig. 3).
+      parity: 0 or 1, which half conditions (alternate it between layers).
+      hidden, num_layers: conditioner width and depth.
+      scale_fn: "tanh" (s = scale * tanh(raw), a learned per-channel scale; RealNVP)
+        or "sigmoid" (s = log sigmoid(raw + 2); Glow's code).
+    """
+
+    mask: str = "channel"
+    parity: int = 0
+    hidden: int = 64
+    num_layers: int = 2
+    scale_fn: str = "tanh"
+
+    def _log_scale(self, raw):
+        if self.scale_fn == "tanh":
+            scale = self.param("scale", nn.initializers.ones, (raw.shape[-1],))
+            return scale * jnp.tanh(raw)
+        if self.scale_fn == "sigmoid":
+            return jax.nn.log_sigmoid(raw + 2.0)
+        raise ValueError(f"scale_fn={self.scale_fn!r}; valid choices: ['tanh', 'sigmoid']")
+
+    @nn.compact
+    def __call__(self, x, inverse: bool = False):
+        if self.mask == "checkerboard":
+            if x.ndim != 4:
+                raise ValueError(f"checkerboard coupling needs images [B, H, W, C], got shape {x.shape}")
+            h, w = x.shape[1:3]
+            m = ((np.arange(h)[:, None] + np.arange(w)[None, :] + self.parity) % 2 == 0)
+            m = jnp.asarray(m, x.dtype)[None, :, :, None]
+            cond = jnp.concatenate([x * m, jnp.broadcast_to(m, x.shape[:3] + (1,))], -1)
+            raw, t = Conditioner(x.shape[-1], self.hidden, self.num_layers, name="conditioner")(cond)
+            log_s, t = self._log_scale(raw) * (1 - m), t * (1 - m)
+            if not inverse:
+                return x * jnp.exp(log_s) + t, _sum_except_batch(log_s)
+            return (x - t) * jnp.exp(-log_s), -_sum_except_batch(log_s)
+        if self.mask != "channel":
+            raise ValueError(f"mask={self.mask!r}; valid choices: ['channel', 'checkerboard']")
+        c = x.shape[-1]
+        if c < 2:
+            raise ValueError(f"channel coupling needs at least 2 channels / dimensions, got shape {x.shape}")
+        first, second = x[..., : c // 2], x[..., c // 2:]
+        xa, xb = (first, second) if self.parity == 0 else (second, first)
+        raw, t = Conditioner(xb.shape[-1], self.hidden, self.num_layers, name="conditioner")(xa)
+        log_s = self._log_scale(raw)
+        if not inverse:
+            yb, ld = xb * jnp.exp(log_s) + t, _sum_except_batch(log_s)
+        else:
+            yb, ld = (xb - t) * jnp.exp(-log_s), -_sum_except_batch(log_s)
+        out = (xa, yb) if self.parity == 0 else (yb, xa)
+        return jnp.concatenate(out, -1), ld
+
+
+def squeeze(x: jax.Array) -> jax.Array:
+    """[B, H, W, C] -> [B, H/2, W/2, 4C] (each 2x2 patch into channels). ValueError for odd H or W."""
+    b, h, w, c = x.shape
+    if h % 2 or w % 2:
+        raise ValueError(f"squeeze needs even height and width, got shape {x.shape}")
+    x = x.reshape(b, h // 2, 2, w // 2, 2, c).transpose(0, 1, 3, 2, 4, 5)
+    return x.reshape(b, h // 2, w // 2, 4 * c)
+
+
+def unsqueeze(x: jax.Array) -> jax.Array:
+    """The inverse of `squeeze`: [B, H, W, 4C] -> [B, 2H, 2W, C]."""
+    b, h, w, c4 = x.shape
+    x = x.reshape(b, h, w, 2, 2, c4 // 4).transpose(0, 1, 3, 2, 4, 5)
+    return x.reshape(b, 2 * h, 2 * w, c4 // 4)
+
+
+class Squeeze(Bijector):
+    """Space-to-depth squeeze (RealNVP Sec. 3.6), volume preserving (log-det 0)."""
+
+    @nn.compact
+    def __call__(self, x, inverse: bool = False):
+        zero = jnp.zeros(x.shape[:1], x.dtype)
+        return (unsqueeze(x) if inverse else squeeze(x)), zero
+
+
+class Logit(Bijector):
+    """Logit preprocessing of data in [0, 1] (RealNVP Sec. 4.1): y = logit(alpha + (1 - 2 alpha) x)."""
+
+    alpha: float = 0.05
+
+    @nn.compact
+    def __call__(self, x, inverse: bool = False):
+        a = self.alpha
+        if not inverse:
+            p = a + (1 - 2 * a) * x
+            y = jnp.log(p) - jnp.log1p(-p)
+            return y, _sum_except_batch(math.log(1 - 2 * a) - jnp.log(p) - jnp.log1p(-p))
+        p = jax.nn.sigmoid(x)
+        ld = _sum_except_batch(math.log(1 - 2 * a) - jnp.log(p) - jnp.log1p(-p))
+        return (p - a) / (1 - 2 * a), -ld
+
+
+class Shift(Bijector):
+    """y = x + shift (Glow's x - 0.5 centring), volume preserving."""
+
+    shift: float = -0.5
+
+    @nn.compact
+    def __call__(self, x, inverse: bool = False):
+        zero = jnp.zeros(x.shape[:1], x.dtype)
+        return (x - self.shift if inverse else x + self.shift), zero
+
+
+class Chain(Bijector):
+    """Composition: forward applies `layers` in order, inverse in reverse order; log-dets add."""
+
+    layers: Sequence[nn.Module]
+
+    @nn.compact
+    def __call__(self, x, inverse: bool = False):
+        ld = jnp.zeros(x.shape[:1], x.dtype)
+        for layer in (reversed(self.layers) if inverse else self.layers):
+            x, l = layer(x, inverse)
+            ld = ld + l
+        return x, ld
+
+
+def _level_out_shape(level, shape: tuple[int, int, int]) -> tuple[int, int, int]:
+    layers = level.layers if isinstance(level, Chain) else [level]
+    for layer in layers:
+        if isinstance(layer, Squeeze):
+            h, w, c = shape
+            shape = (h // 2, w // 2, 4 * c)
+    return shape
+
+
+class MultiScale(Bijector):
+    """Multi-scale architecture with factored-out latents (RealNVP Sec. 3.6, Glow Fig. 2b).
+
+    Forward: `h = level_0(x)`; the first half of the channels of h is factored
+    out as latent z_0 and the rest goes on to level_1, ...; the last level's
+    whole output is the last latent. The output is the concatenation of the
+    flattened latents: [B, H, W, C] -> [B, H W C]. With the standard normal
+    base of `log_prob` this is the factorisation p(z) = prod_i N(z_i; 0, I).
+
+    Attributes:
+      image_shape: (H, W, C) of one input.
+      levels: bijectors (usually `Chain`s holding a `Squeeze`) per level; the
+        output shape of a level is found from the `Squeeze` layers in it.
+    """
+
+    image_shape: tuple[int, int, int]
+    levels: Sequence[nn.Module]
+
+    def _shapes(self):
+        shapes, shape = [], tuple(self.image_shape)
+        for i, level in enumerate(self.levels):
+            out = _level_out_shape(level, shape)
+            if i < len(self.levels) - 1:
+                z = (out[0], out[1], out[2] // 2)
+                shape = (out[0], out[1], out[2] - out[2] // 2)
+            else:
+                z = out
+            shapes.append((out, z))
+        return shapes
+
+    @nn.compact
+    def __call__(self, x, inverse: bool = False):
+        b = x.shape[0]
+        shapes = self._shapes()
+        ld = jnp.zeros((b,), x.dtype)
+        if not inverse:
+            if x.shape[1:] != tuple(self.image_shape):
+                raise ValueError(f"MultiScale expects [B, {', '.join(map(str, self.image_shape))}], got {x.shape}")
+            zs, h = [], x
+            for i, level in enumerate(self.levels):
+                h, l = level(h, False)
+                ld = ld + l
+                if i < len(self.levels) - 1:
+                    k = h.shape[-1] // 2
+                    zs.append(h[..., :k].reshape(b, -1))
+                    h = h[..., k:]
+            zs.append(h.reshape(b, -1))
+            return jnp.concatenate(zs, -1), ld
+        sizes = np.cumsum([int(np.prod(z)) for _, z in shapes])[:-1]
+        pieces = jnp.split(x, sizes, axis=-1)
+        h = pieces[-1].reshape(b, *shapes[-1][1])
+        for i in reversed(range(len(self.levels))):
+            if i < len(self.levels) - 1:
+                h = jnp.concatenate([pieces[i].reshape(b, *shapes[i][1]), h], -1)
+            h, l = self.levels[i](h, True)
+            ld = ld + l
+        return h, ld
+
+
+# -- architectures ------------------------------------------------------------------------------
+
+def glow(image_shape=(28, 28, 1), num_levels: int = 2, steps_per_level: int = 8, hidden: int = 64,
+         lu: bool = True, preprocess: str = "logit", logit_alpha: float = 0.05, num_layers: int = 2) -> Chain:
+    """Glow (Kingma & Dhariwal 2018, Fig. 2): per level a squeeze and `steps_per_level` steps of
+    [ActNorm, invertible 1x1 conv (LU if `lu`), affine coupling (channel mask, sigmoid scale)],
+    then a split (all levels but the last). `preprocess`: "logit" (RealNVP's logit of x~) or
+    "center" (Glow's x~ - 0.5). Maps [B, H, W, C] in [0, 1] to [B, H W C]."""
+    conv = Invertible1x1ConvLU if lu else Invertible1x1Conv
+    levels = []
+    for i in range(num_levels):
+        layers = [Squeeze()]
+        for k in range(steps_per_level):
+            layers += [ActNorm(), conv(), AffineCoupling("channel", 0, hidden, num_layers, "sigmoid")]
+        levels.append(Chain(layers))
+    return Chain([_preprocess(preprocess, logit_alpha), MultiScale(tuple(image_shape), levels)])
+
+
+def realnvp(image_shape=(28, 28, 1), num_scales: int = 2, hidden: int = 64, num_layers: int = 2,
+            preprocess: str = "logit", logit_alpha: float = 0.05, couplings: int = 3) -> Chain:
+    """RealNVP multi-scale architecture (Dinh et al. 2017, Sec. 3.6 and 4.1): each scale has
+    `couplings` checkerboard couplings, a squeeze, `couplings` channel-wise couplings and a split;
+    the last scale has `couplings + 1` checkerboard couplings. Couplings alternate their mask
+    parity and use s = scale * tanh(.); an ActNorm (in place of RealNVP's batch norm) follows each
+    coupling. Maps [B, H, W, C] in [0, 1] to [B, H W C]."""
+    levels = []
+    for i in range(num_scales):
+        last = i == num_scales - 1
+        layers = []
+        for k in range(couplings + (1 if last else 0)):
+            layers += [AffineCoupling("checkerboard", k % 2, hidden, num_layers, "tanh"), ActNorm()]
+        if not last:
+            layers.append(Squeeze())
+            for k in range(couplings):
+                layers += [AffineCoupling("channel", k % 2, hidden, num_layers, "tanh"), ActNorm()]
+        levels.append(Chain(layers))
+    return Chain([_preprocess(preprocess, logit_alpha), MultiScale(tuple(image_shape), levels)])
+
+
+def realnvp_2d(num_layers: int = 8, hidden: int = 128, mlp_layers: int = 2, actnorm: bool = True) -> Chain:
+    """RealNVP for 2-D points (Dinh et al. 2017, Fig. 1 toy setting): `num_layers` channel-wise
+    affine couplings with alternating halves, tanh scales and MLP conditioners, each followed
+    by an ActNorm if `actnorm`. Maps [B, 2] -> [B, 2]."""
+    layers = []
+    for k in range(num_layers):
+        layers.append(AffineCoupling("channel", k % 2, hidden, mlp_layers, "tanh"))
+        if actnorm:
+            layers.append(ActNorm())
+    return Chain(layers)
+
+
+def _preprocess(kind: str, alpha: float) -> Bijector:
+    if kind == "logit":
+        return Logit(alpha)
+    if kind == "center":
+        return Shift(-0.5)
+    raise ValueError(f"preprocess={kind!r}; valid choices: ['logit', 'center']")
+
+
+# -- densities, dequantization, sampling ------------------------------------------------------------
+
+def standard_normal_log_prob(z: jax.Array) -> jax.Array:
+    """log N(z; 0, I) summed over all but the batch axis: float32 [B], nats."""
+    return _sum_except_batch(-0.5 * z ** 2 - 0.5 * math.log(2 * math.pi))
+
+
+def log_prob(flow: nn.Module, params, x: jax.Array) -> jax.Array:
+    """Exact log density log p(x) = log N(f(x); 0, I) + log|det df/dx| (RealNVP Eq. 3).
+
+    Args:
+      flow: a bijector whose forward maps data to the base space.
+      params: its parameters.
+      x: float32 [B, ...] points.
+
+    Returns:
+      float32 [B], nats (a density with respect to Lebesgue measure on x's space).
+    """
+    z, ld = flow.apply({"params": params}, x, method="forward_and_log_det")
+    return standard_normal_log_prob(z) + ld
+
+
+def dequantize(key: jax.Array, x: jax.Array) -> jax.Array:
+    """Uniform dequantization x~ = (x + u) / 256, u ~ U[0, 1) i.i.d. per value.
+
+    Args:
+      key: PRNG key.
+      x: integer array [...] with values 0-255.
+
+    Returns:
+      float32 array of the same shape in [0, 1).
+    """
+    u = jax.random.uniform(key, x.shape, jnp.float32)
+    return (x.astype(jnp.float32) + u) / 256.0
+
+
+def quantize(x: jax.Array) -> jax.Array:
+    """The inverse of dequantization: uint8 floor(256 x), clipped to 0-255."""
+    return jnp.clip(jnp.floor(x * 256.0), 0, 255).astype(jnp.uint8)
+
+
+def bits_per_dim(log_density: jax.Array, num_dims: int) -> jax.Array:
+    """Bits per dimension of 8-bit data from the log density of x~ = (x + u)/256 on [0, 1]^D.
+
+    `(-log p(x~) + D ln 256) / (D ln 2)`: a uniform density on [0, 1]^D
+    (log p = 0) gives exactly 8 bits/dim. Its expectation over u is an upper
+    bound on the discrete model's -log2 P(x) / D (Theis et al. 2016).
+
+    Args:
+      log_density: nats, any shape.
+      num_dims: D, the number of dimensions of one example.
+    """
+    return (-log_density + num_dims * LN256) / (num_dims * LN2)
+
+
+def sample(flow: nn.Module, params, key: jax.Array, num_samples: int, dim: int, temperature=1.0) -> jax.Array:
+    """x = f^{-1}(z), z ~ N(0, temperature^2 I) of shape [num_samples, dim] (Glow Sec. 5 temperature).
+
+    Returns:
+      float32 [num_samples, ...] in the flow's data space.
+    """
+    z = temperature * jax.random.normal(key, (num_samples, dim), jnp.float32)
+    x, _ = flow.apply({"params": params}, z, method="inverse_and_log_det")
+    return x
+
+
+# -- the image experiment shared by realnvp_mnist and glow_mnist ------------------------------------
+
+def image_flow_config(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """Add the fields every image flow experiment has to a base config `c` (in place; returned)."""
+    c.preprocess = "logit"  # logit (RealNVP) | center (Glow's x - 0.5)
+    c.logit_alpha = 0.05
+    c.hidden = 64  # conditioner width
+    c.num_layers = 2  # conditioner depth (hidden layers)
+    c.warmup_steps = 200  # linear learning-rate warmup, then cosine decay to lr_final_fraction * lr
+    c.lr_final_fraction = 0.05
+    c.grad_clip = 50.0  # global-norm gradient clipping
+    c.init_batch_size = 256  # training images for the actnorm data-dependent init
+    c.num_recon_images = 1000  # test images for the reconstruction error of f^-1(f(x~))
+    c.temperatures = (0.0, 0.25, 0.5, 0.7, 0.85, 1.0)  # rows of temperature_sweep.png
+    c.sample_temperature = 1.0  # temperature of samples.png
+    return c
+
+
+class ImageFlowExperiment(BaseExperiment):
+    """A flow on dequantized 8-bit MNIST: exact log-likelihood, bits/dim, samples with a temperature.
+
+    Subclasses define `name` and `build_flow()` (a bijector [B, 28, 28, 1] in [0, 1] -> [B, 784]).
+
+    `log_prob(params, x, key)` is the exact log density of the dequantized point
+    x + u in [0, 256]^D, u ~ U[0, 1)^D drawn from `key`:
+    `log p(x~) - D ln 256` nats with x~ = (x + u) / 256; its expectation over u is a
+    lower bound on log P(x) of the discrete data, and `-log_prob / (D ln 2)` is the
+    bits/dim of `bits_per_dim`. `sample(params, key, n, temperature=1.0)` returns
+    uint8 images [n, 28, 28, 1] in 0-255 (`quantize(f^-1(z))`, z ~ N(0, T^2 I)).
+    """
+
+    data_shape = (28, 28, 1)
+    data_max = 255
+    conditioning = ("temperature",)
+    log_prob_needs_key = True
+
+    def __init__(self, config):
+        super().__init__(config)
+        if config.preprocess not in ("logit", "center"):
+            raise ValueError(f"config.preprocess={config.preprocess!r}; valid choices: ['logit', 'center']")
+        if not 0.0 < config.logit_alpha < 0.5:
+            raise ValueError(f"config.logit_alpha must be in (0, 0.5), got {config.logit_alpha}")
+        if config.hidden < 1 or config.num_layers < 1 or config.init_batch_size < 2:
+            raise ValueError("config.hidden and num_layers must be >= 1 and init_batch_size >= 2")
+        self.dim = int(np.prod(self.data_shape))
+        self.flow = self.build_flow()
+
+    def build_flow(self) -> nn.Module:
+        raise NotImplementedError
+
+    # -- data -----------------------------------------------------------------------------
+    def _split(self, split: str) -> dict:
+        return {"image": load_split("mnist", split, self.config.data_dir or None)["image"]}
+
+    def train_batches(self, start_step: int = 0):
+        return train_batches(self._split("train"), self.config.batch_size, self.config.seed, start_step)
+
+    # -- model ----------------------------------------------------------------------------
+    def init_params(self, key):
+        """Parameters with the actnorm data-dependent init on `init_batch_size` dequantized training
+        images (chosen by `config.seed`, dequantized with `key`). Needs the mnist data."""
+        train = self._split("train")["image"]
+        idx = np.sort(np.random.default_rng([self.config.seed, 7]).choice(len(train), self.config.init_batch_size,
+                                                                            replace=False))
+        init_key, u_key = jax.random.split(key)
+        x = dequantize(u_key, jnp.asarray(train[idx]))
+        return self.flow.init(init_key, x, method="forward_and_log_det")["params"]
+
+    def optimizer(self):
+        c = self.config
+        warmup = max(1, min(c.warmup_steps, max(c.num_steps - 1, 1)))
+        schedule = optax.warmup_cosine_decay_schedule(0.0, c.learning_rate, warmup, max(c.num_steps, warmup + 1),
+                                                      c.learning_rate * c.lr_final_fraction)
+        return optax.chain(optax.clip_by_global_norm(c.grad_clip), optax.adam(schedule))
+
+    def loss_fn(self, params, batch, keys):
+        """-log p(x~) + D ln 256, nats per image (the dequantized NLL of the 8-bit image); u per example from keys."""
+        x = jax.vmap(dequantize)(keys, batch["image"])
+        nll = -(log_prob(self.flow, params, x) - self.dim * LN256).mean()
+        return nll, {"bits_per_dim": nll / (self.dim * LN2)}
+
+    def log_prob(self, params, x, key):
+        """Exact log density of x + u in [0, 256]^D, nats, float32 [N] (u ~ U[0,1)^D from `key`; see class doc)."""
+        x_t = dequantize(key, jnp.asarray(x))
+        return log_prob(self.flow, params, x_t) - self.dim * LN256
+
+    def check_conditioning(self, num_samples: int, **conditioning) -> dict:
+        """Accepts `temperature` (a finite float >= 0, default 1.0). ValueError otherwise."""
+        conditioning = super().check_conditioning(num_samples, **conditioning)
+        t = conditioning.get("temperature", 1.0)
+        if isinstance(t, bool) or not isinstance(t, (int, float, np.floating, np.integer)) \
+                or not math.isfinite(float(t)) or float(t) < 0:
+            raise ValueError(f"temperature must be a finite number >= 0, got {t!r}")
+        return {"temperature": float(t)}
+
+    def sample(self, params, key, num_samples: int, temperature=1.0):
+        """uint8 [num_samples, 28, 28, 1] in 0-255: quantize(f^-1(z)), z ~ N(0, temperature^2 I)."""
+        x = sample(self.flow, params, key, num_samples, self.dim, temperature)
+        return quantize(x)
+
+    # -- evaluation ---------------------------------------------------------------------------
+    def reconstruction_errors(self, params, x_t, dtype=jnp.float32) -> np.ndarray:
+        """Per-image max |f^-1(f(x~)) - x~| for images x~ [N, 28, 28, 1] in [0, 1], computed in `dtype`
+        (float32, or float64 under `jax.experimental.enable_x64`): float64 [N]."""
+        @jax.jit
+        def err(p, xb):
+            z, _ = self.flow.apply({"params": p}, xb, method="forward_and_log_det")
+            back, _ = self.flow.apply({"params": p}, z, method="inverse_and_log_det")
+            return jnp.max(jnp.abs(back - xb).reshape(xb.shape[0], -1), axis=1)
+
+        p = jax.tree_util.tree_map(lambda a: jnp.asarray(a, dtype), params)
+        x_t = np.asarray(x_t)
+        bs = self.config.eval_batch_size
+        return np.concatenate([np.asarray(err(p, jnp.asarray(x_t[i:i + bs], dtype)), np.float64)
+                               for i in range(0, len(x_t), bs)])
+
+    def reconstruction_error(self, params, x_t: jax.Array) -> float:
+        """max |f^-1(f(x~)) - x~| over float32 images x~ [N, 28, 28, 1] in [0, 1] (float32 arithmetic)."""
+        return float(self.reconstruction_errors(params, x_t).max())
+
+    def reconstruction_report(self, params, x_t) -> dict:
+        """The float32 reconstruction error (max, median and 99th percentile of the per-image max, share
+        of images above 1e-4) and the max in float64 arithmetic (same parameters and inputs), which
+        separates float32 round-off amplified by the trained flow's conditioning from an inexact inverse."""
+        e32 = self.reconstruction_errors(params, x_t)
+        with jax.enable_x64(True):
+            e64 = self.reconstruction_errors(params, x_t, jnp.float64)
+        return {"reconstruction_max_abs_error": float(e32.max()),
+                "reconstruction_median_abs_error": float(np.median(e32)),
+                "reconstruction_p99_abs_error": float(np.percentile(e32, 99)),
+                "reconstruction_fraction_above_1e-4": float(np.mean(e32 > 1e-4)),
+                "reconstruction_max_abs_error_float64": float(e64.max())}
+
+    def evaluate(self, params, key):
+        test_key, recon_key = jax.random.split(key)
+
+        @jax.jit
+        def nll(batch, k):
+            lp = self.log_prob(params, batch["image"], k)
+            return {"nll": -lp}
+
+        test = self._split("test")
+        nats = mean_over_dataset(nll, test, self.config.eval_batch_size, test_key)["nll"]
+        x_t = dequantize(recon_key, jnp.asarray(test["image"][: self.config.num_recon_images]))
+        n_params = int(sum(x.size for x in jax.tree_util.tree_leaves(params)))
+        return {
+            "test_nll_nats": nats,
+            "test_bits_per_dim": nats / (self.dim * LN2),
+            **self.reconstruction_report(params, x_t),
+            "num_recon_images": int(len(x_t)),
+            "num_params": n_params,
+            "dequantization": "uniform: x~ = (x + u) / 256, u ~ U[0,1)^784, one draw per test image; "
+                              "bits/dim = (-log p(x~) + D ln 256) / (D ln 2), an upper bound in expectation "
+                              "on the discrete bits/dim",
+            "figures": ["samples.png", "temperature_sweep.png"],
+        }
+
+    def write_artifacts(self, params, key, workdir: Path) -> None:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        workdir = Path(workdir)
+        draw = jax.jit(self.sample, static_argnums=2)
+        x = draw(params, key, 64, self.config.sample_temperature)
+        viz.save_image_grid(workdir / "samples.png", np.asarray(x), cols=8, max_value=255)
+        temps = list(self.config.temperatures)
+        sweep_key = jax.random.fold_in(key, 1)
+        rows = [np.asarray(draw(params, sweep_key, 10, t)) for t in temps]  # same z, scaled by T
+        fig, axes = plt.subplots(len(temps), 1, figsize=(7, 0.8 * len(temps) + 0.4))
+        for ax, t, row in zip(np.atleast_1d(axes), temps, rows):
+            ax.imshow(np.asarray(viz.image_grid(row, cols=10, max_value=255)), cmap="gray", vmin=0, vmax=255)
+            ax.set_ylabel(f"T={t:g}", rotation=0, labelpad=22, va="center")
+            ax.set_xticks([])
+            ax.set_yticks([])
+        fig.suptitle(f"{self.name}: samples at temperature T (same z per column)", fontsize=9)
+        fig.tight_layout()
+        fig.savefig(workdir / "temperature_sweep.png", dpi=100)
+        plt.close(fig)
