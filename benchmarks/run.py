@@ -95,6 +95,21 @@ ENTRIES: list[Entry] = [
     Entry(name="melody_jsb", experiment="melody_jsb", overrides={}, sample_sizes=(1, 8),
           quick_overrides={"hidden": 8, "batch_size": 4}, quick_sample_sizes=(2,),
           conditioning=lambda experiment, n: experiment.check_conditioning(n, length=256)),
+    # WaveNet: a train example is a crop of `crop_length` (2,048) audio samples (x 2,048 = audio samples/s);
+    # the sampler (the fast queue sampler) draws recordings of 1 s at 8 kHz, so samples/s = seconds of audio
+    # per second. Naive vs fast with the speed-up ratio: `python -m benchmarks.wavenet_sampling`.
+    Entry(name="wavenet_digits", experiment="wavenet_digits", overrides={}, sample_sizes=(1, 8),
+          quick_overrides={"layers_per_block": 3, "num_blocks": 1, "residual_channels": 8, "skip_channels": 8,
+                           "crop_length": 256, "batch_size": 4},
+          quick_sample_sizes=(2,),
+          conditioning=lambda experiment, n: experiment.check_conditioning(n, seconds=1.0)),
+    # Normalizing flows: the sampler is one inverse pass (z ~ N(0, I) -> image), temperature 1.
+    Entry(name="glow_mnist", experiment="glow_mnist", overrides={}, sample_sizes=(64, 1024),
+          quick_overrides={"steps_per_level": 1, "hidden": 4, "init_batch_size": 8, "batch_size": 8},
+          quick_sample_sizes=(8,)),
+    Entry(name="realnvp_mnist", experiment="realnvp_mnist", overrides={}, sample_sizes=(64, 1024),
+          quick_overrides={"couplings": 1, "hidden": 4, "init_batch_size": 8, "batch_size": 8},
+          quick_sample_sizes=(8,)),
 ]
 
 
