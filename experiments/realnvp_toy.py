@@ -147,11 +147,7 @@ class Experiment(BaseExperiment):
     def check_conditioning(self, num_samples: int, **conditioning) -> dict:
         """Accepts `temperature` (a finite float >= 0, default 1.0). ValueError otherwise."""
         conditioning = super().check_conditioning(num_samples, **conditioning)
-        t = conditioning.get("temperature", 1.0)
-        if isinstance(t, bool) or not isinstance(t, (int, float, np.floating, np.integer)) \
-                or not math.isfinite(float(t)) or float(t) < 0:
-            raise ValueError(f"temperature must be a finite number >= 0, got {t!r}")
-        return {"temperature": float(t)}
+        return {"temperature": flows.check_temperature(conditioning.get("temperature", 1.0))}
 
     def sample(self, params, key, num_samples: int, temperature=1.0):
         """x = f^-1(z), z ~ N(0, temperature^2 I): float32 [num_samples, 2]."""

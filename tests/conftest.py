@@ -9,7 +9,7 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
 import pytest  # noqa: E402
 
-from gm_jax.data import DatasetNotFoundError, find_data_dir, music  # noqa: E402
+from gm_jax.data import DatasetNotFoundError, audio, find_data_dir, music  # noqa: E402
 
 
 def _require(name: str, find=find_data_dir):
@@ -43,3 +43,9 @@ def shakespeare_dir():
 def jsb_dir():
     """The raw jsb_chorales folder of ../shared/data (fails under CI when missing)."""
     return _require("jsb_chorales", find=music.find_jsb_dir)
+
+
+@pytest.fixture(scope="session")
+def fsdd_dir():
+    """The raw spoken_digits folder (Free Spoken Digit Dataset) of ../shared/data (fails under CI when missing)."""
+    return _require("spoken_digits", find=audio.find_fsdd_dir)

@@ -1,22 +1,10 @@
 """FSDD reading, labels and mu-law companding (gm_jax.data.audio)."""
-import os
 
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from gm_jax.data import DatasetNotFoundError, audio
-
-
-@pytest.fixture(scope="session")
-def fsdd_dir():
-    """The spoken_digits folder of ../shared/data (fails under CI when missing, skips otherwise)."""
-    try:
-        return audio.find_fsdd_dir()
-    except DatasetNotFoundError as e:
-        if os.environ.get("CI"):
-            pytest.fail(f"real data missing in CI: {e}")
-        pytest.skip(str(e))
 
 
 def test_mu_law_known_values():

@@ -1,5 +1,4 @@
 """WaveNet: causality, receptive field, naive == fast sampling, exact density, the experiment's checks."""
-import os
 
 import jax
 import jax.numpy as jnp
@@ -7,7 +6,7 @@ import numpy as np
 import pytest
 
 import gm_jax
-from gm_jax.data import DatasetNotFoundError, audio
+from gm_jax.data import audio
 from gm_jax.models import wavenet
 
 TINY = {"layers_per_block": 3, "num_blocks": 2, "residual_channels": 8, "skip_channels": 8, "cond_dim": 4}
@@ -125,16 +124,6 @@ def test_bad_conditioning_and_data():
         model.log_prob(np.full((1, 10), 1.5, np.float32))
     with pytest.raises(ValueError, match="float waveforms"):
         model.log_prob(np.zeros((1, 10), np.int32))
-
-
-@pytest.fixture(scope="module")
-def fsdd_dir():
-    try:
-        return audio.find_fsdd_dir()
-    except DatasetNotFoundError as e:
-        if os.environ.get("CI"):
-            pytest.fail(f"real data missing in CI: {e}")
-        pytest.skip(str(e))
 
 
 def test_training_on_real_crops_lowers_the_loss(fsdd_dir):

@@ -536,6 +536,18 @@ def image_flow_config(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict
     return c
 
 
+def check_temperature(t) -> float:
+    """The sampling temperature T of z ~ N(0, T^2 I) as a float.
+
+    Raises:
+      ValueError: T is not a finite real number >= 0.
+    """
+    if isinstance(t, bool) or not isinstance(t, (int, float, np.floating, np.integer)) \
+            or not math.isfinite(float(t)) or float(t) < 0:
+        raise ValueError(f"temperature must be a finite number >= 0, got {t!r}")
+    return float(t)
+
+
 class ImageFlowExperiment(BaseExperiment):
     """A flow on dequantized 8-bit MNIST: exact log-likelihood, bits/dim, samples with a temperature.
 
@@ -607,11 +619,7 @@ class ImageFlowExperiment(BaseExperiment):
     def check_conditioning(self, num_samples: int, **conditioning) -> dict:
         """Accepts `temperature` (a finite float >= 0, default 1.0). ValueError otherwise."""
         conditioning = super().check_conditioning(num_samples, **conditioning)
-        t = conditioning.get("temperature", 1.0)
-        if isinstance(t, bool) or not isinstance(t, (int, float, np.floating, np.integer)) \
-                or not math.isfinite(float(t)) or float(t) < 0:
-            raise ValueError(f"temperature must be a finite number >= 0, got {t!r}")
-        return {"temperature": float(t)}
+        return {"temperature": check_temperature(conditioning.get("temperature", 1.0))}
 
     def sample(self, params, key, num_samples: int, temperature=1.0):
         """uint8 [num_samples, 28, 28, 1] in 0-255: quantize(f^-1(z)), z ~ N(0, temperature^2 I)."""
