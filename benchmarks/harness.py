@@ -42,7 +42,7 @@ import numpy as np
 
 import gm_jax
 from gm_jax.experiment import Experiment
-from gm_jax.training.loop import run_keys
+from gm_jax.training.loop import run_keys, write_json
 from gm_jax.training.steps import PARALLEL_CHOICES, TrainStep
 
 TRAIN = "train_step"
@@ -313,3 +313,18 @@ def markdown_report(payload: dict) -> str:
         "",
     ]
     return "\n".join(header) + "\n" + markdown_table(payload["records"]) + "\n"
+
+
+def write_report(out, stem: str, settings: dict, records: list, markdown) -> dict:
+    """Write `out/<stem>.json` ({"environment", "settings", "records"}) and `out/<stem>.md`
+    (`markdown(records)`, also printed to stdout); return the JSON payload."""
+    from pathlib import Path
+
+    out = Path(out)
+    payload = {"environment": environment(), "settings": settings, "records": records}
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / f"{stem}.json", payload)
+    report = markdown(records)
+    (out / f"{stem}.md").write_text(report)
+    print(report, end="")
+    return payload

@@ -28,9 +28,9 @@ import jax
 import numpy as np
 
 import gm_jax
-from benchmarks.harness import environment
+from benchmarks.harness import write_report
 from gm_jax.models import pixelcnn
-from gm_jax.training.loop import run_keys, write_json
+from gm_jax.training.loop import run_keys
 
 MODELS = ("gated_pixelcnn_mnist", "pixelcnn_mnist")
 QUICK = {"features": 4, "num_layers": 1, "output_features": 4}
@@ -101,13 +101,7 @@ def main(argv=None) -> dict:
         print(msg, file=sys.stderr, flush=True)
 
     records = [time_samplers(m, args.num_samples, args.repeats, args.workdir, args.quick, log) for m in args.models]
-    payload = {"environment": environment(), "settings": vars(args) | {"out": str(args.out)}, "records": records}
-    args.out.mkdir(parents=True, exist_ok=True)
-    write_json(args.out / "pixelcnn_sampling.json", payload)
-    report = markdown(records)
-    (args.out / "pixelcnn_sampling.md").write_text(report)
-    print(report, end="")
-    return payload
+    return write_report(args.out, "pixelcnn_sampling", vars(args) | {"out": str(args.out)}, records, markdown)
 
 
 if __name__ == "__main__":

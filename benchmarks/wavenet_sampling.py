@@ -35,10 +35,10 @@ import jax.numpy as jnp
 import numpy as np
 
 import gm_jax
-from benchmarks.harness import environment
+from benchmarks.harness import write_report
 from gm_jax.data import audio
 from gm_jax.models import wavenet
-from gm_jax.training.loop import run_keys, write_json
+from gm_jax.training.loop import run_keys
 
 QUICK = {"layers_per_block": 4, "num_blocks": 1, "residual_channels": 8, "skip_channels": 8, "cond_dim": 4}
 DEFAULT_OUT = Path(__file__).resolve().parent / "results"
@@ -112,13 +112,7 @@ def main(argv=None) -> dict:
         print(msg, file=sys.stderr, flush=True)
 
     records = [time_samplers(args.seconds, args.num_samples, args.repeats, args.workdir, args.quick, log)]
-    payload = {"environment": environment(), "settings": vars(args) | {"out": str(args.out)}, "records": records}
-    args.out.mkdir(parents=True, exist_ok=True)
-    write_json(args.out / "wavenet_sampling.json", payload)
-    report = markdown(records)
-    (args.out / "wavenet_sampling.md").write_text(report)
-    print(report, end="")
-    return payload
+    return write_report(args.out, "wavenet_sampling", vars(args) | {"out": str(args.out)}, records, markdown)
 
 
 if __name__ == "__main__":
