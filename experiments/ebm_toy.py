@@ -11,7 +11,7 @@ from a replay buffer and the energy-magnitude regulariser
   a circle of radius `ring_radius`, equal weights), drawn with its sampler;
 * `moons`: two interleaving half circles (the usual "two moons": (cos t, sin t)
   and (1 - cos t, 0.5 - sin t), t ~ U(0, pi), centred by (-0.5, -0.25)) plus
-  Gaussian noise of std `moons_noise`.
+  Gaussian noise of std `moons_noise` (`gm_jax.data.toy.two_moons`).
 
 Both are drawn from `default_rng([seed, step])` per batch (resumable).
 `Model.sample` runs `sample_steps` Langevin steps from uniform noise on the
@@ -46,6 +46,7 @@ import ml_collections
 import numpy as np
 
 from gm_jax import config as config_lib
+from gm_jax.data import toy
 from gm_jax.models import ebm
 
 PROBLEMS = ("ring8", "moons")
@@ -83,21 +84,6 @@ def get_config() -> ml_collections.ConfigDict:
     return c
 
 
-def two_moons(rng: np.random.Generator, n: int, noise: float) -> np.ndarray:
-    """n points float32 [n, 2] of the two moons with Gaussian noise of std `noise`."""
-    t = rng.uniform(0, np.pi, n)
-    upper = rng.integers(0, 2, n).astype(bool)
-    x = np.where(upper[:, None], np.stack([np.cos(t), np.sin(t)], 1), np.stack([1 - np.cos(t), 0.5 - np.sin(t)], 1))
-    return (x - np.array([0.5, 0.25]) + noise * rng.standard_normal((n, 2))).astype(np.float32)
-
-
-def moon_curves(num: int = 2000) -> tuple[np.ndarray, np.ndarray]:
-    """Dense points on the noiseless upper and lower moons, float [num, 2] each (centred like `two_moons`)."""
-    t = np.linspace(0, np.pi, num)
-    shift = np.array([0.5, 0.25])
-    return np.stack([np.cos(t), np.sin(t)], 1) - shift, np.stack([1 - np.cos(t), 0.5 - np.sin(t)], 1) - shift
-
-
 class Experiment(ebm.EBMExperiment):
     name = "ebm_toy"
     data_shape = (2,)
@@ -121,7 +107,7 @@ class Experiment(ebm.EBMExperiment):
     def draw_data(self, rng: np.random.Generator, n: int) -> np.ndarray:
         if self.config.problem == "ring8":
             return self.ring.draw_data(rng, n)
-        return two_moons(rng, n, self.config.moons_noise)
+        return toy.two_moons(rng, n, self.config.moons_noise)
 
     def train_batches(self, start_step: int = 0):
         step = start_step
@@ -162,7 +148,7 @@ class Experiment(ebm.EBMExperiment):
         return float(np.mean(logp[ij[:, 1] * n + ij[:, 0]]))
 
     def moons_metrics(self, x: np.ndarray) -> dict:
-        upper, lower = moon_curves()
+        upper, lower = toy.moon_curves()
         du = np.min(np.linalg.norm(x[:, None] - upper[None], axis=-1), 1)
         dl = np.min(np.linalg.norm(x[:, None] - lower[None], axis=-1), 1)
         near = np.minimum(du, dl) <= 3 * self.config.moons_noise

@@ -31,6 +31,7 @@ import ml_collections
 import numpy as np
 
 from gm_jax import config as config_lib
+from gm_jax.data import toy
 from gm_jax.models import gan
 from gm_jax.training import checkpoint
 from gm_jax.training.loop import run_keys
@@ -95,16 +96,14 @@ class Experiment(gan.GANExperiment):
     # -- data -------------------------------------------------------------------------
     def centers(self) -> np.ndarray:
         """The ring's mode centres float [num_modes, 2]."""
-        angles = 2 * np.pi * np.arange(self.config.num_modes) / self.config.num_modes
-        return self.config.ring_radius * np.stack([np.cos(angles), np.sin(angles)], 1)
+        return toy.ring_centers(self.config.num_modes, self.config.ring_radius)
 
     def draw_data(self, rng: np.random.Generator, n: int) -> np.ndarray:
         """n points of p_data, float32 [n, d]."""
         c = self.config
         if c.problem == "gauss1d":
             return (c.gauss_mean + c.gauss_std * rng.standard_normal((n, 1))).astype(np.float32)
-        modes = rng.integers(0, c.num_modes, n)
-        return (self.centers()[modes] + c.ring_std * rng.standard_normal((n, 2))).astype(np.float32)
+        return toy.ring_of_gaussians(rng, n, c.num_modes, c.ring_radius, c.ring_std)
 
     def train_batches(self, start_step: int = 0):
         """Fresh draws from p_data; batch s comes from `default_rng([seed, s])` (resumable)."""

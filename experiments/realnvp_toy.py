@@ -28,7 +28,6 @@ Samples (`Model.sample(key, n, temperature=1.0)`) are float32 [n, 2] points;
 """
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import jax
@@ -38,6 +37,7 @@ import numpy as np
 import optax
 
 from gm_jax import config as config_lib
+from gm_jax.data import toy
 from gm_jax.experiment import Experiment as BaseExperiment
 from gm_jax.models import flows
 
@@ -69,24 +69,13 @@ def get_config() -> ml_collections.ConfigDict:
 
 
 def draw(problem: str, rng: np.random.Generator, n: int, noise: float = 0.08, mode_std: float = 0.15) -> np.ndarray:
-    """n points of the toy density `problem`, float32 [n, 2]."""
+    """n points of the toy density `problem` (`gm_jax.data.toy`), float32 [n, 2]."""
     if problem == "two_moons":
-        t = rng.uniform(0, math.pi, n)
-        upper = rng.random(n) < 0.5
-        x = np.where(upper, np.cos(t), 1 - np.cos(t))
-        y = np.where(upper, np.sin(t), 0.5 - np.sin(t))
-        pts = np.stack([x - 0.5, y - 0.25], 1) * 1.5
-        return (pts + noise * rng.standard_normal((n, 2))).astype(np.float32)
+        return toy.two_moons(rng, n, noise, scale=1.5)
     if problem == "eight_gaussians":
-        angles = 2 * np.pi * rng.integers(0, 8, n) / 8
-        centers = 2.0 * np.stack([np.cos(angles), np.sin(angles)], 1)
-        return (centers + mode_std * rng.standard_normal((n, 2))).astype(np.float32)
+        return toy.ring_of_gaussians(rng, n, 8, 2.0, mode_std)
     if problem == "checkerboard":
-        x1 = rng.uniform(-2, 2, n)
-        col = np.floor(x1 + 2).astype(int)  # 0..3
-        row = 2 * rng.integers(0, 2, n) + (col % 2)  # a black square in that column
-        x2 = row - 2 + rng.random(n)
-        return np.stack([x1, x2], 1).astype(np.float32)
+        return toy.checkerboard(rng, n)
     raise ValueError(f"problem={problem!r}; valid choices: {list(PROBLEMS)}")
 
 

@@ -83,3 +83,29 @@ def test_dynamic_binarize_draws_bernoulli_with_p_equal_x_over_255():
     assert abs(float(out[:1000].mean()) - 64 / 255) < 0.02
     assert float(out[1000:].min()) == 1
     assert not np.array_equal(out, data.dynamic_binarize(jax.random.key(1), images))
+
+
+def test_toy_densities_lie_on_their_support_and_are_seeded():
+    from gm_jax.data import toy
+
+    n = 4000
+    ring = toy.ring_of_gaussians(np.random.default_rng(0), n, num_modes=8, radius=2.0, std=0.05)
+    d = np.linalg.norm(ring[:, None, :] - toy.ring_centers(8, 2.0)[None], axis=-1)
+    assert ring.shape == (n, 2) and ring.dtype == np.float32
+    assert np.mean(d.min(1) < 3 * 0.05) > 0.98  # chi(2) beyond 3 sigma: 1.1%
+    assert np.all(np.bincount(d.argmin(1), minlength=8) > n / 8 * 0.8)  # every mode, near-equal weights
+
+    moons = toy.two_moons(np.random.default_rng(0), n, noise=0.02, scale=1.5)
+    upper, lower = toy.moon_curves(4000, scale=1.5)
+    curve = np.concatenate([upper, lower])
+    dist = np.sqrt(((moons[:, None, :] - curve[None]) ** 2).sum(-1)).min(1)
+    assert np.mean(dist < 3 * 0.02) > 0.98
+
+    board = toy.checkerboard(np.random.default_rng(0), n)
+    col, row = np.floor(board[:, 0] + 2).astype(int), np.floor(board[:, 1] + 2).astype(int)
+    assert np.all(np.abs(board) <= 2) and np.all((row - col) % 2 == 0)  # black squares only
+    counts = np.bincount(4 * row + col, minlength=16)
+    assert np.sum(counts > 0) == 8 and counts.max() < 1.3 * n / 8  # all 8 black squares, uniform
+
+    for draw in (toy.ring_of_gaussians, toy.two_moons, toy.checkerboard):  # a pure function of the generator's seed
+        assert np.array_equal(draw(np.random.default_rng(3), 10), draw(np.random.default_rng(3), 10))
