@@ -18,8 +18,10 @@ to the workdir:
 
 Published reference: nanoGPT's character-level Shakespeare model (6 layers,
 6 heads, d = 384, context 256, 10.7M parameters, GPU) reaches a validation
-loss of 1.47 nats/char (2.12 bits/char). The default here is sized for a
-2-core CPU (about 15 minutes).
+loss of 1.47 nats/char (2.12 bits/char). The default here (0.8M parameters,
+3,300 steps) is sized for a 2-core CPU: 1,405 s of training, test 2.319 bits/char
+(validation 2.076) measured; 1,500 steps gave 2.392. Scoring with more context
+does not help this model (eval_stride 32 / 16: 2.321 / 2.321).
 
 Sampling (`gm_jax.Model.sample(key, n, prompt=..., length=..., temperature=...,
 top_k=..., top_p=...)`) returns int32 token ids [n, len(prompt) + length]
@@ -60,7 +62,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.positions = "learned"  # learned | sinusoidal
     c.dropout = 0.0
     c.sampler = "cached"  # cached | naive (the same tokens; naive re-reads the context every step)
-    c.num_steps = 1500  # 6.1M training characters (about 6 epochs)
+    c.num_steps = 3300  # 13.5M training characters (about 13 epochs); 1,405 s on 2 cores
     c.batch_size = 32
     c.learning_rate = 2e-3
     c.warmup_steps = 100
