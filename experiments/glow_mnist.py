@@ -6,7 +6,7 @@ The flow (`gm_jax.models.flows.glow`): logit preprocessing of x~ = (x + u) / 256
 (RealNVP Sec. 4.1; `--config.preprocess=center` for Glow's x~ - 0.5), then a
 multi-scale Glow with `num_levels` levels: squeeze, `steps_per_level` steps of
 [actnorm (data-dependent init), LU-decomposed invertible 1x1 conv, affine
-coupling], split (28x28x1 -> 14x14x4 -> half factored out -> 7x7x8), with a
+coupling with its sigmoid scale floored at `min_scale`], split (28x28x1 -> 14x14x4 -> half factored out -> 7x7x8), with a
 standard normal base on all factored-out latents. Trained by maximum likelihood
 of the uniformly dequantized data (Adam, linear warmup then cosine decay,
 gradient clipping). At the end it writes to the workdir:
@@ -38,6 +38,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.num_levels = 2
     c.steps_per_level = 6
     c.lu = True  # LU-decomposed 1x1 convolutions (False: plain W with slogdet)
+    c.min_scale = 0.1  # floor of the couplings' sigmoid scale (0: Glow's code); bounds the inverse's error growth
     c.hidden = 64
     c.num_steps = 8000
     c.batch_size = 64
@@ -58,8 +59,10 @@ class Experiment(flows.ImageFlowExperiment):
             raise ValueError("config.num_levels and steps_per_level must be >= 1")
         if 28 % (2 ** c.num_levels):
             raise ValueError(f"config.num_levels={c.num_levels}: 28 must be divisible by 2^num_levels (max 2)")
+        if not 0.0 <= c.min_scale < 1.0:
+            raise ValueError(f"config.min_scale={c.min_scale} must be in [0, 1) (0: Glow's unfloored sigmoid scale)")
         return flows.glow(self.data_shape, c.num_levels, c.steps_per_level, c.hidden, c.lu, c.preprocess,
-                          c.logit_alpha, c.num_layers)
+                          c.logit_alpha, c.num_layers, c.min_scale)
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ BIJECTORS = {
     "conv1x1_lu": (lambda: flows.Invertible1x1ConvLU(), (2, 2, 4)),
     "coupling_channel_tanh": (lambda: flows.AffineCoupling("channel", 0, 8, 2, "tanh"), (2, 2, 4)),
     "coupling_channel_sigmoid_odd": (lambda: flows.AffineCoupling("channel", 1, 8, 1, "sigmoid"), (2, 2, 3)),
+    "coupling_channel_sigmoid_floor": (lambda: flows.AffineCoupling("channel", 0, 8, 1, "sigmoid", 0.1), (2, 2, 4)),
     "coupling_checkerboard": (lambda: flows.AffineCoupling("checkerboard", 1, 8, 2, "tanh"), (4, 4, 1)),
     "coupling_vector": (lambda: flows.AffineCoupling("channel", 1, 8, 2, "tanh"), (5,)),
     "squeeze": (lambda: flows.Squeeze(), (4, 2, 2)),
@@ -99,6 +100,20 @@ def test_glow_coupling_inverse_is_accurate_in_float32_when_it_squashes():
     assert float(jnp.max(jnp.abs(back - x))) < 1e-5
     scale_then_shift = ((x[:, 2:] * s + 3.0) - 3.0) / s  # the other order, same float32 arithmetic
     assert float(jnp.max(jnp.abs(scale_then_shift - x[:, 2:]))) > 1e-5
+
+
+def test_glow_coupling_scale_floor():
+    """exp(s) = min_scale + (1 - min_scale) sigmoid(raw + 2) never drops below min_scale; a floor outside [0, 1) is a ValueError."""
+    module = flows.AffineCoupling("channel", 0, 8, 1, "sigmoid", min_scale=0.1)
+    x = jax.random.uniform(jax.random.key(0), (16, 4))
+    params = module.init(jax.random.key(1), x, method="forward_and_log_det")["params"]
+    params["conditioner"]["Dense_1"]["bias"] = jnp.array([-50.0, 0.0, 0.0, 0.0])  # raw = -50: sigmoid ~ 0
+    _, ld = module.apply({"params": params}, x, method="forward_and_log_det")
+    np.testing.assert_allclose(ld, np.log(0.1) + np.log(0.1 + 0.9 * jax.nn.sigmoid(2.0)), rtol=1e-5)
+    with pytest.raises(ValueError, match="min_scale"):
+        flows.AffineCoupling("channel", 0, 8, 1, "sigmoid", min_scale=1.0).init(jax.random.key(1), x)
+    with pytest.raises(ValueError, match="min_scale"):
+        gm_jax.create("glow_mnist", min_scale=-0.1)
 
 
 def test_bits_per_dim_constant():
