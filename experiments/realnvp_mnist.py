@@ -15,7 +15,9 @@ latents. Writes the same `results.json` (`test_bits_per_dim`, `test_nll_nats`,
 as `experiments.glow_mnist`.
 
 Published context: RealNVP 1.06 bits/dim on MNIST (as reported by Grathwohl et
-al. 2019, FFJORD Table 2). The default here is a small, cheap model for a 2-core CPU.
+al. 2019, FFJORD Table 2). The default here is a small, cheap model for a 2-core CPU
+(19,492 parameters). Measured with it: 1.687 test bits/dim after 322 s of training (353 s
+in all); float32 reconstruction error of f^-1(f(x~)) at most 1.8e-5 on all 10,000 test images.
 """
 from __future__ import annotations
 
