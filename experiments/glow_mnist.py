@@ -21,8 +21,12 @@ gradient clipping). At the end it writes to the workdir:
 Published context: Glow 1.05 bits/dim on MNIST (as reported by Grathwohl et al.
 2019, FFJORD Table 2), with a far larger model (3 levels x 32 steps x 512
 channels) trained for days on GPUs. Measured with the default config (2-core
-CPU, under the heavy-run lock): 1.582 bits/dim on the test set after 1,492 s of
-training (8,000 steps); 4,000 steps gave 1.702 in 643 s.
+CPU, under the heavy-run lock): 1.572 bits/dim on the test set after 1,173 s of
+training (8,000 steps; 1,265 s in all), and a float32 reconstruction error of
+f^-1(f(x~)) of at most 8.6e-6 on all 10,000 test images. The coupling-scale
+floor is what makes the inverse accurate: without it (min_scale = 0, 1.564
+bits/dim) one test image in 1,000 came back with error 0.028, and with
+min_scale = 0.1 (1.563 bits/dim) 3 of 10,000 had errors above 1e-4 (max 2.4e-4).
 """
 from __future__ import annotations
 
@@ -38,7 +42,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.num_levels = 2
     c.steps_per_level = 6
     c.lu = True  # LU-decomposed 1x1 convolutions (False: plain W with slogdet)
-    c.min_scale = 0.1  # floor of the couplings' sigmoid scale (0: Glow's code); bounds the inverse's error growth
+    c.min_scale = 0.25  # floor of the couplings' sigmoid scale (0: Glow's code); bounds the inverse's error growth
     c.hidden = 64
     c.num_steps = 8000
     c.batch_size = 64
