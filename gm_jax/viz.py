@@ -45,3 +45,34 @@ def save_image_grid(path: str | Path, images, cols: int | None = None, max_value
     path = Path(path)
     img.save(path)
     return path
+
+
+def save_metric_curves(metrics_path, path, series, xlabel: str = "step", ylabel: str = "", title: str = "") -> None:
+    """Plot metrics of a `metrics.jsonl` against the step (matplotlib PNG at `path`).
+
+    Args:
+      metrics_path: the run's metrics.jsonl.
+      path: output PNG.
+      series: (metric key, legend label) pairs; keys missing from every record are skipped.
+      xlabel, ylabel, title: axis labels (give the units) and title.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from gm_jax.training.metrics import read_metrics
+
+    records = read_metrics(metrics_path)
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for k, label in series:
+        pts = [(r["step"], r[k]) for r in records if k in r]
+        if pts:
+            ax.plot(*zip(*pts), label=label)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -43,6 +43,7 @@ import jax.numpy as jnp
 import optax
 from flax.training.train_state import TrainState
 
+from gm_jax import viz
 from gm_jax.experiment import Experiment as _BaseExperiment
 from gm_jax.training.steps import pmean
 
@@ -239,23 +240,6 @@ class EBMExperiment(_BaseExperiment):
 
 def save_training_curves(metrics_path, path, title: str = "") -> None:
     """Plot the CD loss and the mean energies of data and negatives (metrics.jsonl) against the update."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from gm_jax.training.metrics import read_metrics
-
-    records = read_metrics(metrics_path)
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    for k, label in (("loss", "loss"), ("energy_pos", "mean E(data)"), ("energy_neg", "mean E(negatives)")):
-        pts = [(r["step"], r[k]) for r in records if k in r]
-        if pts:
-            ax.plot(*zip(*pts), label=label)
-    ax.set_xlabel("update")
-    ax.set_ylabel("energy (nats, up to log Z)")
-    ax.set_title(title)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    viz.save_metric_curves(metrics_path, path, (("loss", "loss"), ("energy_pos", "mean E(data)"),
+                                                ("energy_neg", "mean E(negatives)")),
+                           "update", "energy (nats, up to log Z)", title)

@@ -40,6 +40,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from gm_jax import viz
 from gm_jax.experiment import Experiment as _BaseExperiment
 from gm_jax.training.steps import pmean
 
@@ -470,24 +471,5 @@ class GANExperiment(_BaseExperiment):
 
 
 def save_loss_curves(metrics_path, path, keys=("d_loss", "g_loss"), title: str = "") -> None:
-    """Plot the named metrics of a `metrics.jsonl` against the step (matplotlib, PNG at `path`)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from gm_jax.training.metrics import read_metrics
-
-    records = read_metrics(metrics_path)
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    for k in keys:
-        pts = [(r["step"], r[k]) for r in records if k in r]
-        if pts:
-            ax.plot(*zip(*pts), label=k)
-    ax.set_xlabel("generator step")
-    ax.set_ylabel("nats")
-    ax.set_title(title)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    """Plot the named metrics of a `metrics.jsonl` against the generator step (PNG at `path`; `viz.save_metric_curves`)."""
+    viz.save_metric_curves(metrics_path, path, [(k, k) for k in keys], "generator step", "nats", title)
