@@ -124,3 +124,27 @@ class _Shifted(nn.Module):
 
     def __call__(self, x):
         return gnn.down_shift(self.inner(x))
+
+
+@pytest.mark.parametrize("kernel,strides,hw", [((4, 4), (2, 2), (7, 7)), ((6, 3), (3, 2), (4, 5))])
+def test_fractionally_strided_conv_is_conv_transpose(kernel, strides, hw):
+    """The sub-pixel evaluation gives flax's ConvTranspose(padding="SAME"), values and gradients,
+    with the same parameter names and shapes (so one can replace the other)."""
+    import flax.linen as nn
+
+    x = jax.random.normal(jax.random.key(0), (2, *hw, 3))
+    ref = nn.ConvTranspose(5, kernel, strides, "SAME")
+    params = ref.init(jax.random.key(1), x)
+    params = jax.tree_util.tree_map(lambda p: p + 0.1 * jax.random.normal(jax.random.key(2), p.shape), params)
+    layer = gnn.FractionallyStridedConv2D(5, kernel, strides)
+    assert jax.tree_util.tree_map(jnp.shape, layer.init(jax.random.key(1), x)) == \
+        jax.tree_util.tree_map(jnp.shape, params)
+    y_ref, y = jax.jit(ref.apply)(params, x), jax.jit(layer.apply)(params, x)
+    assert y.shape == (2, hw[0] * strides[0], hw[1] * strides[1], 5)
+    np.testing.assert_allclose(y, y_ref, atol=1e-5)
+    loss = lambda m: lambda p, x: jnp.sum(jnp.sin(m.apply(p, x)))
+    g_ref, g = (jax.jit(jax.grad(loss(m), (0, 1)))(params, x) for m in (ref, layer))
+    for a, b in zip(jax.tree_util.tree_leaves(g), jax.tree_util.tree_leaves(g_ref)):
+        np.testing.assert_allclose(a, b, atol=1e-4)
+    with pytest.raises(ValueError, match="NHWC"):
+        layer.apply(params, x[0])

@@ -13,10 +13,18 @@ from gm_jax.models import pixelcnn_pp as pp
 
 
 def _noisy_params(model, x, labels=None, scale=0.3, seed=0):
-    params = model.init(jax.random.key(seed), x, labels)["params"]
-    leaves, tree = jax.tree_util.tree_flatten(params)
-    keys = jax.random.split(jax.random.key(seed + 1), len(leaves))
-    return jax.tree_util.tree_unflatten(tree, [p + scale * jax.random.normal(k, p.shape) for p, k in zip(leaves, keys)])
+    """Random parameters with no zero taps: kernels ~ N(0, 1/fan_in + scale^2), biases ~ N(0, scale^2).
+
+    Drawn with numpy from the shapes of `model.init` (`jax.eval_shape`: no eager init, which
+    compiles one random-initialiser program per parameter shape, ~10 s for PixelCNN++)."""
+    shapes = jax.eval_shape(lambda: model.init(jax.random.key(seed), x, labels))["params"]
+    rng = np.random.default_rng(seed)
+
+    def draw(leaf):
+        var = scale ** 2 + (1.0 / np.prod(leaf.shape[:-1]) if len(leaf.shape) > 1 else 0.0)
+        return jnp.asarray(rng.normal(0.0, np.sqrt(var), leaf.shape), leaf.dtype)
+
+    return jax.tree_util.tree_map(draw, shapes)
 
 
 def _jacobian_support(fn, shape, num_inputs=3):
@@ -168,18 +176,18 @@ def test_pixelcnn_pp_sampler_in_range_and_deterministic():
 
 def test_model_level_bad_pixels_raise():
     model = pc.GatedPixelCNN(image_shape=(4, 4, 1), features=4, num_layers=1, kernel_size=3, output_features=4)
-    params = model.init(jax.random.key(0), jnp.zeros((1, 4, 4, 1), jnp.int32))["params"]
+    params = _noisy_params(model, jnp.zeros((1, 4, 4, 1), jnp.int32))
     for bad in (np.full((1, 4, 4, 1), 2), np.full((1, 4, 4, 1), -1), np.full((1, 4, 4, 1), 0.5)):
         with pytest.raises(ValueError, match="pixel"):
             pc.log_prob(model, params, bad)
     mpp = pp.PixelCNNPP(image_shape=(4, 4, 1), features=4, num_resnet=1, num_mixtures=2)
-    ppp = mpp.init(jax.random.key(0), jnp.zeros((1, 4, 4, 1), jnp.int32))["params"]
+    ppp = _noisy_params(mpp, jnp.zeros((1, 4, 4, 1), jnp.int32))
     for bad in (np.full((1, 4, 4, 1), 256), np.full((1, 4, 4, 1), -1)):
         with pytest.raises(ValueError, match="pixel"):
             pp.log_prob(mpp, ppp, bad)
     with pytest.raises(ValueError, match="labels"):
         cond = pc.GatedPixelCNN(image_shape=(4, 4, 1), features=4, num_layers=1, kernel_size=3, num_classes=2)
-        pc.sample_cached(cond, cond.init(jax.random.key(0), jnp.zeros((1, 4, 4, 1)), jnp.zeros(1, jnp.int32))["params"],
+        pc.sample_cached(cond, _noisy_params(cond, jnp.zeros((1, 4, 4, 1)), jnp.zeros(1, jnp.int32)),
                          jax.random.key(0), 2)
 
 

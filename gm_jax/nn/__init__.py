@@ -1,9 +1,10 @@
-"""Layers shared by several models: masked and shifted (causal) convolutions, gated units."""
+"""Layers shared by several models: masked and shifted (causal) convolutions, gated units, the sub-pixel transposed convolution."""
 from gm_jax.nn.layers import (
     DownRightShiftedConv2D,
     DownRightShiftedConvTranspose2D,
     DownShiftedConv2D,
     DownShiftedConvTranspose2D,
+    FractionallyStridedConv2D,
     MaskedConv2D,
     causal_mask,
     concat_elu,
@@ -20,6 +21,7 @@ __all__ = [
     "DownRightShiftedConvTranspose2D",
     "DownShiftedConv2D",
     "DownShiftedConvTranspose2D",
+    "FractionallyStridedConv2D",
     "MaskedConv2D",
     "causal_mask",
     "concat_elu",
