@@ -151,6 +151,35 @@ def test_jit_pmap_and_sharded_gan_steps_agree(dcgan_and_state):
             np.testing.assert_allclose(metrics[k], ref_metrics[k], rtol=1e-4, atol=1e-6)
 
 
+def test_pacgan_discriminator_judges_packs_and_steps_agree():
+    """pack = 2: one logit per two consecutive examples, which sees those two only; the update
+    agrees under jit, pmap and sharded jit (each device packs its own consecutive examples)."""
+    experiment = gm_jax.build("dcgan_mnist", **TINY_DCGAN, pack=2)
+    init = experiment.init_state(jax.random.key(0))
+    x = jax.random.uniform(jax.random.key(1), (8, 28, 28, 1), minval=-1.0, maxval=1.0)
+    disc = jax.jit(lambda x: experiment.gan.discriminate(init.d_params, init.d_batch_stats, x))
+    logits = disc(x)
+    assert logits.shape == (4,)
+    moved = np.asarray(disc(x.at[3].add(0.5)) != logits)
+    np.testing.assert_array_equal(moved, [False, True, False, False])  # example 3 is in pack 1 with example 2
+    batch = {"image": np.random.default_rng(1).integers(0, 256, (8, 28, 28, 1)).astype(np.uint8),
+             "label": np.zeros(8, np.int32)}
+    final = {}
+    for parallel in ("none", "pmap", "sharded"):
+        step = TrainStep(experiment.update, parallel)
+        state, _ = step(step.put_state(jax.tree_util.tree_map(jnp.array, init)), batch, jax.random.key(2))
+        final[parallel] = step.get_state(state)
+    for parallel in ("pmap", "sharded"):
+        jax.tree_util.tree_map(lambda a, b: np.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-5),
+                               (final[parallel].d_params, final[parallel].g_params),
+                               (final["none"].d_params, final["none"].g_params))
+    for bad in (dict(pack=0), dict(pack=3)):  # batch 8 is not divisible by 3
+        with pytest.raises(ValueError, match="pack"):
+            gm_jax.build("dcgan_mnist", **TINY_DCGAN, **bad)
+    with pytest.raises(ValueError, match="conditional"):
+        gm_jax.build("cgan_mnist", **TINY_DCGAN, pack=2)
+
+
 # -- samplers --------------------------------------------------------------------------------------
 @pytest.mark.parametrize("name", ["dcgan_mnist", "cgan_mnist", "gan_toy"])
 def test_samplers_are_deterministic_per_key(name):

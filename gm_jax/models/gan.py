@@ -42,7 +42,7 @@ import optax
 
 from gm_jax import viz
 from gm_jax.experiment import Experiment as _BaseExperiment
-from gm_jax.nn import FractionallyStridedConv2D
+from gm_jax.nn import FractionallyStridedConv2D, reshape_keeping_batch_sharding
 from gm_jax.training.steps import pmean
 
 GENERATOR_LOSSES = ("non_saturating", "saturating")
@@ -376,25 +376,49 @@ class DCGANGenerator(nn.Module):
 
 
 class DCGANDiscriminator(nn.Module):
-    """DCGAN discriminator: images [B, H, W, C] in [-1, 1] (+ labels) -> logits float32 [B].
+    """DCGAN discriminator: images [B, H, W, C] in [-1, 1] (+ labels) -> logits float32 [B / pack].
 
     Strided 4x4 stride-2 convolutions (no pooling), LeakyReLU(0.2), batch norm on every
     layer except the input layer, and a dense logit (Radford et al. 2016). With
     `num_classes > 0` the one-hot label is concatenated to the input as constant feature
     maps and to the features before the logit (Mirza & Osindero 2014).
 
+    With `pack = m > 1` it is a PacGAN discriminator (Lin et al. 2018, "PacGAN: The power
+    of two samples in generative adversarial networks", Sec. 3): consecutive groups of m
+    examples (independent draws, all real or all fake) are stacked along the channels and
+    judged jointly, one logit per pack. A generator that over- or under-produces a mode
+    makes packs whose joint distribution differs from the data's by more than single
+    examples do (their Sec. 4), which penalises mode imbalance. Only the input layer's
+    channels change.
+
     Attributes:
       channels: channels of each strided convolution, e.g. (32, 64) for 28 -> 14 -> 7.
       num_classes: 0 for an unconditional discriminator.
+      pack: examples per logit, m >= 1 (1: the DCGAN discriminator; > 1 unconditional only).
+
+    Raises:
+      ValueError: `pack` < 1, `pack` > 1 with `num_classes` > 0, or a batch not divisible by `pack`.
     """
 
     channels: Sequence[int]
     num_classes: int = 0
+    pack: int = 1
     axis_name: str | None = None
 
     @nn.compact
     def __call__(self, x, y=None, train: bool = True):
+        if self.pack < 1 or (self.pack > 1 and self.num_classes):
+            raise ValueError(f"pack must be >= 1 and 1 for a conditional discriminator; got pack={self.pack}, "
+                             f"num_classes={self.num_classes}")
         h = x
+        if self.pack > 1:
+            b, *rest = x.shape
+            if b % self.pack:
+                raise ValueError(f"a PacGAN discriminator with pack={self.pack} needs a batch divisible by {self.pack}, "
+                                 f"got {b} examples")
+            h = x.reshape(b // self.pack, self.pack, *rest)
+            h = jnp.moveaxis(h, 1, -2)  # [B/m, H, W, m, C]
+            h = reshape_keeping_batch_sharding(h, (b // self.pack, *rest[:-1], self.pack * rest[-1]))
         if self.num_classes:
             onehot = _one_hot(y, self.num_classes)
             h = jnp.concatenate([h, jnp.broadcast_to(onehot[:, None, None, :], (*h.shape[:3], self.num_classes))], -1)

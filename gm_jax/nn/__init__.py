@@ -13,6 +13,7 @@ from gm_jax.nn.layers import (
     down_shift,
     down_shifted_padding,
     gated_activation,
+    reshape_keeping_batch_sharding,
     right_shift,
 )
 
@@ -30,5 +31,6 @@ __all__ = [
     "down_shift",
     "down_shifted_padding",
     "gated_activation",
+    "reshape_keeping_batch_sharding",
     "right_shift",
 ]

@@ -196,7 +196,7 @@ class DownRightShiftedConvTranspose2D(_ShiftedConvTranspose):
     right: bool = True
 
 
-def _reshape_keeping_batch_sharding(y: jax.Array, shape: Sequence[int]) -> jax.Array:
+def reshape_keeping_batch_sharding(y: jax.Array, shape: Sequence[int]) -> jax.Array:
     """`y.reshape(shape)` for a reshape that keeps the leading (batch) axis; under an explicit-sharding
     jit (`parallel = "sharded"`) the result keeps y's batch sharding, which jax cannot infer itself."""
     sharding = getattr(jax.typeof(y), "sharding", None)
@@ -265,7 +265,7 @@ class FractionallyStridedConv2D(nn.Module):
         phases = phases.transpose(0, 1, 4, 2, 3, 5).reshape(*rows.shape[:1], *cols.shape[:1], c, sh * sw * self.features)
         y = conv2d(x, phases, padding=((ph0, ph1), (pw0, pw1)))  # [N, H, W, sh * sw * F]
         y = y.reshape(n, h, w, sh, sw, self.features).transpose(0, 1, 3, 2, 4, 5)
-        y = _reshape_keeping_batch_sharding(y, (n, h * sh, w * sw, self.features))
+        y = reshape_keeping_batch_sharding(y, (n, h * sh, w * sw, self.features))
         if self.use_bias:
             y = y + self.param("bias", self.bias_init, (self.features,))
         return y
