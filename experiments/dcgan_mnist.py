@@ -22,6 +22,9 @@ At the end it writes to the workdir:
   60,000 training images), `mnist_is` (MNIST-IS), and the real-data references
   `real_test_vs_train_mnist_fid`, `real_test_mnist_is` and their ratios
   `fid_ratio_to_real`, `is_fraction_of_real`; `classifier_test_accuracy`;
+  `class_shares` (the fraction of samples the classifier puts in each digit),
+  `class_kl_nats` (KL of those shares from the test set's, nats) and
+  `confident_fraction` (samples whose top-class probability is above 0.9);
   `nn_mean_l2` (mean pixel L2 distance, 0..255 scale, of 1,000 samples to their
   nearest training image; `real_test_nn_mean_l2` the same for 1,000 test images) -- these are MNIST-feature variants from the
   project's classifier (`gm_jax.evaluation.classifier`), not Inception numbers;
@@ -177,6 +180,10 @@ class Experiment(gan.GANExperiment):
             "figures": ["samples.png", "nearest_neighbours.png", "losses.png"],
             "metric_note": "MNIST-FID / MNIST-IS use the project's MNIST classifier, not Inception-v3",
         }
+        shares, out["class_kl_nats"] = sample_quality.class_share_kl(np.argmax(logits, 1), self._split("test")["label"],
+                                                                     probs.shape[1])
+        out["class_shares"] = [round(float(v), 4) for v in shares]
+        out["confident_fraction"] = float(np.mean(probs.max(1) > 0.9))  # top-class probability > 0.9
         if labels is not None:
             out["label_accuracy"] = float(np.mean(np.argmax(logits, 1) == labels))
         train = self._split("train")["image"]

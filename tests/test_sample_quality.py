@@ -74,6 +74,21 @@ def test_inception_score_extremes():
         sq.inception_score(np.ones((4, 10)))
 
 
+def test_class_share_kl():
+    ref = np.repeat(np.arange(4), [10, 20, 30, 40])
+    shares, kl = sq.class_share_kl(ref[::-1], ref, 4)
+    np.testing.assert_allclose(shares, [0.1, 0.2, 0.3, 0.4])
+    assert kl == 0.0  # the same proportions
+    shares, kl = sq.class_share_kl(np.full(7, 2), ref, 4)  # collapsed onto class 2
+    np.testing.assert_allclose(kl, -np.log(0.3))
+    q = np.array([0.25, 0.25, 0.25, 0.25])
+    _, kl = sq.class_share_kl(np.arange(4), ref, 4)
+    np.testing.assert_allclose(kl, np.sum(q * np.log(q / [0.1, 0.2, 0.3, 0.4])))
+    for bad in ((np.array([4]), ref), (np.array([0.5]), ref), (np.array([], int), ref), (np.array([3]), np.zeros(3, int))):
+        with pytest.raises(ValueError, match="class_share_kl"):
+            sq.class_share_kl(*bad, num_classes=4)
+
+
 def test_nearest_neighbours_find_copies():
     rng = np.random.default_rng(4)
     train = rng.integers(0, 256, (500, 28, 28, 1)).astype(np.uint8)

@@ -119,6 +119,39 @@ def mnist_is(classifier, images) -> float:
     return inception_score(classifier.probs(images))
 
 
+# -- class proportions ---------------------------------------------------------------------------
+def class_share_kl(predicted, reference_labels, num_classes: int = 10) -> tuple[np.ndarray, float]:
+    """The classes' shares among samples and their KL divergence from a reference set's, in nats.
+
+    `KL(q || p) = sum_k q_k log(q_k / p_k)`, q the shares of the predicted classes of the
+    samples, p those of the reference labels: the mode-distribution KL of PacGAN (Lin et al.
+    2018, Sec. 5), 0 when a generator makes each class as often as the data does.
+
+    Args:
+      predicted: int [N] class predicted for each sample (e.g. the classifier's argmax).
+      reference_labels: int [M] labels of real data (e.g. the test set).
+      num_classes: K.
+
+    Returns:
+      (shares float64 [K] summing to 1, KL in nats >= 0).
+
+    Raises:
+      ValueError: empty inputs, labels outside 0..K-1, or a class predicted that the reference lacks.
+    """
+    q_idx, p_idx = np.asarray(predicted).ravel(), np.asarray(reference_labels).ravel()
+    if q_idx.size == 0 or p_idx.size == 0:
+        raise ValueError("class_share_kl needs at least one sample and one reference label")
+    for name, a in (("predicted", q_idx), ("reference_labels", p_idx)):
+        if not np.issubdtype(a.dtype, np.integer) or a.min() < 0 or a.max() >= num_classes:
+            raise ValueError(f"class_share_kl: {name} must be integers in 0..{num_classes - 1}")
+    q = np.bincount(q_idx, minlength=num_classes) / q_idx.size
+    p = np.bincount(p_idx, minlength=num_classes) / p_idx.size
+    if np.any((q > 0) & (p == 0)):
+        raise ValueError("class_share_kl: a predicted class never occurs in the reference labels (infinite KL)")
+    ratio = np.where(q > 0, q / np.where(p > 0, p, 1.0), 1.0)
+    return q, float(np.sum(q * np.log(ratio)))
+
+
 # -- real-data references ------------------------------------------------------------------------
 def save_reference_stats(path: str | Path, mean: np.ndarray, cov: np.ndarray) -> None:
     """Write the training-set feature stats (float64) to `path` (.npz)."""
