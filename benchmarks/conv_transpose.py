@@ -13,7 +13,8 @@ variant, in the same run and alternating between them, this times:
   7x7x64 -> 14x14x32 -> 28x28x1, and the wider 7x7x128 -> 14x14x64): the
   forward pass and the kernel gradient of `sum(y**2)`;
 * the whole DCGAN train step (`GAN.update`: one discriminator and one generator
-  update) at the default size (G 64-32 / D 32-64) and at G 128-64 / D 64-128.
+  update) of the default `dcgan_mnist` config (G 64-32 / D 32-64), and with
+  G 128-64 / D 64-128.
 
 Every function is jitted and compiled first (one warm-up call excluded); each
 timing is one call ended by `jax.block_until_ready`; the median over
@@ -78,6 +79,12 @@ def _step_fn(variant: str, g_channels, d_channels, batch: int):
     return step, (state, x, keys)
 
 
+def _default_pack() -> int:
+    from experiments import dcgan_mnist
+
+    return int(dcgan_mnist.get_config().pack)
+
+
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.conv_transpose", description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=20)
@@ -96,7 +103,7 @@ def main(argv=None) -> dict:
             cases.append((f"layer {size}x{size}x{cin} -> {2 * size}x{2 * size}x{cout}, {kind}",
                           {v: fns[v][kind] for v in VARIANTS}))
     for g, d in steps:
-        cases.append((f"DCGAN train step, G {g[0]}-{g[1]} / D {d[0]}-{d[1]}",
+        cases.append((f"DCGAN train step, G {g[0]}-{g[1]} / D {d[0]}-{d[1]}, PacGAN pack {_default_pack()}",
                       {v: _step_fn(v, g, d, args.batch) for v in VARIANTS}))
     records = []
     for what, fns in cases:

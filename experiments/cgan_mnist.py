@@ -38,7 +38,10 @@ def get_config() -> ml_collections.ConfigDict:
     c.g_channels = (64, 32)
     c.d_channels = (32, 64)
     c.lr_decay = "none"
+    c.pack = 1  # PacGAN packs are for the unconditional discriminator
     c.num_steps = 6000
+    c.checkpoint_every = 2000
+    c.keep_checkpoints = 5
     return c
 
 

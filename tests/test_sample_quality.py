@@ -89,6 +89,20 @@ def test_class_share_kl():
             sq.class_share_kl(*bad, num_classes=4)
 
 
+def test_class_resampled_features():
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(3), 50)
+    features = labels[:, None] * 10.0 + rng.standard_normal((150, 2))
+    got = sq.class_resampled_features(features, labels, [0.2, 0.0, 0.8], 100)
+    assert got.shape == (100, 2)
+    assert np.sum(got[:, 0] < 5) == 20 and np.sum(got[:, 0] > 15) == 80 and not np.any((got[:, 0] > 5) & (got[:, 0] < 15))
+    np.testing.assert_array_equal(got, sq.class_resampled_features(features, labels, [0.2, 0.0, 0.8], 100))  # seeded
+    with pytest.raises(ValueError, match="sum to 1"):
+        sq.class_resampled_features(features, labels, [0.5, 0.0, 0.8], 100)
+    with pytest.raises(ValueError, match="no real examples"):
+        sq.class_resampled_features(features[:100], labels[:100], [0.2, 0.0, 0.8], 100)
+
+
 def test_nearest_neighbours_find_copies():
     rng = np.random.default_rng(4)
     train = rng.integers(0, 256, (500, 28, 28, 1)).astype(np.uint8)

@@ -152,6 +152,44 @@ def class_share_kl(predicted, reference_labels, num_classes: int = 10) -> tuple[
     return q, float(np.sum(q * np.log(ratio)))
 
 
+def class_resampled_features(features, labels, shares, num: int, seed: int = 0) -> np.ndarray:
+    """Real features redrawn in given class proportions: round(shares[k] * num) rows of class k.
+
+    The MNIST-FID of these against the training set is the part of a generator's MNIST-FID
+    that its class proportions alone explain (real images, the generator's class mix).
+
+    Args:
+      features: float [N, d] features of real images; labels: int [N] their classes.
+      shares: float [K] class proportions (e.g. from `class_share_kl`), summing to 1.
+      num: rows to draw in all (about; per-class counts are rounded).
+      seed: numpy seed of the draws (with replacement within each class).
+
+    Returns:
+      float [~num, d].
+
+    Raises:
+      ValueError: mismatched lengths, shares that are negative or do not sum to 1, or a class
+        with a positive share but no real examples.
+    """
+    f, y, q = np.asarray(features), np.asarray(labels).ravel(), np.asarray(shares, np.float64)
+    if f.ndim != 2 or f.shape[0] != y.shape[0] or num < 1:
+        raise ValueError(f"class_resampled_features expects features [N, d] and labels [N], num >= 1; got "
+                         f"{f.shape}, {y.shape}, num={num}")
+    if np.any(q < 0) or not np.isclose(q.sum(), 1.0, atol=1e-6):
+        raise ValueError("class_resampled_features: shares must be non-negative and sum to 1")
+    rng = np.random.default_rng(seed)
+    rows = []
+    for k, share in enumerate(q):
+        count = int(round(share * num))
+        if count == 0:
+            continue
+        members = np.flatnonzero(y == k)
+        if members.size == 0:
+            raise ValueError(f"class_resampled_features: class {k} has share {share} but no real examples")
+        rows.append(rng.choice(members, count))
+    return f[np.concatenate(rows)]
+
+
 # -- real-data references ------------------------------------------------------------------------
 def save_reference_stats(path: str | Path, mean: np.ndarray, cov: np.ndarray) -> None:
     """Write the training-set feature stats (float64) to `path` (.npz)."""
