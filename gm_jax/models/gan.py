@@ -150,7 +150,8 @@ class GAN:
 
     Args:
       generator: module `G(z [B, z_dim], y [B] | None, train) -> x [B, ...]` with an `axis_name` field.
-      discriminator: module `D(x, y | None, train) -> logits [B]` with an `axis_name` field.
+      discriminator: module `D(x, y | None, train) -> logits [B]` (one per example, or [B / m] for a
+        PacGAN D judging packs of m; the losses average over the logits) with an `axis_name` field.
       g_optimizer, d_optimizer: one optax transformation per player.
       noise: `noise(key) -> z [z_dim]` for ONE example (vmapped over per-example keys).
       k: discriminator updates per generator update (Algorithm 1's k >= 1).
@@ -294,7 +295,7 @@ class GAN:
         return out
 
     def discriminate(self, d_params, d_batch_stats, x: jax.Array, y: jax.Array | None = None) -> jax.Array:
-        """D's logits [B] on `x` (batch norm in eval mode); D(x) = sigmoid of this."""
+        """D's logits [B] (or [B / pack] for a PacGAN D) on `x` (batch norm in eval mode); D(x) = sigmoid of this."""
         out, _ = _apply(self.discriminator, d_params, d_batch_stats, x, y, train=False)
         return out
 
