@@ -172,7 +172,8 @@ class Experiment(gan.GANExperiment):
         x = self._samples(params, key, n, labels)
         logits, feats = clf.outputs(x)
         probs = classifier_lib.softmax64(logits)
-        fid = sample_quality.frechet_distance(*sample_quality.feature_stats(feats), *self._reference_stats())
+        reference = self._reference_stats()
+        fid = sample_quality.frechet_distance(*sample_quality.feature_stats(feats), *reference)
         score = sample_quality.inception_score(probs)
         real_fid, real_is = clf.info["real_test_vs_train_mnist_fid"], clf.info["real_test_mnist_is"]
         out = {
@@ -183,19 +184,18 @@ class Experiment(gan.GANExperiment):
             "figures": ["samples.png", "nearest_neighbours.png", "losses.png"],
             "metric_note": "MNIST-FID / MNIST-IS use the project's MNIST classifier, not Inception-v3",
         }
-        test = self._split("test")
-        shares, out["class_kl_nats"] = sample_quality.class_share_kl(np.argmax(logits, 1), test["label"], probs.shape[1])
+        test, predicted = self._split("test"), np.argmax(logits, 1)
+        shares, out["class_kl_nats"] = sample_quality.class_share_kl(predicted, test["label"], probs.shape[1])
         out["class_shares"] = [round(float(v), 4) for v in shares]
         matched = sample_quality.class_resampled_features(clf.features(test["image"]), test["label"], shares, n)
         out["class_matched_real_mnist_fid"] = sample_quality.frechet_distance(
-            *sample_quality.feature_stats(matched), *self._reference_stats())
+            *sample_quality.feature_stats(matched), *reference)
         out["confident_fraction"] = float(np.mean(probs.max(1) > 0.9))  # top-class probability > 0.9
         if labels is not None:
-            out["label_accuracy"] = float(np.mean(np.argmax(logits, 1) == labels))
+            out["label_accuracy"] = float(np.mean(predicted == labels))
         train = self._split("train")["image"]
         out["nn_mean_l2"] = float(sample_quality.nearest_neighbours(x[:1000], train)[1].mean())
-        out["real_test_nn_mean_l2"] = float(
-            sample_quality.nearest_neighbours(self._split("test")["image"][:1000], train)[1].mean())
+        out["real_test_nn_mean_l2"] = float(sample_quality.nearest_neighbours(test["image"][:1000], train)[1].mean())
         return out
 
     def write_artifacts(self, params, key: jax.Array, workdir: Path) -> None:

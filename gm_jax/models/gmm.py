@@ -43,6 +43,7 @@ from jax.scipy.linalg import solve_triangular
 from jax.scipy.special import logsumexp
 
 from gm_jax.experiment import Experiment as _BaseExperiment
+from gm_jax.nn import explicit_sharding
 
 COVARIANCE_TYPES = ("full", "diag")
 _LOG_2PI = math.log(2 * math.pi)
@@ -210,8 +211,8 @@ def sufficient_stats(x: jax.Array, resp: jax.Array, covariance_type: str = "full
 
 def _contract_examples(a: jax.Array, b: jax.Array) -> jax.Array:
     """a^T b for a [N, P], b [N, Q] -> [P, Q]; replicated output when N is sharded (explicit-sharding jit)."""
-    sharding = getattr(jax.typeof(a), "sharding", None)
-    if sharding is None or sharding.mesh.empty or all(p is None for p in sharding.spec):
+    sharding = explicit_sharding(a)
+    if sharding is None:
         return a.T @ b
     from jax.sharding import NamedSharding, PartitionSpec
 

@@ -196,11 +196,20 @@ class DownRightShiftedConvTranspose2D(_ShiftedConvTranspose):
     right: bool = True
 
 
+def explicit_sharding(x: jax.Array):
+    """The `NamedSharding` of `x` inside an explicit-sharding jit (`parallel = "sharded"`) when some
+    axis of x is sharded; None otherwise (plain jit, pmap, eager, or a replicated array)."""
+    sharding = getattr(jax.typeof(x), "sharding", None)
+    if sharding is None or sharding.mesh.empty or all(p is None for p in sharding.spec):
+        return None
+    return sharding
+
+
 def reshape_keeping_batch_sharding(y: jax.Array, shape: Sequence[int]) -> jax.Array:
     """`y.reshape(shape)` for a reshape that keeps the leading (batch) axis; under an explicit-sharding
     jit (`parallel = "sharded"`) the result keeps y's batch sharding, which jax cannot infer itself."""
-    sharding = getattr(jax.typeof(y), "sharding", None)
-    if sharding is None or sharding.mesh.empty or all(p is None for p in sharding.spec):
+    sharding = explicit_sharding(y)
+    if sharding is None:
         return y.reshape(shape)
     from jax.sharding import NamedSharding, PartitionSpec
 
@@ -264,7 +273,7 @@ class FractionallyStridedConv2D(nn.Module):
         (rows, ph0, ph1), (cols, pw0, pw1) = _sub_pixel_taps(kh, sh), _sub_pixel_taps(kw, sw)
         padded = jnp.pad(kernel, ((0, 1), (0, 1), (0, 0), (0, 0)))  # tap index k -> a zero tap
         phases = padded[rows[:, None, :, None], cols[None, :, None, :]]  # [kh', kw', sh, sw, C_in, F]
-        phases = phases.transpose(0, 1, 4, 2, 3, 5).reshape(*rows.shape[:1], *cols.shape[:1], c, sh * sw * self.features)
+        phases = phases.transpose(0, 1, 4, 2, 3, 5).reshape(rows.shape[0], cols.shape[0], c, sh * sw * self.features)
         y = conv2d(x, phases, padding=((ph0, ph1), (pw0, pw1)))  # [N, H, W, sh * sw * F]
         y = y.reshape(n, h, w, sh, sw, self.features).transpose(0, 1, 3, 2, 4, 5)
         y = reshape_keeping_batch_sharding(y, (n, h * sh, w * sw, self.features))
