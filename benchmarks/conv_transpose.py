@@ -6,7 +6,8 @@ Both compute the same function (a SAME-padded 4x4 stride-2 transposed convolutio
 the DCGAN generator's upsampling layer; equal to float32 round-off, tested in
 `tests/test_nn.py`). `nn.ConvTranspose` runs `jax.lax.conv_transpose`, a
 convolution of the zero-dilated input; `FractionallyStridedConv2D` runs one
-stride-1 convolution of the undilated input and a depth-to-space. For each
+stride-1 convolution of the undilated input per output phase, with the kernel
+taps that land on it, and interleaves the phases. For each
 variant, in the same run and alternating between them, this times:
 
 * the layers of the DCGAN generators of `experiments.dcgan_mnist` (default

@@ -126,9 +126,10 @@ class _Shifted(nn.Module):
         return gnn.down_shift(self.inner(x))
 
 
-@pytest.mark.parametrize("kernel,strides,hw", [((4, 4), (2, 2), (7, 7)), ((6, 3), (3, 2), (4, 5))])
+@pytest.mark.parametrize("kernel,strides,hw", [((4, 4), (2, 2), (7, 7)), ((6, 3), (3, 2), (4, 5)),
+                                               ((1, 3), (2, 2), (3, 4))])  # (1, 3) / 2: a phase without taps
 def test_fractionally_strided_conv_is_conv_transpose(kernel, strides, hw):
-    """The sub-pixel evaluation gives flax's ConvTranspose(padding="SAME"), values and gradients,
+    """The phase-by-phase evaluation gives flax's ConvTranspose(padding="SAME"), values and gradients,
     with the same parameter names and shapes (so one can replace the other)."""
     import flax.linen as nn
 

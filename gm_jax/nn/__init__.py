@@ -1,4 +1,4 @@
-"""Layers shared by several models: masked and shifted (causal) convolutions, gated units, the sub-pixel transposed convolution."""
+"""Layers shared by several models: masked and shifted (causal) convolutions, gated units, the phase-by-phase transposed convolution."""
 from gm_jax.nn.layers import (
     DownRightShiftedConv2D,
     DownRightShiftedConvTranspose2D,

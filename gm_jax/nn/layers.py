@@ -1,5 +1,5 @@
 """Convolution layers: the causal ones of the PixelCNN family and their activations, and the
-sub-pixel form of the transposed convolution (`FractionallyStridedConv2D`).
+phase-by-phase form of the transposed convolution (`FractionallyStridedConv2D`).
 
 Shapes are NHWC throughout; kernels are HWIO (as `flax.linen.Conv`).
 
@@ -216,44 +216,48 @@ def reshape_keeping_batch_sharding(y: jax.Array, shape: Sequence[int]) -> jax.Ar
     return jnp.reshape(y, shape, out_sharding=NamedSharding(sharding.mesh, PartitionSpec(sharding.spec[0])))
 
 
-def _sub_pixel_taps(k: int, s: int) -> tuple[np.ndarray, int, int]:
+def _phase_taps(k: int, s: int) -> list[tuple[np.ndarray, int, int]]:
     """One spatial dimension of a SAME transposed convolution, split into its s output phases.
 
     `jax.lax.conv_transpose(..., padding="SAME")` pads the s-dilated input by
     `p = ceil((k + s - 2) / 2)` before (k - 1 if s > k - 1) and correlates it with the
     kernel, so output o = s*m + a (phase a) is the sum over the taps t with
-    (a + t - p) % s == 0 of x[m + d] * w[t], d = (a + t - p) // s. Returns
-    (table int [K', s]: the tap t at offset d - d_min for phase a, or k for "no tap",
-    pad_before = -d_min, pad_after = d_max).
+    (a + t - p) % s == 0 of x[m + d] * w[t], d = (a + t - p) // s; a phase's taps are
+    every s-th one, so its offsets d are consecutive. Returns, for each phase a,
+    (taps int [n_a] in increasing order, pad_before = -d_first, pad_after = d_last); a phase
+    without taps (s > k) has an empty tap array.
     """
-    pad_a = k - 1 if s > k - 1 else int(np.ceil((k + s - 2) / 2))
-    taps = [(a, t, (a + t - pad_a) // s) for a in range(s) for t in range(k) if (a + t - pad_a) % s == 0]
-    d_min, d_max = min(d for _, _, d in taps), max(d for _, _, d in taps)
-    table = np.full((d_max - d_min + 1, s), k, np.int32)
-    for a, t, d in taps:
-        table[d - d_min, a] = t
-    return table, -d_min, d_max
+    pad = k - 1 if s > k - 1 else int(np.ceil((k + s - 2) / 2))
+    phases = []
+    for a in range(s):
+        taps = np.array([t for t in range(k) if (a + t - pad) % s == 0], np.int32)
+        d = (a + taps - pad) // s
+        phases.append((taps, int(-d[0]) if len(d) else 0, int(d[-1]) if len(d) else 0))
+    return phases
 
 
 class FractionallyStridedConv2D(nn.Module):
-    """Transposed ("fractionally-strided") convolution, SAME padding, computed as a sub-pixel convolution.
+    """Transposed ("fractionally-strided") convolution, SAME padding, computed phase by phase.
 
     The same function and parameters as `flax.linen.ConvTranspose(features, kernel_size,
     strides, padding="SAME")`, i.e. `jax.lax.conv_transpose` (Dumoulin & Visin 2016, Sec. 4;
-    the DCGAN generator's upsampling layer, Radford et al. 2016), but evaluated as one
-    stride-1 convolution with `s_h * s_w * features` outputs followed by depth-to-space:
-    each output phase (a, b) is a stride-1 convolution of the undilated input with the
-    taps of the kernel that land on it (Shi et al. 2016, "Is the deconvolution layer the
-    same as a convolutional layer?"). No multiplications by the dilation's zeros are
-    differentiated through: on XLA:CPU the kernel gradient of the DCGAN generator's 4x4
-    stride-2 7x7x64 -> 14x14x32 layer takes 9.8 ms instead of 33.9 ms at batch 64, and the
-    whole DCGAN train step 29 ms instead of 52 ms. The forward pass alone is about 2x
-    slower (each phase's stride-1 kernel spans 3x3 taps of which 2x2 are non-zero), so a
-    sampler gains nothing from it (`python -m benchmarks.conv_transpose`, 2-core CPU).
-    Outputs agree with `nn.ConvTranspose` to float32 round-off (tested).
+    the DCGAN generator's upsampling layer, Radford et al. 2016), but evaluated without the
+    zero-dilated input: each of the s_h * s_w output phases (a, b) (the outputs at rows
+    s_h*i + a, columns s_w*j + b) is a stride-1 convolution of the undilated input with
+    the taps of the kernel that land on it (for 4x4 stride 2: a 2x2 sub-kernel), and the
+    phases are interleaved (depth-to-space; Shi et al. 2016, "Is the deconvolution layer
+    the same as a convolutional layer?"). No multiplication by a dilation zero is computed
+    or differentiated through. On XLA:CPU, at batch 64, the DCGAN generator's 4x4 stride-2
+    7x7x64 -> 14x14x32 layer takes 3.5 ms forward and 6.0 ms forward + gradients, against
+    2.6 ms and 37.9 ms for `nn.ConvTranspose`, whose kernel gradient XLA:CPU computes
+    slowly (`python -m benchmarks.conv_transpose`, 2-core CPU). Outputs and gradients agree
+    with `nn.ConvTranspose` to float32 round-off (tested).
 
     Input float [N, H, W, C_in] -> [N, H * s_h, W * s_w, features]. Parameters: `kernel`
     [kh, kw, C_in, features] (HWIO, as `nn.ConvTranspose`) and `bias` [features] if `use_bias`.
+
+    Raises:
+      ValueError: the input is not rank 4 (NHWC).
     """
 
     features: int
@@ -270,12 +274,17 @@ class FractionallyStridedConv2D(nn.Module):
         (kh, kw), (sh, sw) = tuple(self.kernel_size), tuple(self.strides)
         n, h, w, c = x.shape
         kernel = self.param("kernel", self.kernel_init, (kh, kw, c, self.features))
-        (rows, ph0, ph1), (cols, pw0, pw1) = _sub_pixel_taps(kh, sh), _sub_pixel_taps(kw, sw)
-        padded = jnp.pad(kernel, ((0, 1), (0, 1), (0, 0), (0, 0)))  # tap index k -> a zero tap
-        phases = padded[rows[:, None, :, None], cols[None, :, None, :]]  # [kh', kw', sh, sw, C_in, F]
-        phases = phases.transpose(0, 1, 4, 2, 3, 5).reshape(rows.shape[0], cols.shape[0], c, sh * sw * self.features)
-        y = conv2d(x, phases, padding=((ph0, ph1), (pw0, pw1)))  # [N, H, W, sh * sw * F]
-        y = y.reshape(n, h, w, sh, sw, self.features).transpose(0, 1, 3, 2, 4, 5)
+        rows = []
+        for row_taps, r0, r1 in _phase_taps(kh, sh):
+            cols = []
+            for col_taps, c0, c1 in _phase_taps(kw, sw):
+                if len(row_taps) and len(col_taps):
+                    sub_kernel = kernel[row_taps[:, None], col_taps[None, :]]
+                    cols.append(conv2d(x, sub_kernel, padding=((r0, r1), (c0, c1))))  # [N, H, W, F]
+                else:
+                    cols.append(jnp.zeros((n, h, w, self.features), x.dtype))
+            rows.append(jnp.stack(cols, axis=3))  # [N, H, W, s_w, F]
+        y = jnp.stack(rows, axis=2)  # [N, H, s_h, W, s_w, F]
         y = reshape_keeping_batch_sharding(y, (n, h * sh, w * sw, self.features))
         if self.use_bias:
             y = y + self.param("bias", self.bias_init, (self.features,))
