@@ -39,14 +39,11 @@ def get_config() -> ml_collections.ConfigDict:
     c.d_channels = (32, 64)
     c.lr_decay = "none"
     c.pack = 1  # PacGAN packs are for the unconditional discriminator
+    c.clusters = 0  # the digit labels condition the players, not k-means clusters
     c.num_steps = 6000
     c.checkpoint_every = 2000
     c.keep_checkpoints = 5
     return c
-
-
-def _is_concrete(x) -> bool:
-    return not isinstance(x, jax.core.Tracer)
 
 
 class Experiment(dcgan_mnist.Experiment):
@@ -94,7 +91,7 @@ class Experiment(dcgan_mnist.Experiment):
         """
         if labels is None:
             labels = jnp.arange(num_samples, dtype=jnp.int32) % NUM_CLASSES
-        elif _is_concrete(labels):
+        elif dcgan_mnist._is_concrete(labels):
             self.check_conditioning(num_samples, labels=labels)
         elif tuple(labels.shape) != (num_samples,) or not jnp.issubdtype(labels.dtype, jnp.integer):
             raise ValueError(f"{self.name}: labels must be integers of shape [{num_samples}], "

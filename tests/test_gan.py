@@ -10,7 +10,7 @@ from gm_jax.training import TrainStep
 from gm_jax.training.loop import train
 
 TINY_DCGAN = dict(z_dim=8, g_channels=(8, 4), d_channels=(4, 8), batch_size=8, progress_bar=False,
-                  eval_batch_size=16, num_eval_samples=32)
+                  eval_batch_size=16, num_eval_samples=32, clusters=0, pack=1)  # the plain DCGAN: no k-means
 
 
 def _sigmoid(x):
@@ -154,7 +154,7 @@ def test_jit_pmap_and_sharded_gan_steps_agree(dcgan_and_state):
 def test_pacgan_discriminator_judges_packs_and_steps_agree():
     """pack = 2: one logit per two consecutive examples, which sees those two only; the update
     agrees under jit, pmap and sharded jit (each device packs its own consecutive examples)."""
-    experiment = gm_jax.build("dcgan_mnist", **TINY_DCGAN, pack=2)
+    experiment = gm_jax.build("dcgan_mnist", **{**TINY_DCGAN, "pack": 2})
     init = experiment.init_state(jax.random.key(0))
     x = jax.random.uniform(jax.random.key(1), (8, 28, 28, 1), minval=-1.0, maxval=1.0)
     disc = jax.jit(lambda x: experiment.gan.discriminate(init.d_params, init.d_batch_stats, x))
@@ -175,9 +175,9 @@ def test_pacgan_discriminator_judges_packs_and_steps_agree():
                                (final["none"].d_params, final["none"].g_params))
     for bad in (dict(pack=0), dict(pack=3)):  # batch 8 is not divisible by 3
         with pytest.raises(ValueError, match="pack"):
-            gm_jax.build("dcgan_mnist", **TINY_DCGAN, **bad)
+            gm_jax.build("dcgan_mnist", **{**TINY_DCGAN, **bad})
     with pytest.raises(ValueError, match="conditional"):
-        gm_jax.build("cgan_mnist", **TINY_DCGAN, pack=2)
+        gm_jax.build("cgan_mnist", **{**TINY_DCGAN, "pack": 2})
 
 
 # -- samplers --------------------------------------------------------------------------------------
@@ -266,6 +266,38 @@ def test_dcgan_trains_and_loads_on_real_mnist(tmp_path, mnist_dir):
     jax.tree_util.tree_map(np.testing.assert_array_equal, model.params["batch_stats"], state.g_batch_stats)
     x = model.sample(jax.random.key(0), 2)
     assert x.shape == (2, 28, 28, 1) and x.dtype == jnp.uint8
+
+
+def test_self_conditioned_dcgan_clusters_condition_and_sample(tmp_path, mnist_dir):
+    """clusters = K: k-means ids of the training images condition both players; the sampler draws
+    ids from the clusters' frequencies (kept in the state, so a loaded model samples the same)."""
+    k = 3
+    experiment = gm_jax.build("dcgan_mnist", **{**TINY_DCGAN, "clusters": k}, num_steps=2, checkpoint_every=2)
+    cluster, log_prior = experiment.clusters()
+    assert cluster.shape == (60000,) and cluster.dtype == np.int32 and set(np.unique(cluster)) == set(range(k))
+    np.testing.assert_allclose(np.exp(log_prior), np.bincount(cluster) / 60000, rtol=1e-5)
+    batch = next(experiment.train_batches(0))
+    x, y = experiment.real_inputs(batch)
+    assert y.shape == (8,) and np.all((0 <= y) & (y < k))
+    state = experiment.init_state(jax.random.key(0))
+    np.testing.assert_allclose(state.label_log_prior, log_prior)
+    params = experiment.params_of(state)
+    # the cluster reaches G: the same z with another cluster id gives another image
+    gen = lambda c: experiment.gan.generate(params["params"], params["batch_stats"], jax.random.key(1), 4,
+                                            jnp.full((4,), c, jnp.int32))
+    assert not np.array_equal(gen(0), gen(1))
+    # the sampler's ids follow the prior: a prior on one cluster gives that cluster's images
+    one = {**params, "label_log_prior": jnp.log(jnp.array([0.0, 1.0, 0.0]))}
+    np.testing.assert_array_equal(experiment.sample(one, jax.random.key(1), 4), gan.to_uint8(gen(1)))
+    train(experiment, tmp_path)
+    model = gm_jax.load(tmp_path)
+    np.testing.assert_allclose(model.params["label_log_prior"], log_prior)
+    np.testing.assert_array_equal(model.sample(jax.random.key(2), 5), model.sample(jax.random.key(2), 5))
+    for bad in (dict(clusters=1), dict(clusters=3, pack=2)):
+        with pytest.raises(ValueError, match="clusters|pack"):
+            gm_jax.build("dcgan_mnist", **{**TINY_DCGAN, **bad})
+    with pytest.raises(ValueError, match="clusters"):
+        gm_jax.build("cgan_mnist", **{**TINY_DCGAN, "clusters": 3})
 
 
 def test_linear_learning_rate_decay_option():

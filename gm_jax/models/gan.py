@@ -117,6 +117,9 @@ class GANState:
       g_batch_stats, d_batch_stats: batch norm running averages ({} without batch norm).
       g_ema_params, g_ema_batch_stats: exponential moving averages of the generator's parameters
         and batch statistics ({} when the GAN's `ema_decay` is 0).
+      label_log_prior: float32 [K], log p(y) of the labels a conditional generator is called with
+        when a sampler draws them itself (a self-conditioned GAN's cluster frequencies); fixed,
+        not trained; {} when unused.
     """
 
     step: jax.Array
@@ -128,6 +131,7 @@ class GANState:
     d_batch_stats: Any
     g_ema_params: Any = flax.struct.field(default_factory=dict)
     g_ema_batch_stats: Any = flax.struct.field(default_factory=dict)
+    label_log_prior: Any = flax.struct.field(default_factory=dict)
 
 
 def _apply(module: nn.Module, params, batch_stats, *args, train: bool):
@@ -464,7 +468,9 @@ class GANExperiment(_BaseExperiment):
     -> (x float [B, ...] in G's output range, labels int32 [B] or None) and
     `example_inputs()` -> (x [1, ...], labels [1] or None) for shapes.
     `params_of(state)` is `{"params": g_params, "batch_stats": g_batch_stats}`, what the
-    sampler needs (the moving averages `g_ema_*` instead when the GAN's `ema_decay` > 0). `log_prob` raises `NotImplementedError` (a GAN has no explicit density).
+    sampler needs (the moving averages `g_ema_*` instead when the GAN's `ema_decay` > 0), plus
+    `"label_log_prior"` when the state has one. `log_prob` raises `NotImplementedError` (a GAN
+    has no explicit density).
     """
 
     gan: GAN
@@ -489,8 +495,12 @@ class GANExperiment(_BaseExperiment):
 
     def params_of(self, state: GANState) -> dict:
         if self.gan.ema_decay:
-            return {"params": state.g_ema_params, "batch_stats": state.g_ema_batch_stats}
-        return {"params": state.g_params, "batch_stats": state.g_batch_stats}
+            out = {"params": state.g_ema_params, "batch_stats": state.g_ema_batch_stats}
+        else:
+            out = {"params": state.g_params, "batch_stats": state.g_batch_stats}
+        if isinstance(state.label_log_prior, dict):  # {}: no prior
+            return out
+        return {**out, "label_log_prior": state.label_log_prior}
 
     def log_prob(self, params, x, key):
         raise NotImplementedError(
