@@ -84,6 +84,7 @@ LR_DECAYS = ("none", "linear")
 def _is_concrete(x) -> bool:
     return not isinstance(x, jax.core.Tracer)
 
+
 def get_config() -> ml_collections.ConfigDict:
     """Default: a self-conditioned DCGAN (20 k-means clusters), G 64-32 / D 32-64-128 channels, z_dim 100,
     batch 64, 10,000 steps, sized for well under 30 min on a 2-core CPU. `--config.clusters=0` gives the
@@ -180,7 +181,11 @@ class Experiment(gan.GANExperiment):
         return train_batches(arrays, self.config.batch_size, self.config.seed, start_step)
 
     def real_inputs(self, batch):
-        y = batch["label"] if self.num_classes else batch["cluster"] if self.config.clusters else None
+        y = None  # the labels the players are conditioned on: digits (cGAN), k-means clusters, or none
+        if self.num_classes:
+            y = batch["label"]
+        elif self.config.clusters:
+            y = batch["cluster"]
         return gan.from_uint8(batch["image"]), y
 
     def example_inputs(self):
@@ -190,7 +195,7 @@ class Experiment(gan.GANExperiment):
 
     def init_state(self, key: jax.Array) -> gan.GANState:
         state = super().init_state(key)
-        if not self.config.clusters or self.num_classes:
+        if not self.config.clusters:
             return state
         if not _is_concrete(key):  # jax.eval_shape (gm_jax.load's restore target): shapes only
             return state.replace(label_log_prior=jnp.zeros((int(self.config.clusters),), jnp.float32))
