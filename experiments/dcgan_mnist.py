@@ -265,7 +265,7 @@ class Experiment(gan.GANExperiment):
             "figures": ["samples.png", "nearest_neighbours.png", "losses.png"],
             "metric_note": "MNIST-FID / MNIST-IS use the project's MNIST classifier, not Inception-v3",
         }
-        test, predicted = self._split("test"), np.argmax(logits, 1)
+        train, test, predicted = self._split("train"), self._split("test"), np.argmax(logits, 1)
         shares, out["class_kl_nats"] = sample_quality.class_share_kl(predicted, test["label"], probs.shape[1])
         out["class_shares"] = [round(float(v), 4) for v in shares]
         matched = sample_quality.class_resampled_features(clf.features(test["image"]), test["label"], shares, n)
@@ -275,12 +275,12 @@ class Experiment(gan.GANExperiment):
         if labels is not None:
             out["label_accuracy"] = float(np.mean(predicted == labels))
         if self.config.clusters:  # how digit-like the unsupervised clusters are (labels used for this report only)
-            cluster, digit = self.clusters()[0], self._split("train")["label"]
+            cluster, digit = self.clusters()[0], train["label"]
             majority = sum(np.bincount(digit[cluster == j], minlength=10).max() for j in range(self.config.clusters))
             out["cluster_digit_purity"] = float(majority / len(cluster))
-        train = self._split("train")["image"]
-        out["nn_mean_l2"] = float(sample_quality.nearest_neighbours(x[:1000], train)[1].mean())
-        out["real_test_nn_mean_l2"] = float(sample_quality.nearest_neighbours(test["image"][:1000], train)[1].mean())
+        out["nn_mean_l2"] = float(sample_quality.nearest_neighbours(x[:1000], train["image"])[1].mean())
+        out["real_test_nn_mean_l2"] = float(
+            sample_quality.nearest_neighbours(test["image"][:1000], train["image"])[1].mean())
         return out
 
     def write_artifacts(self, params, key: jax.Array, workdir: Path) -> None:
