@@ -3,7 +3,7 @@
 Notebook API: `gm_jax.create(name, seed=0, **overrides)`, `gm_jax.load(workdir)`,
 both returning a `gm_jax.Model` with `.sample(key, n)` and `.log_prob(x, key)`.
 """
-from gm_jax.api import Model, build, create, experiment_names, load
+from gm_jax.api import Model, build, create, experiment_names, get_config, load
 
-__all__ = ["Model", "build", "create", "experiment_names", "load"]
+__all__ = ["Model", "build", "create", "experiment_names", "get_config", "load"]
 __version__ = "0.1.0"

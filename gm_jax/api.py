@@ -49,14 +49,26 @@ def get_experiment_module(name: str):
     return importlib.import_module(f"experiments.{name}")
 
 
-def build(name: str, config: ml_collections.ConfigDict | None = None, **overrides) -> Experiment:
-    """The `Experiment` object of `name` with its default config (or `config`) and `overrides`.
+def get_config(name: str, paper: bool = False) -> ml_collections.ConfigDict:
+    """The default config of experiment `name`, or its paper's hyperparameters (`get_paper_config()`).
 
     Raises:
-      ValueError: unknown experiment name or config key (listing the valid ones).
+      ValueError: unknown experiment name.
     """
     module = get_experiment_module(name)
-    config = config_lib.apply_overrides(config if config is not None else module.get_config(), overrides, name)
+    return module.get_paper_config() if paper else module.get_config()
+
+
+def build(name: str, config: ml_collections.ConfigDict | None = None, paper: bool = False,
+          **overrides) -> Experiment:
+    """The `Experiment` object of `name` with its default config (the paper's with `paper=True`,
+    or `config`) and `overrides`.
+
+    Raises:
+      ValueError: unknown experiment name, config key or value (naming the valid ones).
+    """
+    module = get_experiment_module(name)
+    config = config_lib.apply_overrides(config if config is not None else get_config(name, paper), overrides, name)
     return module.Experiment(config)
 
 
@@ -74,8 +86,8 @@ class Model:
         self.experiment = experiment
         self.params = params
         self.step = int(step)
-        self._sample = jax.jit(experiment.sample, static_argnums=2)
-        self._log_prob = jax.jit(experiment.log_prob)
+        self._sample = experiment.jit_sample
+        self._log_prob = experiment.jit_log_prob
 
     @property
     def config(self) -> ml_collections.ConfigDict:
@@ -152,19 +164,21 @@ def _check_key(key) -> jax.Array:
     )
 
 
-def create(name: str, seed: int = 0, **config_overrides) -> Model:
+def create(name: str, seed: int = 0, paper: bool = False, **config_overrides) -> Model:
     """Build experiment `name` with freshly initialised parameters.
 
     Args:
       name: an experiment name, e.g. `"vae_mnist"` (see `experiment_names()`).
       seed: the config seed; the parameters are those step 0 of training with
         this seed would start from.
+      paper: start from the paper's hyperparameters (`get_paper_config()`)
+        instead of the default config.
       **config_overrides: config fields to change, e.g. `latent_dim=32`.
 
     Raises:
       ValueError: unknown experiment or config key (the message lists the valid ones).
     """
-    experiment = build(name, seed=seed, **config_overrides)
+    experiment = build(name, paper=paper, seed=seed, **config_overrides)
     return Model(experiment, experiment.params_of(experiment.init_state(run_keys(seed)["init"])), step=0)
 
 

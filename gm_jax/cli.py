@@ -1,6 +1,9 @@
 """Command line of every experiment module:
 
-    python -m experiments.<name> --workdir DIR [--config.key=value ...]
+    python -m experiments.<name> --workdir DIR [--paper] [--config.key=value ...]
+
+`--paper` starts from the module's `get_paper_config()` (the paper's
+hyperparameters) instead of `get_config()`; `--config.*` overrides apply on top.
 
 Config overrides are parsed by `ml_collections.config_flags` (absl). Unknown
 `--config.*` keys are rejected before parsing, with the list of valid keys.
@@ -30,9 +33,12 @@ def main(name: str, argv: list[str] | None = None) -> None:
 
     module = get_experiment_module(name)
     argv = list(sys.argv if argv is None else argv)
-    default = module.get_config()
+    paper = "--paper" in argv
+    argv = [a for a in argv if a != "--paper"]
+    default = module.get_paper_config() if paper else module.get_config()
     _check_config_args(argv, default, name)
     config_flag = config_flags.DEFINE_config_dict("config", default, f"config of {name}")
+    flags.DEFINE_boolean("paper", paper, "start from the paper's config (get_paper_config())")
     workdir_flag = flags.DEFINE_string("workdir", None, "run directory (created; resumed if it holds a run)",
                                        required=True)
 

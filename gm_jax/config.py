@@ -4,9 +4,20 @@ Every experiment's `get_config()` starts from `base_config()`, which holds the
 fields every training run has. Overrides (from `gm_jax.create(...)` keyword
 arguments or `--config.key=value` on the command line) must name existing
 keys; an unknown key is a `ValueError` that lists the valid ones.
+
+Values are checked against a declarative schema: `BASE_SCHEMA` for the shared
+fields, plus each experiment's `Experiment.schema`, a dict from a (dotted)
+config key to a `Choice` or a `Range`:
+
+    schema = {"dataset": Choice("binarized_mnist", "mnist"),
+              "iwae_k": Range(1),                      # int >= 1
+              "dropout": Range(0.0, 1.0, hi_open=True),  # 0 <= x < 1
+              "hidden": Range(1, each=True)}            # every entry of a tuple >= 1
 """
 from __future__ import annotations
 
+import dataclasses
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -30,6 +41,73 @@ def base_config() -> ml_collections.ConfigDict:
     c.eval_batch_size = 500
     c.progress_bar = True
     return c
+
+
+@dataclasses.dataclass(frozen=True)
+class Choice:
+    """The value must be one of `values`."""
+
+    values: tuple
+
+    def __init__(self, *values):
+        object.__setattr__(self, "values", tuple(values))
+
+    def check(self, key: str, value, name: str) -> None:
+        if value not in self.values:
+            raise ValueError(f"config.{key}={value!r} for {name}; valid choices: {list(self.values)}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Range:
+    """A number in [lo, hi] (`lo_open` / `hi_open` exclude the ends; None: unbounded).
+
+    `integer=True` also requires an int; `each=True` applies the check to every
+    entry of a tuple value (e.g. layer widths).
+    """
+
+    lo: float | None = None
+    hi: float | None = None
+    lo_open: bool = False
+    hi_open: bool = False
+    integer: bool = False
+    each: bool = False
+
+    def describe(self) -> str:
+        parts = []
+        if self.lo is not None:
+            parts.append(f"{'>' if self.lo_open else '>='} {self.lo}")
+        if self.hi is not None:
+            parts.append(f"{'<' if self.hi_open else '<='} {self.hi}")
+        return ("an int " if self.integer else "") + " and ".join(parts)
+
+    def check(self, key: str, value, name: str) -> None:
+        values = tuple(value) if self.each else (value,)
+        if self.each and not isinstance(value, (tuple, list)):
+            raise ValueError(f"config.{key} of {name} must be a tuple, got {value!r}")
+        for v in values:
+            ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+            if ok and self.integer:
+                ok = isinstance(v, int)
+            if ok and self.lo is not None:
+                ok = v > self.lo if self.lo_open else v >= self.lo
+            if ok and self.hi is not None:
+                ok = v < self.hi if self.hi_open else v <= self.hi
+            if not ok:
+                what = "every entry of " if self.each else ""
+                raise ValueError(f"{what}config.{key} of {name} must be {self.describe()}, got {value!r}")
+
+
+BASE_SCHEMA: dict[str, Choice | Range] = {
+    "parallel": Choice(*PARALLEL_CHOICES),
+    "seed": Range(0, integer=True),
+    "num_steps": Range(0, integer=True),
+    "batch_size": Range(1, integer=True),
+    "learning_rate": Range(0.0, lo_open=True),
+    "log_every": Range(1, integer=True),
+    "checkpoint_every": Range(1, integer=True),
+    "keep_checkpoints": Range(1, integer=True),
+    "eval_batch_size": Range(1, integer=True),
+}
 
 
 def flat_keys(config: ml_collections.ConfigDict, prefix: str = "") -> list[str]:
@@ -72,17 +150,24 @@ def apply_overrides(config: ml_collections.ConfigDict, overrides: Mapping[str, A
     return config
 
 
-def validate(config: ml_collections.ConfigDict, name: str = "experiment") -> None:
-    """Check the shared fields of `config`.
+def _get(config, key: str):
+    node = config
+    for part in key.split("."):
+        node = node[part]
+    return node
+
+
+def validate(config: ml_collections.ConfigDict, name: str = "experiment",
+             schema: Mapping[str, Choice | Range] | None = None) -> None:
+    """Check `config` against `BASE_SCHEMA` and `schema` (an experiment's own fields).
 
     Raises:
-      ValueError: a shared field is missing or out of range.
+      ValueError: a shared field is missing, or a field is outside its schema
+        (the message names the key, the value and what is valid).
     """
     for key in base_config().keys():
         if key not in config:
             raise ValueError(f"config of {name} lacks the required key {key!r}")
-    if config.parallel not in PARALLEL_CHOICES:
-        raise ValueError(f"config.parallel={config.parallel!r} for {name}; valid choices: {list(PARALLEL_CHOICES)}")
-    for key in ("num_steps", "batch_size", "log_every", "checkpoint_every", "keep_checkpoints", "eval_batch_size"):
-        if config[key] < (0 if key == "num_steps" else 1):
-            raise ValueError(f"config.{key} of {name} must be positive, got {config[key]}")
+    for key, rule in {**BASE_SCHEMA, **(schema or {})}.items():
+        if key.split(".")[0] in config:
+            rule.check(key, _get(config, key), name)

@@ -227,3 +227,12 @@ def discretized_logistic_mixture_sample(
         values.append(v.astype(jnp.int32))
         scaled.append(v * (2.0 * half) - 1.0)
     return jnp.stack(values, axis=-1)
+
+
+def nats_to_bits(nats, num_dims: int = 1):
+    """A negative log-likelihood in nats (per example) as bits per dimension: nats / (num_dims ln 2).
+
+    Used for bits/dim of images (num_dims = H W C), bits/char of text
+    (num_dims = characters) and bits per audio sample. Works on floats and arrays.
+    """
+    return nats / (num_dims * math.log(2.0))

@@ -10,9 +10,23 @@ An experiment bundles a config with pure functions (DESIGN.md, "flow of data"):
 plus the data it trains on (`train_batches`), its optimizer, a final
 `evaluate` and `write_artifacts`. One training loop (`gm_jax.training.loop`)
 and one notebook handle (`gm_jax.Model`) serve every experiment.
+
+Two declarations replace hand-written checks:
+
+* `data_kind` (one of `DATA_KINDS`) with `data_shape` (one example; `None`
+  for a free length) and `num_values` (the vocabulary of `tokens`): the
+  handle's input check `check_data` follows from them;
+* `schema`: the experiment's config fields with their `Choice`s and `Range`s
+  (`gm_jax.config`), checked with the shared fields when it is built.
+
+The experiment families (likelihood models on images, sequences, adversarial,
+energy-based, EM/classical) are subclasses in `gm_jax.recipes`; an experiment
+module is `get_config()`, `get_paper_config()`, `get_test_config()` and a small
+`Experiment` built on one of them.
 """
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,19 +40,37 @@ from flax.training.train_state import TrainState
 from gm_jax import config as config_lib
 from gm_jax.training.steps import loss_update
 
+# data kind -> (what one example holds, the dtype `check_data` returns)
+DATA_KINDS = {
+    "binary": ("integer or bool values in {0, 1}", jnp.uint8),
+    "uint8": ("integer values in 0..255", jnp.uint8),
+    "tokens": ("integer ids in [0, num_values)", jnp.int32),
+    "float_points": ("finite floats", jnp.float32),
+    "audio": ("finite float amplitudes in [-1, 1]", jnp.float32),
+}
+
 
 class Experiment:
-    """Base class. Subclasses set `name`, `data_shape`, `data_max` and implement the pure functions."""
+    """Base class. Subclasses set `name`, `data_kind`, `data_shape` (and `num_values`, `schema`)
+    and implement the pure functions."""
 
     name: str = "experiment"
-    data_shape: tuple[int, ...] = ()  # shape of one example, e.g. (28, 28, 1)
-    data_max: int = 255  # 1 for binary data, 255 for 8-bit data (uint8 either way)
+    data_kind: str = "uint8"  # one of DATA_KINDS
+    data_shape: tuple = ()  # shape of one example, e.g. (28, 28, 1); None = any length >= min_length
+    num_values: int = 0  # tokens: the vocabulary size
+    min_length: int = 1  # shortest free-length axis `check_data` accepts
+    schema: dict = {}  # config key -> gm_jax.config.Choice | Range
     conditioning: tuple[str, ...] = ()  # keyword arguments `sample` accepts
     log_prob_needs_key: bool = False  # True for sampling estimates (IWAE)
 
     def __init__(self, config: ml_collections.ConfigDict):
-        config_lib.validate(config, self.name)
+        config_lib.validate(config, self.name, self.schema)
         self.config = config
+
+    @property
+    def data_max(self) -> int:
+        """The largest value of one data entry: 1 (binary), 255 (uint8), num_values - 1 (tokens)."""
+        return {"binary": 1, "uint8": 255, "tokens": self.num_values - 1}.get(self.data_kind, 1)
 
     # -- model ---------------------------------------------------------------
     def init_params(self, key: jax.Array):
@@ -71,6 +103,16 @@ class Experiment:
 
     def sample(self, params, key: jax.Array, num_samples: int, **conditioning) -> jax.Array:
         raise NotImplementedError(f"{type(self).__name__} must define sample")
+
+    @functools.cached_property
+    def jit_sample(self):
+        """`sample` jitted once (`num_samples` static): the compiled sampler the handle and artifacts share."""
+        return jax.jit(self.sample, static_argnums=2)
+
+    @functools.cached_property
+    def jit_log_prob(self):
+        """`log_prob` jitted once."""
+        return jax.jit(self.log_prob)
 
     def log_prob(self, params, x: jax.Array, key: jax.Array) -> jax.Array:
         raise NotImplementedError(f"{self.name} has no explicit density, so log_prob is not available")
@@ -109,21 +151,41 @@ class Experiment:
         return conditioning
 
     def check_data(self, x) -> jax.Array:
-        """Check a batch of examples in the data's own form and return it as a jax array.
+        """Check a batch of examples in the data's own form (from `data_kind`, `data_shape`) and return it.
 
         Args:
-          x: integer or bool array [N, *data_shape] with values in [0, data_max].
+          x: array [N, *data_shape]: integer/bool for `binary`, `uint8`,
+            `tokens`; float for `float_points`, `audio` (see `DATA_KINDS`).
+
+        Returns:
+          a jax array of the kind's dtype (uint8, int32 or float32).
 
         Raises:
-          ValueError: wrong shape, a non-integer dtype, or values out of range.
+          ValueError: wrong shape, dtype or values (the message names what was expected).
         """
+        if self.data_kind not in DATA_KINDS:
+            raise ValueError(f"{self.name}: unknown data_kind {self.data_kind!r}; valid: {list(DATA_KINDS)}")
+        values, dtype = DATA_KINDS[self.data_kind]
+        if self.data_kind == "tokens":
+            values = f"integer ids in [0, {self.num_values})"
         x_np = np.asarray(x)
-        what = f"{self.name} expects an array of shape [N, {', '.join(map(str, self.data_shape))}]"
-        kind = "{0, 1}" if self.data_max == 1 else f"0..{self.data_max}"
-        if x_np.ndim != len(self.data_shape) + 1 or x_np.shape[1:] != tuple(self.data_shape):
-            raise ValueError(f"{what}; got shape {x_np.shape}")
+        dims = ", ".join("T" if d is None else str(d) for d in self.data_shape)
+        what = f"{self.name} expects an array of shape [N, {dims}] holding {values}"
+        shape_ok = x_np.ndim == len(self.data_shape) + 1 and all(
+            (n >= self.min_length) if d is None else n == d for n, d in zip(x_np.shape[1:], self.data_shape))
+        if not shape_ok:
+            free = f" (T >= {self.min_length})" if None in self.data_shape else ""
+            raise ValueError(f"{what}{free}; got shape {x_np.shape}")
+        if dtype == jnp.float32:
+            if not np.issubdtype(x_np.dtype, np.floating):
+                raise ValueError(f"{what}; got dtype {x_np.dtype}")
+            if not np.all(np.isfinite(x_np)):
+                raise ValueError(f"{what}; got NaN or inf")
+            if self.data_kind == "audio" and x_np.size and np.abs(x_np).max() > 1:
+                raise ValueError(f"{what}; got values in [{x_np.min()}, {x_np.max()}]")
+            return jnp.asarray(x_np, jnp.float32)
         if not (np.issubdtype(x_np.dtype, np.integer) or x_np.dtype == bool):
-            raise ValueError(f"{what} with an integer (uint8) or bool dtype and values in {kind}; got dtype {x_np.dtype}")
+            raise ValueError(f"{what}; got dtype {x_np.dtype}")
         if x_np.size and (x_np.min() < 0 or x_np.max() > self.data_max):
-            raise ValueError(f"{what} with values in {kind}; got values in [{x_np.min()}, {x_np.max()}]")
-        return jnp.asarray(x_np, jnp.uint8)
+            raise ValueError(f"{what}; got values in [{x_np.min()}, {x_np.max()}]")
+        return jnp.asarray(x_np, dtype)

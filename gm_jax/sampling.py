@@ -1,12 +1,21 @@
-"""Generic ancestral sampling from categorical logits: temperature, top-k, nucleus (top-p).
+"""The one autoregressive sampler core of the library: `draw` and `ancestral`.
 
-Every autoregressive sequence model of the library draws token `t` as
+Every autoregressive model (PixelCNN family, WaveNet, Transformer, RNN/LSTM,
+n-gram) factorises p(x) = prod_i p(x_i | x_<i) over positions i in a fixed
+order and samples ancestrally through `ancestral`: one loop over positions
+that asks the model's `step(cache, x, i)` for the distribution of x_i (its
+logits, computed from the values drawn so far and the model's cache) and draws
+x_i with `draw` and the key `fold_in(key, i)`, `i` the absolute position in
+the flattened sequence. So two samplers that compute the same logits (naive:
+the whole network per position; cached: O(1) new work per position) draw the
+same values from the same key.
 
-    x_t ~ Categorical(softmax(filter(logits_t / temperature)))
+`draw` draws from categorical logits
 
-with the key `fold_in(key, t)` (`t` the absolute position of the drawn token
-in the sequence), so two samplers that compute the same logits (e.g. a
-Transformer with and without its KV cache) draw the same tokens.
+    x_i ~ Categorical(softmax(filter(logits_i / temperature)))
+
+or from independent Bernoulli logits (`event="bernoulli"`: x = 1 with
+probability sigmoid(logit / temperature)).
 
 * temperature: logits are divided by `temperature` (> 0); < 1 sharpens, > 1 flattens.
 * top-k (Fan et al. 2018): only the `k` largest logits are kept (`k = 0`: all).
@@ -87,65 +96,98 @@ def filter_logits(logits: jax.Array, temperature=1.0, top_k=0, top_p=1.0) -> jax
     sorted_desc = -jnp.sort(-logits, axis=-1)
     probs = jax.nn.softmax(sorted_desc, axis=-1)
     mass_before = jnp.cumsum(probs, axis=-1) - probs
-    keep_sorted = mass_before < jnp.asarray(top_p, jnp.float32)
+    # top_p >= 1 keeps every token: the float32 cumulative sum can reach 1.0 before the tail
+    top_p = jnp.asarray(top_p, jnp.float32)
+    keep_sorted = (mass_before < top_p) | (top_p >= 1.0)
     # the smallest kept logit is the threshold (the first sorted entry is always kept)
     threshold = jnp.min(jnp.where(keep_sorted, sorted_desc, jnp.inf), axis=-1, keepdims=True)
     return jnp.where(logits < threshold, -jnp.inf, logits)
 
 
-def sample_logits(key: jax.Array, logits: jax.Array, temperature=1.0, top_k=0, top_p=1.0) -> jax.Array:
-    """Draw one token per row of `logits` after `filter_logits`.
+EVENTS = ("categorical", "bernoulli")
+
+
+def draw(key: jax.Array, logits: jax.Array, temperature=1.0, top_k=0, top_p=1.0,
+         event: str = "categorical") -> jax.Array:
+    """Draw from logits after temperature / top-k / top-p filtering (`filter_logits`).
 
     Args:
       key: PRNG key.
-      logits: float [..., V].
+      logits: float [..., V] for `event="categorical"` (one draw per row), or
+        float [...] of independent Bernoulli logits for `event="bernoulli"`.
+      temperature: float > 0, divides the logits.
+      top_k, top_p: categorical filters (see `filter_logits`); a Bernoulli draw
+        takes only the defaults (0 and 1).
+      event: "categorical" or "bernoulli" (static).
 
     Returns:
-      int32 [...] token ids.
+      int32 [...]: token ids in [0, V) (categorical) or values in {0, 1} (Bernoulli).
+
+    Raises:
+      ValueError: unknown `event`.
     """
-    return jax.random.categorical(key, filter_logits(logits, temperature, top_k, top_p), axis=-1).astype(jnp.int32)
+    if event == "categorical":
+        return jax.random.categorical(key, filter_logits(logits, temperature, top_k, top_p), axis=-1).astype(jnp.int32)
+    if event == "bernoulli":
+        logits = jnp.asarray(logits, jnp.float32) / jnp.asarray(temperature, jnp.float32)
+        return jax.random.bernoulli(key, jax.nn.sigmoid(logits)).astype(jnp.int32)
+    raise ValueError(f"unknown event {event!r}; valid choices: {list(EVENTS)}")
 
 
-def ancestral_sample(
-    step_fn: Callable[[Any, jax.Array, jax.Array], tuple[jax.Array, Any]],
-    state,
-    prompt: jax.Array,
-    length: int,
+def ancestral(
+    step: Callable[[Any, jax.Array, jax.Array], tuple[jax.Array, Any]],
+    cache,
+    x: jax.Array,
     key: jax.Array,
+    start: int,
+    stop: int | None = None,
+    given: int = 0,
     temperature=1.0,
     top_k=0,
     top_p=1.0,
-) -> jax.Array:
-    """Ancestral sampling of a model with a carried state (RNN, n-gram, cached Transformer).
+    event: str = "categorical",
+    draw_fn: Callable[[jax.Array, jax.Array], jax.Array] | None = None,
+):
+    """Ancestral sampling: for i = start .. stop - 1, x_i ~ p(x_i | x_<i) from `step`, key `fold_in(key, i)`.
 
-    One `lax.scan` over positions `0 .. P + length - 2`: at position `i` the
-    model reads token `x_i` (`state, x_i, i -> logits [N, V], state`); the
-    next token `x_{i+1}` is the prompt's while `i + 1 < P`, otherwise drawn
-    from the logits with key `fold_in(key, i + 1)`. The prompt is thus read
-    with the same step (no re-reading of the prefix later: the state carries it).
+    One `lax.fori_loop` over positions. At position i the model's step reads
+    the buffer and its cache and returns the distribution of x_i:
+    `step(cache, x, i) -> (logits, cache)`. x_i is then drawn with
+    `draw(fold_in(key, i), logits, temperature, top_k, top_p, event)` (or
+    `draw_fn(fold_in(key, i), logits)` for other output distributions, e.g. a
+    discretized logistic mixture) and written to `x[:, i]`, except at the
+    positions i < `given`, which keep the value already in `x` (a prompt that
+    the step still reads, e.g. to advance an RNN state).
 
     Args:
-      step_fn: `(state, tokens int32 [N], position int32 scalar) -> (logits float [N, V], state)`.
-      state: the initial state pytree.
-      prompt: int32 [N, P], P >= 1.
-      length: number of new tokens (static int >= 1).
+      step: `(cache, x [N, L, ...], i int32 scalar) -> (logits, cache)`: a
+        model's naive (whole network) or cached (O(1) new work) step.
+      cache: the initial cache pytree (None for a naive step).
+      x: [N, L, *event_shape] buffer of the sequence in sampling order
+        (pixels in raster order, tokens, audio samples); positions < start
+        (and < given) hold the given values.
       key: PRNG key.
+      start: first position visited (static int >= 0).
+      stop: one past the last position (static int <= L; default L).
+      given: positions below it are not overwritten (static int).
+      temperature, top_k, top_p, event: see `draw`.
+      draw_fn: `(key, logits) -> values [N, *event_shape]` replacing `draw`.
 
     Returns:
-      int32 [N, P + length]: the prompt followed by the drawn tokens.
+      (x, cache): the filled buffer (dtype of `x`) and the final cache.
     """
-    prompt = jnp.asarray(prompt, jnp.int32)
-    n, p = prompt.shape
-    total = p + length
-    buf = jnp.zeros((n, total), jnp.int32).at[:, :p].set(prompt)
+    stop = x.shape[1] if stop is None else stop
 
-    def body(carry, i):
-        state, buf = carry
-        logits, state = step_fn(state, buf[:, i], i)
-        drawn = sample_logits(jax.random.fold_in(key, i + 1), logits, temperature, top_k, top_p)
-        nxt = jnp.where(i + 1 < p, buf[:, jnp.minimum(i + 1, total - 1)], drawn)
-        buf = jax.lax.dynamic_update_slice(buf, nxt[:, None], (0, i + 1))
-        return (state, buf), None
+    def body(i, carry):
+        cache, x = carry
+        logits, cache = step(cache, x, i)
+        k = jax.random.fold_in(key, i)
+        value = draw_fn(k, logits) if draw_fn is not None else draw(k, logits, temperature, top_k, top_p, event)
+        value = value.astype(x.dtype)
+        if given > start:
+            value = jnp.where(i < given, jax.lax.dynamic_index_in_dim(x, i, 1, keepdims=False), value)
+        x = jax.lax.dynamic_update_index_in_dim(x, value, i, 1)
+        return cache, x
 
-    (_, buf), _ = jax.lax.scan(body, (state, buf), jnp.arange(total - 1))
-    return buf
+    cache, x = jax.lax.fori_loop(start, stop, body, (cache, x))
+    return x, cache

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from gm_jax.data import synthetic
 from gm_jax.data.datasets import DatasetNotFoundError
 
 SAMPLE_RATE = 8000  # Hz
@@ -211,12 +212,18 @@ def load_recordings(split: str, data_dir: str | os.PathLike | None = None) -> di
     """
     if split not in SPLITS:
         raise ValueError(f"FSDD split {split!r}; valid choices: {list(SPLITS)}")
-    items = _load(split, str(find_fsdd_dir(data_dir).resolve()))
+    if synthetic.is_synthetic(data_dir):
+        items = synthetic.recordings(split, tuple(file_names(split)), tuple(SPEAKERS))
+        names = [name for *_, name in items]
+        items = [item[:4] for item in items]
+    else:
+        items = _load(split, str(find_fsdd_dir(data_dir).resolve()))
+        names = file_names(split)
     return {"audio": [a for a, *_ in items],
             "digit": np.array([d for _, d, _, _ in items], np.int32),
             "speaker": np.array([s for _, _, s, _ in items], np.int32),
             "take": np.array([t for *_, t in items], np.int32),
-            "names": file_names(split)}
+            "names": names}
 
 
 # -- voiced part -----------------------------------------------------------------------------

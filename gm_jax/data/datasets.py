@@ -22,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from gm_jax.data import synthetic
+
 # name -> (features kept, expected image shape, value range of the images)
 DATASETS: dict[str, dict] = {
     "mnist": {
@@ -131,7 +133,8 @@ def load_split(name: str, split: str, data_dir: str | os.PathLike | None = None)
       name: `"mnist"` or `"binarized_mnist"`.
       split: a split of that dataset (`"train"`, `"test"`; `"validation"` for
         binarized_mnist).
-      data_dir: explicit TFDS data dir, else the search order of this module.
+      data_dir: explicit TFDS data dir, else the search order of this module;
+        "synthetic" for small generated data of the same schema (`gm_jax.data.synthetic`).
 
     Returns:
       A dict of read-only arrays: `"image"` uint8 [N, 28, 28, 1] (0-255 for
@@ -149,5 +152,7 @@ def load_split(name: str, split: str, data_dir: str | os.PathLike | None = None)
         raise ValueError(
             f"dataset {name!r} has no split {split!r}; valid choices: {list(DATASETS[name]['splits'])}"
         )
+    if synthetic.is_synthetic(data_dir):
+        return synthetic.images(name, split)
     directory = find_data_dir(name, data_dir)
     return _load_split_cached(name, split, str(directory))

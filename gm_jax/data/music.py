@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from gm_jax.data import synthetic
 from gm_jax.data.datasets import DatasetNotFoundError
 
 LOWEST_KEY = 21  # MIDI pitch of piano key 0 (A0)
@@ -84,6 +85,8 @@ def load_chorales(split: str, resolution: str = "quarter", data_dir=None) -> lis
         raise ValueError(f"JSB split {split!r}; valid choices: {list(SPLITS)}")
     if resolution not in FILES:
         raise ValueError(f"JSB resolution {resolution!r}; valid choices: {list(FILES)}")
+    if synthetic.is_synthetic(data_dir):
+        return synthetic.chorales(split, resolution)
     return _load_json(str(find_jsb_dir(data_dir) / FILES[resolution]))[split]
 
 

@@ -36,6 +36,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from gm_jax.data import synthetic
 from gm_jax.data.datasets import DATASETS, DatasetNotFoundError, find_data_dir
 
 DATASET = "tiny_shakespeare"
@@ -60,7 +61,8 @@ def load_text(split: str, data_dir: str | os.PathLike | None = None, name: str =
 
     Args:
       split: `"train"`, `"validation"` or `"test"`.
-      data_dir: explicit TFDS data dir, else the search order of `gm_jax.data.datasets`.
+      data_dir: explicit TFDS data dir, else the search order of `gm_jax.data.datasets`;
+        "synthetic" for generated text (`gm_jax.data.synthetic`).
       name: the TFDS dataset (default `"tiny_shakespeare"`).
 
     Returns:
@@ -75,6 +77,8 @@ def load_text(split: str, data_dir: str | os.PathLike | None = None, name: str =
                          f"{[k for k, v in DATASETS.items() if 'text' in v['features']]}")
     if split not in DATASETS[name]["splits"]:
         raise ValueError(f"dataset {name!r} has no split {split!r}; valid choices: {list(DATASETS[name]['splits'])}")
+    if synthetic.is_synthetic(data_dir):
+        return synthetic.text(split)
     return _read_text(name, split, str(find_data_dir(name, data_dir or None)))
 
 

@@ -49,7 +49,8 @@ def train(experiment: Experiment, workdir: str | os.PathLike):
     time in seconds) and TensorBoard events in `workdir/tensorboard/`.
 
     Returns:
-      The final TrainState (plain, single copy).
+      The final TrainState (plain, single copy on the first local device, whatever
+      `config.parallel`, so evaluation and sampling run as on one device).
 
     Raises:
       FloatingPointError: the loss or the parameters became non-finite; no
@@ -103,7 +104,7 @@ def train(experiment: Experiment, workdir: str | os.PathLike):
         writer.close()
         manager.wait_until_finished()
         manager.close()
-    return step_fn.get_state(state)
+    return jax.device_put(step_fn.get_state(state), jax.local_devices()[0])
 
 
 def train_and_evaluate(experiment: Experiment, workdir: str | os.PathLike) -> dict:

@@ -1,4 +1,10 @@
-"""Figures: image grids written as PNG with Pillow."""
+"""Every figure and file a run writes besides its metrics: PNG image grids (Pillow), matplotlib plots.
+
+This package is the only place that imports matplotlib (through `pyplot()`,
+which selects the non-interactive Agg backend once). Family-specific writers
+live in its modules (e.g. audio and MIDI writers, 2-D density plots); models
+and experiments never import matplotlib themselves.
+"""
 from __future__ import annotations
 
 import math
@@ -6,6 +12,16 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+
+def pyplot():
+    """`matplotlib.pyplot` with the non-interactive Agg backend (files only, no screen needed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
 
 
 def image_grid(images, cols: int | None = None, pad: int = 2, max_value: float = 1.0) -> Image.Image:
@@ -56,12 +72,9 @@ def save_metric_curves(metrics_path, path, series, xlabel: str = "step", ylabel:
       series: (metric key, legend label) pairs; keys missing from every record are skipped.
       xlabel, ylabel, title: axis labels (give the units) and title.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     from gm_jax.training.metrics import read_metrics
+
+    plt = pyplot()
 
     records = read_metrics(metrics_path)
     fig, ax = plt.subplots(figsize=(6, 3.5))

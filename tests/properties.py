@@ -1,0 +1,85 @@
+"""Property checks shared by the model tests (one way to test each property).
+
+* `assert_autoregressive(logits_fn, x, order)`: output position i depends only
+  on inputs before i in the sampling order (causality, by the Jacobian).
+* `assert_cached_equals_naive(naive, cached, *args)`: a cached sampler draws
+  exactly the naive sampler's values for the same key.
+* `assert_bijector(forward, inverse, x)`: inverse(forward(x)) == x and the
+  log-det equals log |det J| of the forward map (by autodiff).
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+def assert_autoregressive(logits_fn, x, num_positions: int | None = None, atol: float = 0.0):
+    """Check that output position i of `logits_fn` depends on input positions < i only.
+
+    Args:
+      logits_fn: float inputs [1, L, ...] (positions on axis 1, in sampling
+        order; flatten images to raster order first) -> outputs [1, L, ...].
+      x: one example [1, L, ...] (float) at which the Jacobian is taken.
+      num_positions: check the first this many output positions (default all).
+      atol: largest allowed |d out_i / d x_j| for j >= i.
+
+    Raises:
+      AssertionError: naming the first output position that sees its own or a later input.
+    """
+    x = jnp.asarray(x, jnp.float32)
+    length = x.shape[1]
+    num_positions = length if num_positions is None else num_positions
+
+    def out_i(x, i):
+        return jnp.sum(jnp.abs(jax.lax.dynamic_index_in_dim(logits_fn(x), i, 1, keepdims=False)))
+
+    grad = jax.jit(jax.grad(out_i), static_argnums=())
+    for i in range(num_positions):
+        g = np.abs(np.asarray(grad(x, i)))  # [1, L, ...]
+        per_position = g.reshape(length, -1).max(axis=1)
+        leaks = np.nonzero(per_position[i:] > atol)[0]
+        assert not leaks.size, f"output position {i} depends on input position {i + leaks[0]} (not before {i})"
+
+
+def assert_cached_equals_naive(naive, cached, *args, **kwargs):
+    """`naive(*args, **kwargs)` and `cached(*args, **kwargs)` give identical arrays (same key inside args).
+
+    Returns:
+      the (common) samples, as a NumPy array.
+    """
+    a, b = np.asarray(naive(*args, **kwargs)), np.asarray(cached(*args, **kwargs))
+    assert a.shape == b.shape and a.dtype == b.dtype, (a.shape, a.dtype, b.shape, b.dtype)
+    mismatch = np.argwhere(a != b)
+    assert not mismatch.size, f"cached and naive samples differ at {len(mismatch)} entries, first {mismatch[0]}"
+    return a
+
+
+def assert_bijector(forward, inverse, x, rtol: float = 1e-4, atol: float = 1e-4, check_log_det: bool = True):
+    """Check an invertible map with log-determinant.
+
+    Args:
+      forward: x [N, ...] -> (y [N, ...], log_det [N]) (log |det dy/dx| per example, nats).
+      inverse: y -> (x, log_det of the inverse [N]).
+      x: a float batch [N, ...]; keep N * dim small when `check_log_det` (the
+        full Jacobian of one example is formed).
+
+    Raises:
+      AssertionError: the round trip, the inverse log-det or the forward log-det is off.
+    """
+    x = jnp.asarray(x, jnp.float32)
+    y, ld = forward(x)
+    x2, ild = inverse(y)
+    np.testing.assert_allclose(np.asarray(x2), np.asarray(x), rtol=rtol, atol=atol, err_msg="inverse(forward(x)) != x")
+    np.testing.assert_allclose(np.asarray(ild), -np.asarray(ld), rtol=rtol, atol=atol,
+                               err_msg="inverse log-det != -forward log-det")
+    if not check_log_det:
+        return
+    for n in range(x.shape[0]):
+        def f(v, n=n):
+            return forward(x.at[n].set(v.reshape(x.shape[1:])))[0][n].reshape(-1)
+
+        jac = jax.jacfwd(f)(x[n].reshape(-1))
+        _, logabsdet = np.linalg.slogdet(np.asarray(jac, np.float64))
+        np.testing.assert_allclose(float(ld[n]), logabsdet, rtol=rtol, atol=max(atol, 1e-3),
+                                   err_msg=f"log-det of example {n} != log |det J|")

@@ -1,0 +1,132 @@
+"""The contract every experiment keeps, checked for every module of `experiments` (nothing to register).
+
+For each name in `gm_jax.experiment_names()`, on its `get_test_config()` (a
+tiny model on `data_dir="synthetic"`: no `../shared` needed):
+
+* the module's shape: `get_config()`, `get_paper_config()` (same keys, and it
+  builds) and `get_test_config()`; at most 200 lines; no import of another
+  experiment or of matplotlib;
+* end to end under `parallel = none | pmap | sharded` on 4 CPU devices:
+  train (2 steps), `evaluate`, `write_artifacts`, `results.json`;
+* with `parallel = none`, the handle: `gm_jax.load(workdir)` samples exactly
+  what the trained state samples; samples pass the experiment's own input
+  check (shape, dtype, range); the same key gives the same samples;
+  `log_prob` is finite, or raises `NotImplementedError` with a message.
+
+And the layering rules of the house: model files import only
+`gm_jax.{nn, distributions, sampling}` (and other models).
+"""
+from __future__ import annotations
+
+import ast
+import importlib
+import json
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+
+import gm_jax
+from gm_jax import config as config_lib
+from gm_jax.api import Model
+from gm_jax.training.loop import RESULTS_FILE, train, train_and_evaluate
+
+ROOT = Path(__file__).resolve().parents[1]
+NAMES = gm_jax.experiment_names()
+MODEL_IMPORTS_ALLOWED = ("gm_jax.nn", "gm_jax.distributions", "gm_jax.sampling", "gm_jax.models")
+
+
+def _module(name):
+    return importlib.import_module(f"experiments.{name}")
+
+
+def _imports(path: Path) -> list[str]:
+    tree = ast.parse(path.read_text())
+    out = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out += [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            out += [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+    return out
+
+
+def test_experiments_found():
+    assert len(NAMES) >= 21, NAMES
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_module_shape(name):
+    module = _module(name)
+    path = Path(module.__file__)
+    lines = len(path.read_text().splitlines())
+    assert lines <= 200, f"{path.name} has {lines} lines (at most 200: config + wiring)"
+    imports = _imports(path)
+    assert not [i for i in imports if i.startswith("experiments")], f"{name} imports another experiment"
+    assert not [i for i in imports if i.startswith("matplotlib")], f"{name} imports matplotlib (use gm_jax.viz)"
+    default, paper, tiny = module.get_config(), module.get_paper_config(), module.get_test_config()
+    keys = config_lib.flat_keys(default)
+    assert config_lib.flat_keys(paper) == keys, "get_paper_config() must have the keys of get_config()"
+    assert config_lib.flat_keys(tiny) == keys, "get_test_config() must have the keys of get_config()"
+    assert tiny.data_dir == "synthetic", "get_test_config() must read synthetic data"
+    assert module.get_paper_config.__doc__, "get_paper_config() must name the paper and table it reproduces"
+    module.Experiment(paper)  # the paper's config is valid (built, not initialised)
+
+
+def test_median_module_length():
+    lengths = sorted(len(Path(_module(n).__file__).read_text().splitlines()) for n in NAMES)
+    assert lengths[len(lengths) // 2] <= 120, lengths
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "gm_jax" / "models").glob("*.py")), ids=lambda p: p.name)
+def test_model_files_are_pure(path):
+    bad = [i for i in _imports(path) if (i.startswith("gm_jax") and not i.startswith(MODEL_IMPORTS_ALLOWED))
+           or i.startswith(("matplotlib", "experiments", "PIL", "tensorflow_datasets"))]
+    assert not bad, f"{path.name} imports {bad}: model files import only {MODEL_IMPORTS_ALLOWED}"
+
+
+def _experiment(name, parallel):
+    config = config_lib.apply_overrides(_module(name).get_test_config(),
+                                        {"parallel": parallel, "num_steps": 2, "checkpoint_every": 2,
+                                         "log_every": 1, "progress_bar": False}, name)
+    return gm_jax.build(name, config=config)
+
+
+def _finite(tree) -> bool:
+    return all(np.all(np.isfinite(np.asarray(x))) for x in jax.tree_util.tree_leaves(tree)
+               if np.issubdtype(np.asarray(x).dtype, np.floating))
+
+
+@pytest.mark.parametrize("parallel", ["none", "pmap", "sharded"])
+@pytest.mark.parametrize("name", NAMES)
+def test_end_to_end(name, parallel, tmp_path):
+    experiment = _experiment(name, parallel)
+    assert experiment.config.batch_size % 4 == 0, "test configs use a batch size divisible by 4 devices"
+    results = train_and_evaluate(experiment, tmp_path)
+    saved = json.loads((tmp_path / RESULTS_FILE).read_text())
+    assert saved["step"] == 2 and saved["experiment"] == name
+    assert results["step"] == 2
+    metrics = [r for r in map(json.loads, (tmp_path / "metrics.jsonl").read_text().splitlines())]
+    assert [r["step"] for r in metrics] == [1, 2] and all(np.isfinite(r["loss"]) for r in metrics)
+    if parallel != "none":
+        return
+
+    # the handle, on the trained parameters and on the restored run
+    state = train(experiment, tmp_path)  # already at num_steps: restores the last checkpoint
+    trained = Model(experiment, experiment.params_of(state), step=int(state.step))
+    loaded = gm_jax.load(tmp_path)
+    assert loaded.step == 2 and loaded.config.to_dict() == experiment.config.to_dict()
+    key = jax.random.key(7)
+    x = trained.sample(key, 4)
+    np.testing.assert_array_equal(np.asarray(x), np.asarray(trained.sample(key, 4)))
+    np.testing.assert_array_equal(np.asarray(x), np.asarray(loaded.sample(key, 4)))
+    assert len(x) == 4
+    checked = experiment.check_data(x)  # samples are data in the experiment's own form
+    assert checked.dtype == np.asarray(experiment.check_data(np.asarray(x))).dtype
+    try:
+        lp = trained.log_prob(x, key=jax.random.key(1))
+    except NotImplementedError as e:
+        assert str(e), "NotImplementedError must say why there is no density"
+    else:
+        assert lp.shape == (4,) and _finite(lp), lp
