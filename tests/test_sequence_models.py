@@ -14,7 +14,6 @@ from gm_jax.models import rnn, transformer
 V = 11
 
 
-
 # -- generic sampling ----------------------------------------------------------------------------
 def test_filter_logits_top_k_top_p_temperature():
     logits = jnp.log(jnp.array([[0.05, 0.4, 0.1, 0.3, 0.15]]))
@@ -134,37 +133,5 @@ def test_rnn_bernoulli_log_probs():
     np.testing.assert_array_equal(np.asarray(frames[:, :2]), np.asarray(v[:, :2], np.uint8))
 
 
-# -- experiments: the Model handle and bad input --------------------------------------------------------
-TINY = {"transformer_shakespeare": dict(dim=16, num_layers=1, num_heads=2, block_size=16, batch_size=4),
-        "charrnn_shakespeare": dict(hidden=16, embed_dim=8, window=16, batch_size=4)}
 
 
-@pytest.mark.parametrize("name", sorted(TINY))
-def test_text_model_sample_and_log_prob(shakespeare_dir, name):
-    model = gm_jax.create(name, data_dir=str(shakespeare_dir), **TINY[name])
-    vocab = model.experiment.vocab
-    x = model.sample(jax.random.key(0), 3, prompt="ROMEO:", length=20, temperature=0.9, top_k=10, top_p=0.95)
-    assert x.shape == (3, 26) and x.dtype == jnp.int32
-    assert all(vocab.decode(row).startswith("ROMEO:") for row in np.asarray(x))
-    np.testing.assert_array_equal(np.asarray(x), np.asarray(model.sample(jax.random.key(0), 3, prompt="ROMEO:",
-                                                                         length=20, temperature=0.9, top_k=10,
-                                                                         top_p=0.95)))
-    lp = model.log_prob(x[:, :17])
-    e = model.experiment
-    np.testing.assert_allclose(lp, e.token_log_probs(model.params, x[:, :16], x[:, 1:17]).sum(-1), rtol=1e-5)
-    assert lp.shape == (3,) and bool(jnp.all(lp < 0))
-    # bad input
-    with pytest.raises(ValueError, match="outside the vocabulary"):
-        model.sample(jax.random.key(0), 2, prompt="ROMEO: \u00e9\u4e2d")
-    with pytest.raises(ValueError, match="at least one character"):
-        model.sample(jax.random.key(0), 2, prompt="")
-    with pytest.raises(ValueError, match="length"):
-        model.sample(jax.random.key(0), 2, length=0)
-    with pytest.raises(ValueError, match="temperature"):
-        model.sample(jax.random.key(0), 2, temperature=0.0)
-    with pytest.raises(ValueError, match="takes no conditioning"):
-        model.sample(jax.random.key(0), 2, labels=[1, 2])
-    with pytest.raises(ValueError, match="token ids"):
-        model.log_prob(np.full((2, 8), vocab.size))
-    with pytest.raises(ValueError, match="token ids"):
-        model.log_prob(np.zeros((2, 8), np.float32))
