@@ -1,15 +1,15 @@
-"""Cached vs uncached Transformer generation (and the carried-state RNN sampler), in tokens/s.
+"""Cached vs naive Transformer generation (and the carried-state RNN sampler), in tokens/s.
 
     python -m benchmarks.sequence_sampling [--out DIR] [--length 256] [--num-samples 1 8] [--repeats 10]
                                            [--override key=value ...]
 
 For `transformer_shakespeare` (default config, fresh parameters: speed does
 not depend on their values) it times `gm_jax.models.transformer.sample_cached`
-and `sample_uncached` generating `--length` new tokens from a one-character
+and `sample_naive` generating `--length` new tokens from a one-character
 prompt, each compiled first (one warm-up call, excluded), then `--repeats`
 timed calls with fresh keys, each ended by `jax.block_until_ready`, and
 reports the median seconds per call, tokens/s (num_samples x length /
-median) and the speed-up `uncached median / cached median`. It also checks
+median) and the speed-up `naive median / cached median`. It also checks
 that both return identical tokens for the same key. The char-LSTM
 (`charrnn_shakespeare`) sampler is timed the same way for comparison.
 
@@ -73,20 +73,20 @@ def main(argv=None) -> dict:
         prompt = exp.encode_prompt("\n", n)
         keys = [jax.random.key(i) for i in range(args.repeats + 1)]
         timed = {}
-        for name, fn in (("cached", transformer.sample_cached), ("uncached", transformer.sample_uncached)):
+        for name, fn in (("cached", transformer.sample_cached), ("naive", transformer.sample_naive)):
             timings, out = _time(lambda k, fn=fn: fn(exp.model, params, k, prompt, args.length), keys)
             timed[name] = out
             med = statistics.median(timings)
             records.append({"model": "transformer_shakespeare", "sampler": name, "num_samples": n,
                             "length": args.length, "median_s": med, "tokens_per_s": n * args.length / med,
                             "timings_s": timings})
-        identical = bool(np.array_equal(timed["cached"], timed["uncached"]))
+        identical = bool(np.array_equal(timed["cached"], timed["naive"]))
         ratio = records[-1]["median_s"] / records[-2]["median_s"]
-        records[-2].update(speedup_vs_uncached=ratio, identical_to_uncached=identical)
-        rnn_sample = jax.jit(rnn.sample_tokens, static_argnums=(0, 4))
+        records[-2].update(speedup_vs_naive=ratio, identical_to_naive=identical)
+        rnn_sample = jax.jit(rnn.sample_cached, static_argnums=(0, 4))
         timings, _ = _time(lambda k: rnn_sample(lstm.model, lstm_params, k, prompt, args.length), keys)
         med = statistics.median(timings)
-        records.append({"model": "charrnn_shakespeare", "sampler": "carried state", "num_samples": n,
+        records.append({"model": "charrnn_shakespeare", "sampler": "cached (carried state)", "num_samples": n,
                         "length": args.length, "median_s": med, "tokens_per_s": n * args.length / med,
                         "timings_s": timings})
     cfg = exp.config
@@ -99,12 +99,12 @@ def main(argv=None) -> dict:
     lines = [f"# sequence sampling: {args.length} new tokens, median of {args.repeats} timings after compilation",
              f"- devices: {payload['environment']['devices']['device_kind']}; transformer "
              f"{payload['settings']['transformer']}", "",
-             "| model | sampler | num_samples | median s | tokens/s | speed-up vs uncached | identical |",
+             "| model | sampler | num_samples | median s | tokens/s | speed-up vs naive | identical |",
              "|---|---|---:|---:|---:|---:|---|"]
     for r in records:
         lines.append(f"| {r['model']} | {r['sampler']} | {r['num_samples']} | {r['median_s']:.3f} | "
-                     f"{r['tokens_per_s']:,.0f} | {r.get('speedup_vs_uncached', float('nan')):.2f} | "
-                     f"{r.get('identical_to_uncached', '-')} |")
+                     f"{r['tokens_per_s']:,.0f} | {r.get('speedup_vs_naive', float('nan')):.2f} | "
+                     f"{r.get('identical_to_naive', '-')} |")
     report = "\n".join(lines) + "\n"
     (args.out / "sequence_sampling.md").write_text(report)
     print(report, end="")

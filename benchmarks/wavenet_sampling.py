@@ -1,4 +1,4 @@
-"""Naive vs fast (Paine et al. 2016) WaveNet generation: seconds of audio per second, speed-up, identical output.
+"""Naive vs cached (Paine et al. 2016) WaveNet generation: seconds of audio per second, speed-up, identical output.
 
     python -m benchmarks.wavenet_sampling [--seconds 1.0] [--num-samples 1] [--repeats 1]
         [--workdir RUN_DIR] [--out benchmarks/results] [--quick]
@@ -12,11 +12,11 @@ timed `--repeats` times generating `--seconds` of 8 kHz audio for
 `key(i + 1)`, each call ended by `jax.block_until_ready`, with
 `time.perf_counter`. Reported: the median seconds per call, the real-time
 factor (seconds of audio generated per wall-clock second, per recording
-times recordings), the speed-up naive / fast and whether the two return
+times recordings), the speed-up naive / cached and whether the two return
 identical samples for the same key (and the number of differing samples).
 
 `sample_naive` re-runs the whole stack over the last R = receptive-field
-positions for every new sample (O(R L) per sample); `sample_fast` keeps a queue
+positions for every new sample (O(R L) per sample); `sample_cached` keeps a queue
 per layer (O(L) per sample).
 
 Writes `OUT/wavenet_sampling.json` and `OUT/wavenet_sampling.md` (a markdown
@@ -62,7 +62,7 @@ def time_samplers(seconds: float, num_samples: int, repeats: int, workdir: str |
               "length_samples": length, "repeats": repeats, "receptive_field_samples": experiment.receptive_field,
               "config": {k: c[k] for k in ("layers_per_block", "num_blocks", "residual_channels", "skip_channels")}}
     outputs = {}
-    for kind, fn in (("fast", wavenet.sample_fast), ("naive", wavenet.sample_naive)):
+    for kind, fn in (("cached", wavenet.sample_cached), ("naive", wavenet.sample_naive)):
         jitted = jax.jit(fn, static_argnums=(0, 5))
         t0 = time.perf_counter()
         compiled = jitted.lower(model, params, jax.random.key(1), digit, speaker, length).compile()
@@ -79,19 +79,19 @@ def time_samplers(seconds: float, num_samples: int, repeats: int, workdir: str |
         record[f"{kind}_timings_s"] = timings
         record[f"{kind}_median_s"] = statistics.median(timings)
         record[f"{kind}_audio_seconds_per_second"] = num_samples * length / 8000 / record[f"{kind}_median_s"]
-    record["speedup"] = record["naive_median_s"] / record["fast_median_s"]
-    record["identical"] = bool(np.array_equal(outputs["naive"], outputs["fast"]))
-    record["differing_samples"] = int((outputs["naive"] != outputs["fast"]).sum())
+    record["speedup"] = record["naive_median_s"] / record["cached_median_s"]
+    record["identical"] = bool(np.array_equal(outputs["naive"], outputs["cached"]))
+    record["differing_samples"] = int((outputs["naive"] != outputs["cached"]).sum())
     return record
 
 
 def markdown(records: list[dict]) -> str:
-    lines = ["| params | audio | naive s (median) | fast s (median) | naive audio-s/s | fast audio-s/s | speed-up "
+    lines = ["| params | audio | naive s (median) | cached s (median) | naive audio-s/s | cached audio-s/s | speed-up "
              "| identical |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in records:
         lines.append(f"| {r['params']} | {r['num_samples']} x {r['seconds']:.3f} s | {r['naive_median_s']:.2f} "
-                     f"| {r['fast_median_s']:.3f} | {r['naive_audio_seconds_per_second']:.4f} "
-                     f"| {r['fast_audio_seconds_per_second']:.3f} | {r['speedup']:.1f}x "
+                     f"| {r['cached_median_s']:.3f} | {r['naive_audio_seconds_per_second']:.4f} "
+                     f"| {r['cached_audio_seconds_per_second']:.3f} | {r['speedup']:.1f}x "
                      f"| {r['identical']} ({r['differing_samples']} differing samples) |")
     return "\n".join(lines) + "\n"
 

@@ -72,6 +72,10 @@ def check_sampling_args(length, temperature, top_k, top_p) -> None:
         raise ValueError(f"top_p must be in (0, 1] (1 = no nucleus filter), got {top_p!r}")
 
 
+def _is_python_number(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
 def filter_logits(logits: jax.Array, temperature=1.0, top_k=0, top_p=1.0) -> jax.Array:
     """Temperature-scaled logits with the tokens outside top-k / the nucleus set to -inf.
 
@@ -85,6 +89,8 @@ def filter_logits(logits: jax.Array, temperature=1.0, top_k=0, top_p=1.0) -> jax
       float32 [..., V]: logits / temperature, -inf where filtered out.
     """
     logits = jnp.asarray(logits, jnp.float32) / jnp.asarray(temperature, jnp.float32)
+    if _is_python_number(top_k) and top_k == 0 and _is_python_number(top_p) and top_p >= 1.0:
+        return logits  # both filters off, known at trace time: skip the two sorts (same values)
     v = logits.shape[-1]
     sorted_desc = -jnp.sort(-logits, axis=-1)
     # top-k: keep logits >= the k-th largest (k = 0 or k >= V keeps everything)

@@ -1,5 +1,5 @@
 """Character n-gram model: normalisation for any context (add-k and interpolated Kneser-Ney), counts,
-and agreement of log_prob with the per-step conditionals."""
+the Kneser-Ney discount's fallback, and agreement of log_prob with the per-step conditionals."""
 import itertools
 
 import jax
@@ -64,9 +64,25 @@ def test_log_prob_is_sum_of_conditionals_and_sampling(smoothing):
         ctx[order - 1 - n:] = TOKENS[t - n: t]
         p = ngram.probs(tables, jnp.asarray(ctx[None]), jnp.array([n]), V, order, smoothing, 1.0)[0]
         np.testing.assert_allclose(lp[0, t - 1], np.log(p[TOKENS[t]]), rtol=1e-5)
-    s = ngram.sample(tables, jax.random.key(0), x[:, :4].repeat(2, 0), 20, V, order, smoothing, 1.0)
+    s = ngram.sample_cached(tables, jax.random.key(0), x[:, :4].repeat(2, 0), 20, V, order, smoothing, 1.0)
     assert s.shape == (2, 24)
     np.testing.assert_array_equal(np.asarray(s[:, :4]), np.asarray(x[:, :4].repeat(2, 0)))
+
+
+def test_kneser_ney_discount_stays_in_open_unit_interval():
+    """An order with no count of 1 (or of 2) gets the fallback discount 0.5, not n1 / (n1 + 2 n2) = 0 (or 1).
+
+    On [0, 1, 1, 2, 2] every bigram occurs once (n2 = 0) and the continuation count of each seen unigram is
+    2 (n1 = 0): with D_1 = 0 no mass reached the uniform floor, and p(0 | any context) was 0."""
+    tables = ngram.fit([0, 1, 1, 2, 2], 3, 2)
+    for table in tables.values():
+        assert 0.0 < float(table["discount"]) < 1.0
+    assert float(tables["m1"]["discount"]) == ngram.FALLBACK_DISCOUNT
+    p = ngram.probs(tables, jnp.array([[0], [1], [2], [0]]), jnp.array([1, 1, 1, 0]), 3, 2)
+    assert bool(jnp.all(p > 0))
+    np.testing.assert_allclose(p.sum(-1), 1.0, atol=1e-6)
+    # the estimate itself where both counts exist: D = n1 / (n1 + 2 n2)
+    assert ngram._discount(np.array([1, 1, 1, 2, 5])) == 3 / (3 + 2 * 1)
 
 
 def test_bad_arguments():

@@ -1,5 +1,6 @@
-"""PixelCNN, Gated PixelCNN and PixelCNN++: autoregressive property, exact normalisation,
-naive == cached sampling, bad inputs, and tiny end-to-end runs."""
+"""PixelCNN, Gated PixelCNN and PixelCNN++: autoregressive property (`assert_autoregressive`) and the
+receptive field (blind spot or none), exact normalisation, samplers' range and bad inputs. Cached == naive
+sampling: tests/test_sampling.py."""
 import itertools
 
 import jax
@@ -7,9 +8,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import gm_jax
 from gm_jax.models import pixelcnn as pc
 from gm_jax.models import pixelcnn_pp as pp
+from properties import assert_autoregressive
 
 
 def _noisy_params(model, x, labels=None, scale=0.3, seed=0):
@@ -35,14 +36,22 @@ def _jacobian_support(fn, shape, num_inputs=3):
     return (jac[np.arange(n), :, np.arange(n)] != 0).any(0)
 
 
-def _check_autoregressive(support, expected_visible=None):
-    d = support.shape[0]
-    upper = np.triu(np.ones((d, d), bool))  # j >= i
-    assert not support[upper].any(), "an output depends on the current or a future input"
-    lower = ~upper
-    if expected_visible is None:
-        expected_visible = lower
-    missing = expected_visible & lower & ~support
+def _raster(model, params, labels=None, scale=1.0, per_pixel=False):
+    """The network as `assert_autoregressive` takes it: float inputs [1, L] (L = H * W * C sub-pixels in
+    raster order, or [1, H * W, C] pixels with `per_pixel`) -> outputs [1, L, ...] in the same order."""
+    h, w, c = model.image_shape
+
+    def fn(x):
+        out = model.apply({"params": params}, x.reshape(1, h, w, c) * scale, labels)
+        return out.reshape(1, h * w if per_pixel else h * w * c, -1)
+
+    return fn
+
+
+def _sees_every_earlier_position(support):
+    """No blind spot: every (i, j < i) entry of the Jacobian support is non-zero."""
+    lower = np.tril(np.ones_like(support), -1)
+    missing = lower & ~support
     assert not missing.any(), f"blind spot: {int(missing.sum())} (i, j < i) pairs the model should see are zero"
 
 
@@ -62,12 +71,15 @@ def _pixelcnn_visible(h, w, first_kernel, num_layers):
 
 
 def test_pixelcnn_autoregressive_with_its_blind_spot():
+    """Causal (`assert_autoregressive`), and it sees exactly the composed receptive field of its masks:
+    the blind spot that the gated model removes."""
     model = pc.PixelCNN(image_shape=(8, 8, 1), features=16, num_layers=2, first_kernel=5, output_features=16)
     params = _noisy_params(model, jnp.zeros((1, 8, 8, 1)))
+    x = jax.random.uniform(jax.random.key(100), (1, 64))
+    assert_autoregressive(_raster(model, params), x)
     support = _jacobian_support(lambda x: model.apply({"params": params}, x)[..., 0], (8, 8, 1))
     visible = _pixelcnn_visible(8, 8, 5, 2)
-    _check_autoregressive(support, visible)
-    assert not (support & ~visible).any()  # exactly the composed receptive field
+    np.testing.assert_array_equal(support, visible)  # exactly the composed receptive field
     lower = np.tril(np.ones_like(visible), -1)
     assert (lower & ~visible).any()  # the blind spot that the gated model removes
 
@@ -77,8 +89,8 @@ def test_pixelcnn_per_channel_masks_rgb():
     model = pc.PixelCNN(image_shape=(5, 5, 3), num_values=256, features=24, num_layers=2, first_kernel=3,
                         output_features=48)  # wide enough that no relu path is dead at every input
     params = _noisy_params(model, jnp.zeros((1, 5, 5, 3)))
+    assert_autoregressive(_raster(model, params), jax.random.uniform(jax.random.key(100), (1, 75)) * 255.0)
     support = _jacobian_support(lambda x: model.apply({"params": params}, x)[..., 3], (5, 5, 3))
-    _check_autoregressive(support, np.zeros_like(support))
     i = (2 * 5 + 2) * 3  # pixel (2, 2)
     assert support[i + 1, i] and support[i + 2, i] and support[i + 2, i + 1]  # G <- R, B <- R, G
     assert support[i, i - 3] and support[i, i - 1]  # R <- left pixel's R and B
@@ -89,27 +101,23 @@ def test_gated_pixelcnn_autoregressive_without_blind_spot():
                              output_features=8)
     labels = jnp.array([1])
     params = _noisy_params(model, jnp.zeros((1, 8, 8, 1)), labels)
+    assert_autoregressive(_raster(model, params, labels), jax.random.uniform(jax.random.key(100), (1, 64)))
     support = _jacobian_support(lambda x: model.apply({"params": params}, x, labels)[..., 0, 0], (8, 8, 1))
-    _check_autoregressive(support)  # every earlier pixel is seen
+    _sees_every_earlier_position(support)
 
 
 def test_pixelcnn_pp_autoregressive_without_blind_spot():
-    model = pp.PixelCNNPP(image_shape=(4, 4, 1), features=8, num_resnet=1, num_mixtures=2)  # 4 -> 2 -> 1
-    params = _noisy_params(model, jnp.zeros((1, 4, 4, 1)))
-    support = _jacobian_support(lambda x: model.apply({"params": params}, x * 255.0).sum(-1), (4, 4, 1), 1)
-    _check_autoregressive(support)
-
-
-def test_pixelcnn_pp_rgb_pixel_level_autoregressive():
-    """With C = 3 the mixture parameters of pixel i see pixels < i only (channels couple inside the mixture).
-
-    One random input suffices for the "sees every earlier pixel" half: concat_elu and the gates are
-    smooth, so no path is dead."""
-    model = pp.PixelCNNPP(image_shape=(4, 4, 3), features=6, num_resnet=1, num_mixtures=2)
-    params = _noisy_params(model, jnp.zeros((1, 4, 4, 3)))
-    support = _jacobian_support(lambda x: model.apply({"params": params}, x * 255.0).sum(-1), (4, 4, 3), 1)
-    pixel_support = support.reshape(16, 16, 3).any(-1)
-    _check_autoregressive(pixel_support)
+    """The mixture parameters of pixel i see pixels < i only (with C = 3 the channels of a pixel couple inside
+    the mixture, so causality is pixel-level), and every earlier pixel. One random input suffices for the
+    second half: concat_elu and the gates are smooth, so no path is dead."""
+    for c, f in ((1, 8), (3, 6)):
+        model = pp.PixelCNNPP(image_shape=(4, 4, c), features=f, num_resnet=1, num_mixtures=2)  # 4 -> 2 -> 1
+        params = _noisy_params(model, jnp.zeros((1, 4, 4, c)))
+        fn = _raster(model, params, scale=255.0, per_pixel=True)
+        x = jax.random.uniform(jax.random.key(100), (1, 16, c))
+        assert_autoregressive(fn, x)
+        jac = np.asarray(jax.jit(jax.jacfwd(lambda x: fn(x).sum(-1)))(x))  # [1, 16, 1, 16, C]
+        _sees_every_earlier_position((jac[0, :, 0] != 0).any(-1))
 
 
 @pytest.mark.parametrize("kind", ["pixelcnn", "gated"])
@@ -125,43 +133,6 @@ def test_binary_log_prob_is_normalised(kind):
     params = _noisy_params(model, x[:1], None if labels is None else labels[:1])
     lp = pc.log_prob(model, params, x, labels)
     np.testing.assert_allclose(float(jnp.exp(lp).sum()), 1.0, rtol=1e-5)
-
-
-def _mixed_output(params, names):
-    """Shrink the output layer so the draws are mixed 0s and 1s (a stronger identity check)."""
-    params = dict(params)
-    for name in names:
-        params[name] = {"kernel": params[name]["kernel"] * 0.05, "bias": jnp.zeros_like(params[name]["bias"])}
-    return params
-
-
-@pytest.mark.parametrize("kind,num_values", [("pixelcnn", 2), ("pixelcnn", 256), ("gated_conditional", 2),
-                                             ("gated", 256)])
-def test_cached_sampler_equals_naive(kind, num_values):
-    shape = (7, 8, 1)
-    labels = None
-    if kind == "pixelcnn":
-        model = pc.PixelCNN(image_shape=shape, num_values=num_values, features=8, num_layers=2,
-                            first_kernel=5, output_features=8)
-    else:
-        ncls = 3 if kind == "gated_conditional" else 0
-        model = pc.GatedPixelCNN(image_shape=shape, num_values=num_values, features=8, num_layers=3, kernel_size=5,
-                                 num_classes=ncls, output_features=8)
-        labels = jnp.array([0, 2, 1]) if ncls else None
-    params = _noisy_params(model, jnp.zeros((1, *shape), jnp.int32), None if labels is None else labels[:1])
-    if num_values == 2:
-        params = _mixed_output(params, ["out_b"])
-    naive = jax.jit(lambda k: pc.sample_naive(model, params, k, 3, labels))
-    cached = jax.jit(lambda k: pc.sample_cached(model, params, k, 3, labels))
-    for seed in (0, 1):
-        a, b = np.asarray(naive(jax.random.key(seed))), np.asarray(cached(jax.random.key(seed)))
-        assert a.shape == (3, *shape) and a.dtype == np.uint8
-        np.testing.assert_array_equal(a, b)
-    if num_values == 2:
-        assert 0.15 < a.mean() < 0.85  # not a degenerate all-0 / all-1 comparison
-    else:
-        assert len(np.unique(a)) > 20
-    assert not np.array_equal(np.asarray(naive(jax.random.key(0))), np.asarray(naive(jax.random.key(1))))
 
 
 def test_pixelcnn_pp_sampler_in_range_and_deterministic():
@@ -189,7 +160,3 @@ def test_model_level_bad_pixels_raise():
         cond = pc.GatedPixelCNN(image_shape=(4, 4, 1), features=4, num_layers=1, kernel_size=3, num_classes=2)
         pc.sample_cached(cond, _noisy_params(cond, jnp.zeros((1, 4, 4, 1)), jnp.zeros(1, jnp.int32)),
                          jax.random.key(0), 2)
-
-
-
-

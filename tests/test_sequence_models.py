@@ -1,49 +1,16 @@
-"""Sequence models: samplers (temperature / top-k / top-p), the GPT (causal masking, cached == uncached
-sampling, exact log_prob), the RNN/LSTM (log_prob = sum of per-step conditionals, carried state), and
-the text experiments' input checks."""
+"""Sequence models: the GPT (autoregressive, exact log_prob through the KV-cached decode step) and the
+RNN/LSTM (log_prob = sum of per-step conditionals, the carried-state sampler). The samplers' core and
+cached == naive sampling: tests/test_sampling.py."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import gm_jax
-from gm_jax import sampling
 from gm_jax.models import rnn, transformer
+from properties import assert_autoregressive
 
 V = 11
-
-
-# -- generic sampling ----------------------------------------------------------------------------
-def test_filter_logits_top_k_top_p_temperature():
-    logits = jnp.log(jnp.array([[0.05, 0.4, 0.1, 0.3, 0.15]]))
-    kept = lambda x: np.isfinite(np.asarray(x))[0]  # noqa: E731
-    np.testing.assert_array_equal(kept(sampling.filter_logits(logits, top_k=2)), [0, 1, 0, 1, 0])
-    np.testing.assert_array_equal(kept(sampling.filter_logits(logits, top_k=0)), [1, 1, 1, 1, 1])
-    # nucleus: 0.4 + 0.3 = 0.7 < 0.75, so 0.15 is needed too
-    np.testing.assert_array_equal(kept(sampling.filter_logits(logits, top_p=0.75)), [0, 1, 0, 1, 1])
-    np.testing.assert_array_equal(kept(sampling.filter_logits(logits, top_p=0.7)), [0, 1, 0, 1, 0])
-    np.testing.assert_array_equal(kept(sampling.filter_logits(logits, top_p=0.01)), [0, 1, 0, 0, 0])
-    np.testing.assert_allclose(sampling.filter_logits(logits, temperature=0.5), logits * 2, rtol=1e-6)
-    # traced arguments under jit
-    f = jax.jit(sampling.filter_logits)
-    np.testing.assert_array_equal(kept(f(logits, 1.0, 3, 1.0)), [0, 1, 0, 1, 1])
-    draws = jax.vmap(lambda k: sampling.sample_logits(k, logits[0], top_k=1))(jax.random.split(jax.random.key(0), 50))
-    assert set(np.asarray(draws).tolist()) == {1}
-
-
-def test_sample_logits_frequencies():
-    p = np.array([0.1, 0.6, 0.3])
-    draws = sampling.sample_logits(jax.random.key(1), jnp.log(jnp.broadcast_to(p, (20000, 3))))
-    np.testing.assert_allclose(np.bincount(np.asarray(draws), minlength=3) / 20000, p, atol=0.015)
-
-
-@pytest.mark.parametrize("bad", [dict(length=0), dict(length=-3), dict(temperature=0.0), dict(temperature=-1.0),
-                                 dict(top_k=-1), dict(top_p=0.0), dict(top_p=1.5), dict(length=2.5)])
-def test_check_sampling_args(bad):
-    args = {"length": 4, "temperature": 1.0, "top_k": 0, "top_p": 1.0, **bad}
-    with pytest.raises(ValueError):
-        sampling.check_sampling_args(**args)
 
 
 # -- GPT -------------------------------------------------------------------------------------------
@@ -54,14 +21,22 @@ def gpt(request):
     return model, transformer.init_params(model, jax.random.key(0))
 
 
-def test_gpt_causal_masking(gpt):
+def test_gpt_autoregressive(gpt):
+    """p(x_t | .) (the logits of position t - 1) depends on tokens before t only (by the Jacobian, on one-hot
+    inputs), and token t does matter from t on."""
     model, params = gpt
-    x = jax.random.randint(jax.random.key(1), (3, 16), 0, V)
-    base = transformer.logits_fn(model, params, x)
+    x = jax.nn.one_hot(jax.random.randint(jax.random.key(1), (1, 16), 0, V), V)
+
+    def next_token_logits(x):  # output t = logits of x_t (position 0: nothing is predicted)
+        logits = model.apply({"params": params}, x)[0]
+        return jnp.concatenate([jnp.zeros_like(logits[:, :1]), logits[:, :-1]], axis=1)
+
+    assert_autoregressive(next_token_logits, x)
+    tokens = jnp.argmax(x, -1)
+    base = transformer.logits_fn(model, params, tokens)
     for t in (0, 5, 15):
-        changed = transformer.logits_fn(model, params, x.at[:, t].set((x[:, t] + 1) % V))
-        np.testing.assert_array_equal(np.asarray(changed[:, :t]), np.asarray(base[:, :t]))
-        assert float(jnp.abs(changed[:, t:] - base[:, t:]).max()) > 1e-4  # and token t does matter from t on
+        changed = transformer.logits_fn(model, params, tokens.at[:, t].set((tokens[:, t] + 1) % V))
+        assert float(jnp.abs(changed[:, t:] - base[:, t:]).max()) > 1e-4
 
 
 def test_gpt_log_prob_is_sum_of_conditionals(gpt):
@@ -82,21 +57,6 @@ def test_gpt_log_prob_is_sum_of_conditionals(gpt):
     np.testing.assert_allclose(total, acc, rtol=1e-5, atol=1e-4)
 
 
-@pytest.mark.parametrize("length,kw", [(10, {}), (40, dict(temperature=0.8, top_k=5)), (30, dict(top_p=0.9))])
-def test_gpt_cached_equals_uncached(gpt, length, kw):
-    # length 40 from a 3-token prompt exceeds block_size 16: the context restarts, in both samplers alike
-    model, params = gpt
-    prompt = jnp.array([[1, 2, 3], [4, 5, 6]], jnp.int32)
-    key = jax.random.key(7)
-    cached = transformer.sample_cached(model, params, key, prompt, length, **kw)
-    uncached = transformer.sample_uncached(model, params, key, prompt, length, **kw)
-    assert cached.shape == (2, 3 + length)
-    np.testing.assert_array_equal(np.asarray(cached[:, :3]), np.asarray(prompt))
-    np.testing.assert_array_equal(np.asarray(cached), np.asarray(uncached))
-    other = transformer.sample_cached(model, params, jax.random.key(8), prompt, length, **kw)
-    assert not np.array_equal(np.asarray(other), np.asarray(cached))
-
-
 # -- RNN / LSTM --------------------------------------------------------------------------------------
 @pytest.mark.parametrize("cell", ["lstm", "rnn"])
 def test_rnn_log_prob_is_sum_of_stepwise_conditionals(cell):
@@ -112,8 +72,8 @@ def test_rnn_log_prob_is_sum_of_stepwise_conditionals(cell):
     np.testing.assert_allclose(total, acc, rtol=1e-5, atol=1e-5)
     # sampling reads the prompt through the state and keeps it; same key, same tokens
     prompt = x[:, :4]
-    a = rnn.sample_tokens(model, params, jax.random.key(5), prompt, 6)
-    b = jax.jit(rnn.sample_tokens, static_argnums=(0, 4))(model, params, jax.random.key(5), prompt, 6)
+    a = rnn.sample_cached(model, params, jax.random.key(5), prompt, 6)
+    b = jax.jit(rnn.sample_cached, static_argnums=(0, 4))(model, params, jax.random.key(5), prompt, 6)
     assert a.shape == (3, 10)
     np.testing.assert_array_equal(np.asarray(a[:, :4]), np.asarray(prompt))
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
@@ -128,10 +88,6 @@ def test_rnn_bernoulli_log_probs():
     p = jax.nn.sigmoid(logits)
     expect = jnp.sum(v[:, 1:] * jnp.log(p) + (1 - v[:, 1:]) * jnp.log1p(-p), -1)
     np.testing.assert_allclose(lp, expect, rtol=1e-5, atol=1e-5)
-    frames = rnn.sample_bernoulli(model, params, jax.random.key(2), v[:, :2], 4)
+    frames = rnn.sample_cached(model, params, jax.random.key(2), v[:, :2], 4, event="bernoulli")
     assert frames.shape == (2, 6, 5) and frames.dtype == jnp.uint8
     np.testing.assert_array_equal(np.asarray(frames[:, :2]), np.asarray(v[:, :2], np.uint8))
-
-
-
-

@@ -1,15 +1,14 @@
-"""WaveNet: causality, receptive field, naive == fast sampling, exact density, the experiment's checks."""
+"""WaveNet: autoregressive property and receptive field, the cached step against the full stack, exact
+density. Cached == naive sampling: tests/test_sampling.py."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import gm_jax
-from gm_jax.data import audio
 from gm_jax.models import wavenet
+from properties import assert_autoregressive
 
-TINY = {"layers_per_block": 3, "num_blocks": 2, "residual_channels": 8, "skip_channels": 8, "cond_dim": 4}
 
 
 @pytest.fixture(scope="module")
@@ -27,22 +26,28 @@ def test_dilations_and_receptive_field_formula():
         wavenet.dilations(0, 2)
 
 
-def test_causal_and_receptive_field_by_gradients(tiny):
-    """d logits_t / d x_s is non-zero exactly for s in [t - R, t - 1] (inputs: position s + 1 holds x_s)."""
+def test_autoregressive_and_receptive_field(tiny):
+    """logits_t depend on x_<t only (`assert_autoregressive`, on one-hot samples), and on every one of
+    x_{t-R} .. x_{t-1} (d logits_t / d x_s non-zero exactly for s in [t - R, t - 1])."""
     model, params = tiny
     r = wavenet.receptive_field(model.dilation_seq)
     length = 40
-    onehot = jax.nn.one_hot(jax.random.randint(jax.random.key(1), (1, length), 0, 256), 256)
+    x = jax.nn.one_hot(jax.random.randint(jax.random.key(1), (1, length), 0, 256), 256)
     lab = jnp.array([3]), jnp.array([2])
+    start = jax.nn.one_hot(jnp.full((1, 1), wavenet.START_CLASS), 256)
+
+    def logits_of_samples(x):  # network inputs: position t holds x_{t-1} (position 0 the start class)
+        return model.apply({"params": params}, jnp.concatenate([start, x[:, :-1]], axis=1), *lab)
+
+    assert_autoregressive(logits_of_samples, x)
     for t in (5, 20, 39):
-        grad = jax.grad(lambda v: model.apply({"params": params}, v, *lab)[0, t].sum())(onehot)
-        support = np.nonzero(np.abs(np.asarray(grad[0])).sum(-1) > 0)[0] - 1  # input position -> sample index
-        expected = np.arange(max(t - r, -1), t)  # -1: the start symbol at position 0
-        np.testing.assert_array_equal(support, expected)
+        grad = jax.grad(lambda v: logits_of_samples(v)[0, t].sum())(x)
+        support = np.nonzero(np.abs(np.asarray(grad[0])).sum(-1) > 0)[0]
+        np.testing.assert_array_equal(support, np.arange(max(t - r, 0), t))
 
 
 def test_step_matches_full_stack(tiny):
-    """Teacher-forced fast steps (queues) give the logits of the full convolutional pass."""
+    """Teacher-forced cached steps (queues) give the logits of the full convolutional pass."""
     model, params = tiny
     x = jax.random.randint(jax.random.key(2), (2, 30), 0, 256)
     digit, speaker = jnp.array([1, 9]), jnp.array([0, 5])
@@ -60,21 +65,6 @@ def test_step_matches_full_stack(tiny):
     assert np.abs(np.asarray(other[0] - full[0])).max() > 1e-4
 
 
-def test_naive_equals_fast_sampler(tiny):
-    model, params = tiny
-    digit, speaker = jnp.array([0, 7, 7]), jnp.array([1, 1, 4])
-    naive = jax.jit(wavenet.sample_naive, static_argnums=(0, 5))
-    fast = jax.jit(wavenet.sample_fast, static_argnums=(0, 5))
-    a = np.asarray(naive(model, params, jax.random.key(3), digit, speaker, 50))
-    b = np.asarray(fast(model, params, jax.random.key(3), digit, speaker, 50))
-    assert a.shape == (3, 50) and a.dtype == np.int32
-    np.testing.assert_array_equal(a, b)
-    c = np.asarray(fast(model, params, jax.random.key(4), digit, speaker, 50))
-    assert (c != b).mean() > 0.5  # another key gives other samples
-    # sample t depends only on keys/samples before it: a longer run extends a shorter one
-    np.testing.assert_array_equal(np.asarray(fast(model, params, jax.random.key(3), digit, speaker, 20)), b[:, :20])
-
-
 def test_log_probs_normalised(tiny):
     """exp(log p(x | c)) sums to 1 over all 256^2 sequences of length 2."""
     model, params = tiny
@@ -82,5 +72,3 @@ def test_log_probs_normalised(tiny):
     lab = jnp.full((len(x),), 4, jnp.int32)
     lp = wavenet.log_probs(model, params, jnp.asarray(x), lab, lab % 6).sum(-1)
     np.testing.assert_allclose(float(jax.scipy.special.logsumexp(lp)), 0.0, atol=1e-4)
-
-

@@ -22,7 +22,12 @@ for language modeling"):
   distinct tokens preceding h w); p_0 = 1 / V (uniform, so characters never
   seen in training keep a non-zero probability); a context never seen
   (c_m(h .) = 0) passes p_{m-1} through. D_m = n1 / (n1 + 2 n2) from the
-  numbers n1, n2 of m-grams counted once and twice (Ney et al. 1994).
+  numbers n1, n2 of m-grams counted once and twice (Ney et al. 1994, the
+  estimate Chen & Goodman use). The discount must stay in (0, 1): when an
+  order has no count of 1 (the estimate would be 0, so no mass would reach
+  the uniform floor and unseen characters would get probability 0) or no
+  count of 2 (the estimate would be 1), D_m = 0.5 (`FALLBACK_DISCOUNT`, the
+  fixed value also used when both are absent).
 
 Both give a proper distribution over the V tokens for any context (tested).
 Near the start of a sequence (fewer than n - 1 tokens of context) the
@@ -33,6 +38,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from gm_jax import sampling
 
 SMOOTHING = ("kneser_ney", "add_k")
 _INT32_MAX = 2**31 - 1
@@ -52,9 +59,15 @@ def _ngram_ids(tokens: np.ndarray, m: int, v: int) -> np.ndarray:
     return ids
 
 
+FALLBACK_DISCOUNT = 0.5
+
+
 def _discount(counts: np.ndarray) -> float:
-    n1, n2 = np.sum(counts == 1), np.sum(counts == 2)
-    return float(n1 / (n1 + 2 * n2)) if n1 + n2 > 0 else 0.5
+    """D = n1 / (n1 + 2 n2), in (0, 1) when some count is 1 and some is 2; `FALLBACK_DISCOUNT` otherwise
+    (n1 = 0 would give D = 0, so no mass would reach the lower orders and the uniform floor; n2 = 0 would
+    give D = 1)."""
+    n1, n2 = int(np.sum(counts == 1)), int(np.sum(counts == 2))
+    return n1 / (n1 + 2 * n2) if n1 > 0 and n2 > 0 else FALLBACK_DISCOUNT
 
 
 def fit(tokens, vocab_size: int, order: int, smoothing: str = "kneser_ney") -> dict:
@@ -175,24 +188,34 @@ def token_log_probs(tables, inputs, targets, vocab_size: int, order: int, smooth
     return lp.reshape(n, t)
 
 
-def sample(tables, key, prompt, length: int, vocab_size: int, order: int, smoothing="kneser_ney", k=1.0,
-           temperature=1.0, top_k=0, top_p=1.0):
-    """Ancestral sampling (`gm_jax.sampling.ancestral_sample`); the state is the last order - 1 tokens.
+def sample_cached(tables, key, prompt, length: int, vocab_size: int, order: int, smoothing="kneser_ney", k=1.0,
+                  temperature=1.0, top_k=0, top_p=1.0):
+    """Ancestral sampling (`sampling.ancestral`); the cache is the last order - 1 tokens and their count.
 
-    Returns int32 [N, P + length], the prompt first.
+    Args:
+      tables: from `fit`.
+      key: PRNG key; position t is drawn with `fold_in(key, t)`.
+      prompt: int32 [N, P], P >= 1.
+      length: new tokens (static int >= 1).
+      vocab_size, order, smoothing, k: as in `probs`.
+      temperature, top_k, top_p: see `gm_jax.sampling.draw`.
+
+    Returns:
+      int32 [N, P + length], the prompt first.
     """
-    from gm_jax import sampling
-
     prompt = jnp.asarray(prompt, jnp.int32)
-    n = prompt.shape[0]
+    n, p = prompt.shape
 
-    def step(state, tok, i):
+    def step(state, x, t):  # p(x_t | context) after x_{t-1} enters the context
         ctx, valid = state
+        tok = jax.lax.dynamic_index_in_dim(x, t - 1, 1, keepdims=False)
         if order > 1:
             ctx = jnp.concatenate([ctx[:, 1:], tok[:, None]], axis=1)
         valid = jnp.minimum(valid + 1, order - 1)
-        p = probs(tables, ctx, valid, vocab_size, order, smoothing, k)
-        return jnp.log(p), (ctx, valid)
+        return jnp.log(probs(tables, ctx, valid, vocab_size, order, smoothing, k)), (ctx, valid)
 
     state = (jnp.zeros((n, order - 1), jnp.int32), jnp.zeros((n,), jnp.int32))
-    return sampling.ancestral_sample(step, state, prompt, length, key, temperature, top_k, top_p)
+    buf = jnp.zeros((n, p + length), jnp.int32).at[:, :p].set(prompt)
+    x, _ = sampling.ancestral(step, state, buf, key, 1, given=p, temperature=temperature, top_k=top_k, top_p=top_p)
+    return x
+

@@ -16,17 +16,18 @@ one Bernoulli logit per sub-pixel for binary data (`num_values=2`) or a
   formulation (Salimans et al. 2017) keeps the vertical stack strictly above
   the current row, so the receptive field has no blind spot.
 
-Samplers (same key + params => identical samples; pixel i draws with
-`fold_in(key, i)`, i = raster index):
+Samplers (both run the library's one ancestral loop, `gm_jax.sampling.ancestral`,
+with `sampling.draw`; same key + params => identical samples; pixel i draws
+with `fold_in(key, i)`, i = raster index):
 
-* `sample_naive`: one full network evaluation per pixel inside one jitted
-  `lax.fori_loop` (O(H W) full passes).
+* `sample_naive`: one full network evaluation per pixel (O(H W) full passes).
 * `sample_cached`: Ramachandran et al. 2017 ("Fast Generation for
-  Convolutional Autoregressive Models"): per-layer activation buffers; each
-  step computes only the activations of the new position from the buffered
-  receptive-field windows of the previous layer. For the Gated PixelCNN the
-  vertical stack of a row is computed once when the row starts (it depends on
-  rows above only), and each pixel then costs L tiny (1 x k) convolutions.
+  Convolutional Autoregressive Models"): the models' `init_cache` / `step`
+  methods keep per-layer activation buffers; each step applies the same layers
+  as training to the buffered receptive-field windows and computes only the
+  activations of the new position. For the Gated PixelCNN the vertical stack of
+  a row is computed once when the row starts (it depends on rows above only),
+  and each pixel then costs L tiny (1 x k) convolutions.
 """
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gm_jax import distributions
+from gm_jax import distributions, sampling
 from gm_jax.nn import (
     DownRightShiftedConv2D,
     DownShiftedConv2D,
@@ -89,7 +90,8 @@ class PixelCNN(nn.Module):
       output_features: width of the 1x1 output layer (multiple of C).
 
     Call: integer pixels [N, H, W, C] -> logits float32 [N, H, W, C, out] with
-    out = 1 (binary) or num_values.
+    out = 1 (binary) or num_values. `init_cache` / `step`: the cached sampler
+    (Ramachandran et al. 2017) through the same layers, one pixel at a time.
     """
 
     image_shape: tuple = (28, 28, 1)
@@ -99,18 +101,72 @@ class PixelCNN(nn.Module):
     first_kernel: int = 7
     output_features: int = 64
 
-    @nn.compact
+    def setup(self):
+        g, f = self.image_shape[-1], self.features
+        self.conv_in = MaskedConv2D(2 * f, (self.first_kernel,) * 2, "A", g)
+        self.res_a = [MaskedConv2D(f, (1, 1), "B", g, name=f"res{l}_a") for l in range(self.num_layers)]
+        self.res_b = [MaskedConv2D(f, (3, 3), "B", g, name=f"res{l}_b") for l in range(self.num_layers)]
+        self.res_c = [MaskedConv2D(2 * f, (1, 1), "B", g, name=f"res{l}_c") for l in range(self.num_layers)]
+        self.out_a = MaskedConv2D(self.output_features, (1, 1), "B", g)
+        self.out_b = MaskedConv2D(g * _out_dim(self.num_values), (1, 1), "B", g)
+
     def __call__(self, x: jax.Array, labels=None) -> jax.Array:
         g = self.image_shape[-1]
-        f = self.features
-        h = MaskedConv2D(2 * f, (self.first_kernel,) * 2, "A", g, name="conv_in")(to_input(x, self.num_values))
-        for l in range(self.num_layers):
-            r = MaskedConv2D(f, (1, 1), "B", g, name=f"res{l}_a")(nn.relu(h))
-            r = MaskedConv2D(f, (3, 3), "B", g, name=f"res{l}_b")(nn.relu(r))
-            h = h + MaskedConv2D(2 * f, (1, 1), "B", g, name=f"res{l}_c")(nn.relu(r))
-        h = MaskedConv2D(self.output_features, (1, 1), "B", g, name="out_a")(nn.relu(h))
-        out = MaskedConv2D(g * _out_dim(self.num_values), (1, 1), "B", g, name="out_b")(nn.relu(h))
+        h = self.conv_in(to_input(x, self.num_values))
+        for a, b, c in zip(self.res_a, self.res_b, self.res_c):
+            r = b(nn.relu(a(nn.relu(h))))
+            h = h + c(nn.relu(r))
+        out = self.out_b(nn.relu(self.out_a(nn.relu(h))))
         return out.reshape(*out.shape[:3], g, _out_dim(self.num_values))
+
+    def init_cache(self, n: int):
+        """The empty cache of `step` for n images: (input buffer [N, H + 2p, W + 2p, 1], p = first_kernel // 2,
+        holding the network input of every pixel, and per residual block the buffer [N, H + 2, W + 2, F] of
+        the outputs of its first 1x1 conv, the input of its 3x3 conv).
+
+        Raises:
+          NotImplementedError: more than one channel (use `sample_naive`).
+        """
+        h, w, c = self.image_shape
+        if c != 1:
+            raise NotImplementedError("the cached PixelCNN sampler handles one channel; use sample_naive")
+        p = self.first_kernel // 2
+        xbuf = jnp.zeros((n, h + 2 * p, w + 2 * p, 1), jnp.float32)
+        # pixels not drawn yet are masked out, but hold the naive sampler's input value (pixel 0)
+        xbuf = xbuf.at[:, p:p + h, p:p + w].set(to_input(jnp.zeros((), jnp.int32), self.num_values))
+        bufs = tuple(jnp.zeros((n, h + 2, w + 2, self.features), jnp.float32) for _ in range(self.num_layers))
+        return xbuf, bufs
+
+    def step(self, cache, x: jax.Array, i: jax.Array):
+        """The logits of pixel i from the cache: O(1) new work per pixel (Ramachandran et al. 2017).
+
+        Pixel i - 1 (drawn last) enters the input buffer; every layer then computes
+        only its output at pixel i, from the buffered window of its input.
+
+        Args:
+          cache: from `init_cache` (or the previous step).
+          x: int [N, H * W] pixels in raster order; those before i are drawn.
+          i: int32 scalar, the raster index.
+
+        Returns:
+          (logits float32 [N] (binary: the Bernoulli logit) or [N, num_values], the cache).
+        """
+        xbuf, bufs = cache
+        n, w, f = x.shape[0], self.image_shape[1], self.features
+        k = self.first_kernel
+        p = k // 2
+        xbuf = _write_pixel(xbuf, x, i, w, (p, p), self.num_values)
+        r, col = jnp.divmod(i, w)
+        hv = _unpadded(self.conv_in, jax.lax.dynamic_slice(xbuf, (0, r, col, 0), (n, k, k, 1)))[:, 0, 0]
+        new_bufs = []
+        for a, b, c, buf in zip(self.res_a, self.res_b, self.res_c, bufs):
+            t = nn.relu(_pointwise(a, nn.relu(hv)))
+            buf = jax.lax.dynamic_update_slice(buf, t[:, None, None], (0, r + 1, col + 1, 0))
+            t = _unpadded(b, jax.lax.dynamic_slice(buf, (0, r, col, 0), (n, 3, 3, f)))[:, 0, 0]
+            hv = hv + _pointwise(c, nn.relu(t))
+            new_bufs.append(buf)
+        logits = _pointwise(self.out_b, nn.relu(_pointwise(self.out_a, nn.relu(hv))))
+        return _step_logits(logits, self.num_values), (xbuf, tuple(new_bufs))
 
 
 class GatedPixelCNN(nn.Module):
@@ -126,7 +182,8 @@ class GatedPixelCNN(nn.Module):
       output_features: width of the 1x1 output layer.
 
     Call: integer pixels [N, H, W, 1], labels int [N] (when num_classes > 0)
-    -> logits [N, H, W, 1, out].
+    -> logits [N, H, W, 1, out]. `init_cache` / `step`: the cached sampler
+    through the same layers, one pixel at a time.
     """
 
     image_shape: tuple = (28, 28, 1)
@@ -182,6 +239,130 @@ class GatedPixelCNN(nn.Module):
     def head(self, h):
         return self.out_b(nn.relu(self.out_a(nn.relu(h))))
 
+    def init_cache(self, labels, n: int) -> dict:
+        """The empty cache of `step` for n images (labels int [N] when class-conditional).
+
+        `xpad` [N, kv + H, W + 2 (k // 2), 1]: the network input of every pixel (kv = k // 2 + 1 rows of
+        zeros on top); `vbufs`: per layer the input of its vertical conv, [N, kv - 1 + H, W + 2 (k // 2), F],
+        and `vrows` its current row [N, 1, W + 2 (k // 2), F]; `links` / `link0`: the vertical-to-horizontal
+        links of the current row ([N, W, 2F] per layer / [N, W, F]);
+        `hbufs`: per layer the horizontal stack's input in the current row, [N, kv - 1 + W, F]; `cond`: the
+        per-layer label biases.
+        """
+        h, w, _ = self.image_shape
+        f, L, kv, half = self.features, self.num_layers, self.kernel_size // 2 + 1, self.kernel_size // 2
+        unsampled = to_input(jnp.zeros((), jnp.int32), self.num_values)
+        zeros = jnp.zeros
+        return {"cond": self.conditioning(labels, n),
+                "xpad": zeros((n, kv + h, w + 2 * half, 1), jnp.float32).at[:, kv:, half:half + w].set(unsampled),
+                "vbufs": tuple(zeros((n, kv - 1 + h, w + 2 * half, f), jnp.float32) for _ in range(L)),
+                "vrows": tuple(zeros((n, 1, w + 2 * half, f), jnp.float32) for _ in range(L)),
+                "links": tuple(zeros((n, w, 2 * f), jnp.float32) for _ in range(L)),
+                "link0": zeros((n, w, f), jnp.float32),
+                "hbufs": tuple(zeros((n, kv - 1 + w, f), jnp.float32) for _ in range(L))}
+
+    def _row(self, xpad, vbufs, cond, r):
+        """The vertical stack of row r (it sees rows < r only, so it is computed once, when the row starts).
+
+        Returns (vrows, links, link0): per layer its input at row r, [N, 1, W + 2 (k // 2), F] (zero-padded
+        columns; written into `vbufs` by `step`), the links of row r to the horizontal stack, and the input
+        layer's link. Returning the rows rather than the updated buffers keeps the buffers out of the
+        conditional's results, so they are not copied at every pixel."""
+        n, w, f = xpad.shape[0], self.image_shape[1], self.features
+        kv, half = self.kernel_size // 2 + 1, self.kernel_size // 2
+        v = _unpadded(self.v_in, jax.lax.dynamic_slice(xpad, (0, r, 0, 0), (n, kv, w + 2 * half, 1)))[:, 0]
+        v = jnp.where(r == 0, 0.0, v)  # down_shift: row 0 sees nothing
+
+        def padded(row):  # [N, W, F] -> [N, 1, W + 2 half, F]
+            return jnp.pad(row, ((0, 0), (half, half), (0, 0)))[:, None]
+
+        vrows, links = [padded(v)], []
+        for l in range(self.num_layers):
+            above = jax.lax.dynamic_slice(vbufs[l], (0, r, 0, 0), (n, kv - 1, w + 2 * half, f))
+            v_pre = _unpadded(self.v_convs[l], jnp.concatenate([above, vrows[l]], axis=1))[:, 0] + cond[l][0][:, None]
+            links.append(self.links[l](v_pre) + cond[l][1][:, None])
+            if l + 1 < self.num_layers:
+                vrows.append(padded(gated_activation(v_pre)))
+        return tuple(vrows), tuple(links), self.link_in(v)
+
+    def step(self, cache: dict, x: jax.Array, i: jax.Array):
+        """The logits of pixel i from the cache (Ramachandran et al. 2017).
+
+        Pixel i - 1 (drawn last) enters the input buffer; at the start of a row the
+        vertical stack of the row is computed (`_row`); then each layer computes the
+        horizontal stack at pixel i from its buffered 1 x (k // 2 + 1) window.
+
+        Args:
+          cache: from `init_cache` (or the previous step).
+          x: int [N, H * W] pixels in raster order; those before i are drawn.
+          i: int32 scalar, the raster index.
+
+        Returns:
+          (logits float32 [N] (binary: the Bernoulli logit) or [N, num_values], the cache).
+        """
+        n, w = x.shape[0], self.image_shape[1]
+        kw = kv = self.kernel_size // 2 + 1
+        half = self.kernel_size // 2  # = kw - 1
+        c = dict(cache)
+        xpad = c["xpad"] = _write_pixel(c["xpad"], x, i, w, (kv, half), self.num_values)
+        r, col = jnp.divmod(i, w)
+        c["vrows"], c["links"], c["link0"] = nn.cond(
+            col == 0, lambda mdl, xpad, vbufs, cond, r, row: mdl._row(xpad, vbufs, cond, r),
+            lambda mdl, xpad, vbufs, cond, r, row: row,
+            self, xpad, c["vbufs"], c["cond"], r, (c["vrows"], c["links"], c["link0"]))
+        c["vbufs"] = tuple(jax.lax.dynamic_update_slice(buf, row, (0, r + kv - 1, 0, 0))
+                           for buf, row in zip(c["vbufs"], c["vrows"]))
+        # pixels col - kw .. col - 1 of row r (xpad column = pixel column + kw - 1); none at column 0 (right_shift)
+        t = _unpadded(self.h_in, jax.lax.dynamic_slice(xpad, (0, r + kv, col - 1, 0), (n, 1, kw, 1)))[:, 0, 0]
+        hv = jnp.where(col == 0, 0.0, t) + jax.lax.dynamic_index_in_dim(c["link0"], col, 1, keepdims=False)
+        hbufs = []
+        for l in range(self.num_layers):
+            buf = jax.lax.dynamic_update_slice(c["hbufs"][l], hv[:, None], (0, col + kw - 1, 0))
+            win = jax.lax.dynamic_slice(buf, (0, col, 0), (n, kw, self.features))[:, None]
+            h_pre = _unpadded(self.h_convs[l], win)[:, 0, 0] + jax.lax.dynamic_index_in_dim(c["links"][l], col, 1,
+                                                                                              keepdims=False)
+            hv = hv + self.h_outs[l](gated_activation(h_pre))
+            hbufs.append(buf)
+        c["hbufs"] = tuple(hbufs)
+        return _step_logits(self.head(hv), self.num_values), c
+
+
+# -- the cached samplers' window helpers ------------------------------------------------------
+
+def _unpadded(conv: nn.Module, window: jax.Array) -> jax.Array:
+    """`conv` (a `MaskedConv2D` or shifted conv of the model, with its own parameters) applied to `window`
+    without padding: only the outputs whose whole kernel lies inside the window (the layers pad to the
+    image size for training; the cached step computes one output position from its buffered window)."""
+    p = conv.variables["params"]
+    kernel = p["kernel"]
+    if isinstance(conv, MaskedConv2D):
+        kernel = kernel * causal_mask(kernel.shape[:2], kernel.shape[2], kernel.shape[3], conv.mask_type, conv.groups)
+    return conv2d(window, kernel, p["bias"])
+
+
+def _pointwise(conv: nn.Module, v: jax.Array) -> jax.Array:
+    """A 1x1 `MaskedConv2D` applied to one position: v [N, C_in] -> [N, features]."""
+    return conv(v[:, None, None])[:, 0, 0]
+
+
+def _write_pixel(buf, x, i, w, offset, num_values):
+    """`buf` [N, ., ., 1] with pixel i - 1 of x [N, H * W] (raster order) written as network input at
+    (row + offset[0], column + offset[1]); unchanged at i = 0."""
+    r, col = jnp.divmod(i - 1, w)
+    at = (0, r + offset[0], col + offset[1], 0)
+    value = to_input(jax.lax.dynamic_index_in_dim(x, i - 1, 1, keepdims=False), num_values)
+    old = jax.lax.dynamic_slice(buf, at, (buf.shape[0], 1, 1, 1))
+    return jax.lax.dynamic_update_slice(buf, jnp.where(i > 0, value[:, None, None, None], old), at)
+
+
+def _step_logits(logits, num_values):
+    """[N, out] -> the logits `sampling.draw` takes: [N] Bernoulli logits (binary) or [N, num_values]."""
+    return logits[:, 0] if num_values == 2 else logits
+
+
+def _event(num_values: int) -> str:
+    return "bernoulli" if num_values == 2 else "categorical"
+
 
 # -- likelihood ------------------------------------------------------------------------------
 
@@ -208,14 +389,6 @@ def log_prob(model: nn.Module, params, x: jax.Array, labels=None) -> jax.Array:
     return log_prob_from_logits(model.apply({"params": params}, x, labels), x, model.num_values)
 
 
-def draw(key: jax.Array, logits: jax.Array, num_values: int) -> jax.Array:
-    """One draw per row of logits [N, out] -> int32 [N] (Bernoulli by u < sigmoid(l), else categorical)."""
-    if num_values == 2:
-        u = jax.random.uniform(key, logits.shape[:1])
-        return (u < jax.nn.sigmoid(logits[:, 0])).astype(jnp.int32)
-    return jax.random.categorical(key, logits, axis=-1).astype(jnp.int32)
-
-
 def _check_sample_args(model, labels, n):
     if getattr(model, "num_classes", 0):
         if labels is None:
@@ -229,7 +402,7 @@ def _check_sample_args(model, labels, n):
 # -- samplers ----------------------------------------------------------------------------------
 
 def sample_naive(model: nn.Module, params, key: jax.Array, num_samples: int, labels=None) -> jax.Array:
-    """Ancestral sampling with one full network pass per sub-pixel, in one `lax.fori_loop`.
+    """Ancestral sampling with one full network pass per sub-pixel (`sampling.ancestral`).
 
     Args:
       model, params: a `PixelCNN` / `GatedPixelCNN` and its parameters.
@@ -242,20 +415,19 @@ def sample_naive(model: nn.Module, params, key: jax.Array, num_samples: int, lab
     """
     labels = _check_sample_args(model, labels, num_samples)
     h, w, c = model.image_shape
+    n, d = num_samples, h * w * c
 
-    def body(i, x):
-        r, rest = jnp.divmod(i, w * c)
-        col, ch = jnp.divmod(rest, c)
-        logits = model.apply({"params": params}, x, labels)[:, r, col, ch]
-        value = draw(jax.random.fold_in(key, i), logits, model.num_values)
-        return x.at[:, r, col, ch].set(value.astype(x.dtype))
+    def step(cache, x, i):
+        logits = model.apply({"params": params}, x.reshape(n, h, w, c), labels).reshape(n, d, -1)
+        return _step_logits(jax.lax.dynamic_index_in_dim(logits, i, 1, keepdims=False), model.num_values), cache
 
-    x0 = jnp.zeros((num_samples, h, w, c), jnp.int32)
-    return jax.lax.fori_loop(0, h * w * c, body, x0).astype(jnp.uint8)
+    x, _ = sampling.ancestral(step, None, jnp.zeros((n, d), jnp.int32), key, 0, event=_event(model.num_values))
+    return x.reshape(n, h, w, c).astype(jnp.uint8)
 
 
 def sample_cached(model: nn.Module, params, key: jax.Array, num_samples: int, labels=None) -> jax.Array:
-    """Fast ancestral sampling with per-layer activation caches (Ramachandran et al. 2017).
+    """Fast ancestral sampling with per-layer activation caches (Ramachandran et al. 2017): the model's
+    `init_cache` / `step` in `sampling.ancestral`.
 
     Gives the same samples as `sample_naive` for the same key and parameters
     (up to float rounding in the logits, which flips a draw only when a
@@ -267,121 +439,18 @@ def sample_cached(model: nn.Module, params, key: jax.Array, num_samples: int, la
       NotImplementedError: a `PixelCNN` with more than one channel (use `sample_naive`).
     """
     labels = _check_sample_args(model, labels, num_samples)
+    variables = {"params": params}
     if isinstance(model, GatedPixelCNN):
-        return _sample_cached_gated(model, params, key, num_samples, labels)
-    if isinstance(model, PixelCNN):
-        return _sample_cached_pixelcnn(model, params, key, num_samples)
-    raise TypeError(f"sample_cached supports PixelCNN and GatedPixelCNN, got {type(model).__name__}")
-
-
-def _masked(p, mask_type, groups=1):
-    k = p["kernel"]
-    return k * causal_mask(k.shape[:2], k.shape[2], k.shape[3], mask_type, groups), p["bias"]
-
-
-def _sample_cached_pixelcnn(model: PixelCNN, params, key, n):
-    h, w, c = model.image_shape
-    if c != 1:
-        raise NotImplementedError("the cached PixelCNN sampler handles one channel; use sample_naive")
-    k0 = model.first_kernel
-    p0 = k0 // 2
-    w_in = _masked(params["conv_in"], "A")
-    layers = [tuple(_masked(params[f"res{l}_{s}"], "B") for s in "abc") for l in range(model.num_layers)]
-    out_a, out_b = _masked(params["out_a"], "B"), _masked(params["out_b"], "B")
-    f = model.features
-
-    def pointwise(v, kb):  # v [N, Cin] through a 1x1 conv
-        return v @ kb[0][0, 0] + kb[1]
-
-    def body(i, carry):
-        xbuf, bufs = carry  # xbuf [N, H+2p0, W+2p0, 1]; bufs [L, N, H+2, W+2, F]
-        r, col = jnp.divmod(i, w)
-        win = jax.lax.dynamic_slice(xbuf, (0, r, col, 0), (n, k0, k0, 1))
-        hv = conv2d(win, *w_in)[:, 0, 0]
-        new_bufs = bufs
-        for l, (a, b, cc) in enumerate(layers):
-            t = jax.nn.relu(pointwise(jax.nn.relu(hv), a))
-            buf = jax.lax.dynamic_update_slice(new_bufs[l], t[:, None, None], (0, r + 1, col + 1, 0))
-            new_bufs = new_bufs.at[l].set(buf)
-            t = conv2d(jax.lax.dynamic_slice(buf, (0, r, col, 0), (n, 3, 3, f)), *b)[:, 0, 0]
-            hv = hv + pointwise(jax.nn.relu(t), cc)
-        logits = pointwise(jax.nn.relu(pointwise(jax.nn.relu(hv), out_a)), out_b)
-        value = draw(jax.random.fold_in(key, i), logits, model.num_values)
-        xval = to_input(value, model.num_values)
-        xbuf = jax.lax.dynamic_update_slice(xbuf, xval[:, None, None, None], (0, r + p0, col + p0, 0))
-        return xbuf, new_bufs
-
-    xbuf = jnp.zeros((n, h + 2 * p0, w + 2 * p0, 1), jnp.float32)
-    if model.num_values != 2:  # unsampled pixels are masked out, but keep the naive sampler's input value
-        xbuf = xbuf.at[:, p0:p0 + h, p0:p0 + w].set(to_input(jnp.zeros((), jnp.int32), model.num_values))
-    bufs = jnp.zeros((model.num_layers, n, h + 2, w + 2, f), jnp.float32)
-    xbuf, _ = jax.lax.fori_loop(0, h * w, body, (xbuf, bufs))
-    x = xbuf[:, p0:p0 + h, p0:p0 + w]
-    if model.num_values != 2:
-        x = (x + 1.0) * ((model.num_values - 1) / 2.0)
-    return jnp.round(x).astype(jnp.uint8)
-
-
-def _sample_cached_gated(model: GatedPixelCNN, params, key, n, labels):
+        cache = model.apply(variables, labels, num_samples, method=GatedPixelCNN.init_cache)
+    elif isinstance(model, PixelCNN):
+        cache = model.apply(variables, num_samples, method=PixelCNN.init_cache)
+    else:
+        raise TypeError(f"sample_cached supports PixelCNN and GatedPixelCNN, got {type(model).__name__}")
     h, w, _ = model.image_shape
-    f, k, L = model.features, model.kernel_size, model.num_layers
-    kv_h = k // 2 + 1  # vertical kernel height
-    kw = k // 2 + 1  # horizontal kernel width
-    half = k // 2  # vertical kernel half width
-    P = params
-    cond = model.apply({"params": params}, labels, n, method=GatedPixelCNN.conditioning)
-    unsampled = to_input(jnp.zeros((), jnp.int32), model.num_values)
 
-    def dense(name, v):
-        return v @ P[name]["kernel"] + P[name]["bias"]
+    def step(cache, x, i):
+        return model.apply(variables, cache, x, i, method=type(model).step)
 
-    def conv(name, win):
-        return conv2d(win, P[name]["kernel"], P[name]["bias"])
-
-    def row_body(r, carry):
-        xpad, vbufs = carry  # xpad [N, kv_h + H, W + 2 half, 1]; vbufs [L, N, kv_h - 1 + H, W + 2 half, F]
-        # vertical stack of row r (sees rows < r only): computed once per row
-        v0 = conv("v_in", jax.lax.dynamic_slice(xpad, (0, r, 0, 0), (n, kv_h, w + 2 * half, 1)))[:, 0]
-        v = jnp.where(r == 0, 0.0, v0)  # down_shift: row 0 is zeros
-        link0 = dense("link_in", v)  # [N, W, F]
-        vbufs = vbufs.at[0].set(jax.lax.dynamic_update_slice(vbufs[0], v[:, None], (0, r + kv_h - 1, half, 0)))
-        links = []
-        for l in range(L):  # vbufs[l] holds the input of layer l (rows padded by kv_h - 1 on top)
-            rows = jax.lax.dynamic_slice(vbufs[l], (0, r, 0, 0), (n, kv_h, w + 2 * half, f))
-            v_pre = conv(f"v_convs_{l}", rows)[:, 0] + cond[l][0][:, None]
-            links.append(dense(f"links_{l}", v_pre) + cond[l][1][:, None])
-            if l + 1 < L:
-                v_new = gated_activation(v_pre)
-                vbufs = vbufs.at[l + 1].set(
-                    jax.lax.dynamic_update_slice(vbufs[l + 1], v_new[:, None], (0, r + kv_h - 1, half, 0)))
-
-        def col_body(col, carry):
-            xpad, xrow, hbufs = carry  # xrow [N, kw + W, 1]; hbufs [L, N, kw - 1 + W, F]
-            i = r * w + col
-            t = conv("h_in", jax.lax.dynamic_slice(xrow, (0, col, 0), (n, kw, 1))[:, None])[:, 0, 0]
-            hv = jnp.where(col == 0, 0.0, t) + jax.lax.dynamic_index_in_dim(link0, col, 1, keepdims=False)
-            for l in range(L):
-                hbufs = hbufs.at[l].set(jax.lax.dynamic_update_slice(hbufs[l], hv[:, None], (0, col + kw - 1, 0)))
-                win = jax.lax.dynamic_slice(hbufs[l], (0, col, 0), (n, kw, f))[:, None]
-                h_pre = conv(f"h_convs_{l}", win)[:, 0, 0] + jax.lax.dynamic_index_in_dim(links[l], col, 1, keepdims=False)
-                hv = hv + dense(f"h_outs_{l}", gated_activation(h_pre))
-            logits = dense("out_b", jax.nn.relu(dense("out_a", jax.nn.relu(hv))))
-            value = draw(jax.random.fold_in(key, i), logits, model.num_values)
-            xval = to_input(value, model.num_values)
-            xpad = jax.lax.dynamic_update_slice(xpad, xval[:, None, None, None], (0, r + kv_h, col + half, 0))
-            xrow = jax.lax.dynamic_update_slice(xrow, xval[:, None, None], (0, col + kw, 0))
-            return xpad, xrow, hbufs
-
-        xrow = jnp.full((n, kw + w, 1), 0.0).at[:, kw:].set(unsampled)
-        hbufs = jnp.zeros((L, n, kw - 1 + w, f), jnp.float32)
-        xpad, _, _ = jax.lax.fori_loop(0, w, col_body, (xpad, xrow, hbufs))
-        return xpad, vbufs
-
-    xpad = jnp.zeros((n, kv_h + h, w + 2 * half, 1), jnp.float32)
-    xpad = xpad.at[:, kv_h:, half:half + w].set(unsampled)
-    vbufs = jnp.zeros((L, n, kv_h - 1 + h, w + 2 * half, f), jnp.float32)
-    xpad, _ = jax.lax.fori_loop(0, h, row_body, (xpad, vbufs))
-    x = xpad[:, kv_h:, half:half + w]
-    if model.num_values != 2:
-        x = (x + 1.0) * ((model.num_values - 1) / 2.0)
-    return jnp.round(x).astype(jnp.uint8)
+    x, _ = sampling.ancestral(step, cache, jnp.zeros((num_samples, h * w), jnp.int32), key, 0,
+                              event=_event(model.num_values))
+    return x.reshape(num_samples, h, w, 1).astype(jnp.uint8)

@@ -9,8 +9,10 @@
 linear layer to `out_dim` logits. Its input at each step is a token id
 (embedded, when `vocab_size` is set: character language models) or a vector
 (e.g. an 88-key piano-roll frame). The recurrence is one `lax.scan` over time
-(`run`); `step` is one time step, so samplers carry the state instead of
-re-reading the prefix (`sample_tokens`, `sample_bernoulli`).
+(`run`); `step` is one time step, so the sampler carries the state instead of
+re-reading the prefix: the state is its cache (`sample_cached`, in the library's
+one ancestral loop `gm_jax.sampling.ancestral`; categorical tokens or Bernoulli
+frames).
 
 Likelihoods, in nats:
 
@@ -130,46 +132,38 @@ def log_prob(model: RNN, params, tokens):
     return token_log_probs(model, params, tokens[:, :-1], tokens[:, 1:]).sum(-1)
 
 
-def sample_tokens(model: RNN, params, key, prompt, length: int, temperature=1.0, top_k=0, top_p=1.0):
-    """Ancestral sampling of a token model; the state is carried (the prompt is read once).
+def sample_cached(model: RNN, params, key, prompt, length: int, temperature=1.0, top_k=0, top_p=1.0,
+                  event: str = "categorical"):
+    """Ancestral sampling (`sampling.ancestral`) carrying the recurrent state: the state is the cache,
+    so each new position costs one `RNN.step` (the prompt is read once).
 
     Args:
-      prompt: int32 [N, P], P >= 1; length: new tokens (static). See `gm_jax.sampling`.
+      prompt: `event="categorical"` (token models): int32 [N, P] token ids, P >= 1; `event="bernoulli"`
+        (frame models, v_t ~ prod_k Bernoulli(sigmoid(l_tk / temperature))): {0, 1} [N, P, D] frames.
+      length: new tokens / frames (static int >= 1).
+      temperature, top_k, top_p: see `gm_jax.sampling.draw` (a Bernoulli draw takes only the temperature).
+      event: "categorical" or "bernoulli" (static).
 
     Returns:
-      int32 [N, P + length], the prompt first.
+      int32 [N, P + length] tokens or uint8 [N, P + length, D] frames, the prompt first; position t is
+      drawn with the key `fold_in(key, t)`.
     """
-    def step(carry, tok, i):
-        carry, h = model.apply({"params": params}, carry, tok, method=RNN.step)
-        return model.apply({"params": params}, h, method=RNN.readout), carry
-
-    return sampling.ancestral_sample(step, init_carry(model, prompt.shape[0]), prompt, length, key,
-                                     temperature, top_k, top_p)
-
-
-def sample_bernoulli(model: RNN, params, key, prompt, length: int, temperature=1.0):
-    """Ancestral sampling of frames v_t ~ prod_k Bernoulli(sigmoid(l_tk / temperature)) given the past.
-
-    Args:
-      prompt: {0, 1} [N, P, D] frames read first (P >= 1; e.g. the all-zero start frame).
-      length: new frames (static int).
-      temperature: > 0, divides the logits.
-
-    Returns:
-      uint8 [N, P + length, D], the prompt first. Frame t uses key `fold_in(key, t)`.
-    """
-    prompt = jnp.asarray(prompt, jnp.float32)
-    n, p, d = prompt.shape
+    variables = {"params": params}
+    bernoulli = event == "bernoulli"
+    prompt = jnp.asarray(prompt, jnp.float32 if bernoulli else jnp.int32)
+    n, p = prompt.shape[:2]
+    buf = jnp.zeros((n, p + length, *prompt.shape[2:]), prompt.dtype).at[:, :p].set(prompt)
     carry = init_carry(model, n)
-    if p > 1:
+    if bernoulli and p > 1:  # frames: the prompt's state in one scan; tokens: the prompt is read by the steps
         _, carry = run(model, params, prompt[:, :-1], carry)
 
-    def body(state, t):
-        carry, x = state
-        carry, h = model.apply({"params": params}, carry, x, method=RNN.step)
-        logits = model.apply({"params": params}, h, method=RNN.readout) / temperature
-        x = jax.random.bernoulli(jax.random.fold_in(key, t), jax.nn.sigmoid(logits)).astype(jnp.float32)
-        return (carry, x), x
+    def step(carry, x, t):  # the logits of position t from the state and x_{t-1}
+        carry, h = model.apply(variables, carry, jax.lax.dynamic_index_in_dim(x, t - 1, 1, keepdims=False),
+                               method=RNN.step)
+        return model.apply(variables, h, method=RNN.readout), carry
 
-    _, frames = jax.lax.scan(body, (carry, prompt[:, -1]), jnp.arange(p, p + length))
-    return jnp.concatenate([prompt, jnp.swapaxes(frames, 0, 1)], axis=1).astype(jnp.uint8)
+    start = p if bernoulli else 1
+    x, _ = sampling.ancestral(step, carry, buf, key, start, given=p, temperature=temperature, top_k=top_k,
+                              top_p=top_p, event=event)
+    return x.astype(jnp.uint8) if bernoulli else x
+

@@ -13,14 +13,15 @@ the output at position t depends only on tokens 0..t (tested).
 Likelihood: log p(x_1..x_{T-1} | x_0) = sum_t log softmax(logits_t)[x_{t+1}],
 in nats (the first token is the given context: there is no start token).
 
-Generation (`sample`), with and without the KV cache, follows one context
+Generation (`sample_cached` with the KV cache, `sample_naive` without; both in
+the library's one ancestral loop, `gm_jax.sampling.ancestral`) follows one context
 rule so that both give the same tokens for the same key (tested): the model
 sees at most `block_size` tokens; when the context is full, it restarts from
 the last `block_size // 2` tokens (positions renumbered from 0). The cached
 sampler keeps the keys/values of the context of every layer
 ([N, block_size, heads, head_dim]) and does O(block_size) new work per token
 (one query against the cache); on a restart it recomputes the cache of the
-kept tokens in one pass. The uncached sampler re-runs the whole context
+kept tokens in one pass. The naive sampler re-runs the whole context
 through the network for every token (O(block_size^2)).
 """
 from __future__ import annotations
@@ -118,7 +119,8 @@ class GPT(nn.Module):
         return jnp.asarray(sinusoidal_positions(self.block_size, self.dim))
 
     def __call__(self, tokens, train: bool = False):
-        """Full causal forward. tokens: int32 [N, T], T <= block_size.
+        """Full causal forward. tokens: int32 [N, T], T <= block_size (or float [N, T, V] one-hot rows,
+        the same as the integer form; used to take gradients with respect to the inputs).
 
         Returns (logits float32 [N, T, V], cache): `cache` is a list per layer of
         (K, V) [N, T, heads, head_dim], the KV cache of these T positions.
@@ -126,7 +128,8 @@ class GPT(nn.Module):
         t = tokens.shape[1]
         if t > self.block_size:
             raise ValueError(f"sequence length {t} exceeds block_size={self.block_size}")
-        x = self.tok_emb(tokens) + self._pos()[:t][None]
+        emb = tokens @ self.tok_emb.embedding if jnp.ndim(tokens) == 3 else self.tok_emb(tokens)
+        x = emb + self._pos()[:t][None]
         mask = jnp.tril(jnp.ones((t, t), bool))[None, None]
         cache = []
         for block in self.blocks:
@@ -188,8 +191,9 @@ def _prepare(model: GPT, prompt, length):
 
 
 @functools.partial(jax.jit, static_argnums=(0, 4))
-def sample_uncached(model: GPT, params, key, prompt, length: int, temperature=1.0, top_k=0, top_p=1.0):
-    """Ancestral sampling re-reading the whole context for every new token (O(block_size^2) per token).
+def sample_naive(model: GPT, params, key, prompt, length: int, temperature=1.0, top_k=0, top_p=1.0):
+    """Ancestral sampling (`sampling.ancestral`) re-reading the whole context for every new token
+    (O(block_size^2) per token).
 
     Args:
       model: the GPT (static).
@@ -197,6 +201,7 @@ def sample_uncached(model: GPT, params, key, prompt, length: int, temperature=1.
       key: PRNG key; token at position t is drawn with `fold_in(key, t)`.
       prompt: int32 [N, P], P >= 1.
       length: new tokens (static int >= 1).
+      temperature, top_k, top_p: see `gm_jax.sampling.draw`.
 
     Returns:
       int32 [N, P + length]: prompt then samples (identical to `sample_cached`).
@@ -204,25 +209,23 @@ def sample_uncached(model: GPT, params, key, prompt, length: int, temperature=1.
     buf, n, p, total, start0 = _prepare(model, prompt, length)
     bs = model.block_size
 
-    def body(carry, count):  # draw position `count` given tokens start..count-1
-        buf, start = carry
+    def step(start, buf, count):  # the logits of position `count` given tokens start..count-1
         start, _ = _restart(model, count, start, length)
         ctx = jax.lax.dynamic_slice_in_dim(buf, start, bs, axis=1)
         logits = logits_fn(model, params, ctx)
-        last = jax.lax.dynamic_index_in_dim(logits, count - 1 - start, axis=1, keepdims=False)
-        tok = sampling.sample_logits(jax.random.fold_in(key, count), last, temperature, top_k, top_p)
-        buf = jax.lax.dynamic_update_slice(buf, tok[:, None], (0, count))
-        return (buf, start), None
+        return jax.lax.dynamic_index_in_dim(logits, count - 1 - start, axis=1, keepdims=False), start
 
-    (buf, _), _ = jax.lax.scan(body, (buf, jnp.int32(start0)), jnp.arange(p, total))
+    buf, _ = sampling.ancestral(step, jnp.int32(start0), buf, key, p, total, temperature=temperature, top_k=top_k,
+                                top_p=top_p)
     return buf[:, :total]
 
 
 @functools.partial(jax.jit, static_argnums=(0, 4))
 def sample_cached(model: GPT, params, key, prompt, length: int, temperature=1.0, top_k=0, top_p=1.0):
-    """Ancestral sampling with a KV cache: one query per new token against the cached keys/values.
+    """Ancestral sampling (`sampling.ancestral`) with a KV cache: one query per new token against the
+    cached keys/values (`GPT.decode`).
 
-    Same arguments and result as `sample_uncached` (identical tokens for the same key).
+    Same arguments and result as `sample_naive` (identical tokens for the same key).
     """
     buf, n, p, total, start0 = _prepare(model, prompt, length)
     bs = model.block_size
@@ -233,25 +236,16 @@ def sample_cached(model: GPT, params, key, prompt, length: int, temperature=1.0,
         _, cache = model.apply({"params": params}, ctx)
         return cache
 
-    # the prompt's context, except its last token
-    cache = prefill(buf, jnp.int32(start0), jnp.int32(p))
-
-    def body(carry, count):
-        buf, start, cache = carry
+    def step(carry, buf, count):
+        start, cache = carry
         new_start, full = _restart(model, count, start, length)
         cache = jax.lax.cond(full, lambda: prefill(buf, new_start, count), lambda: cache)
         prev = jax.lax.dynamic_slice_in_dim(buf, count - 1, 1, axis=1)
         logits, cache = model.apply({"params": params}, prev, cache, count - 1 - new_start, method=GPT.decode)
-        tok = sampling.sample_logits(jax.random.fold_in(key, count), logits, temperature, top_k, top_p)
-        buf = jax.lax.dynamic_update_slice(buf, tok[:, None], (0, count))
-        return (buf, new_start, cache), None
+        return logits, (new_start, cache)
 
-    (buf, _, _), _ = jax.lax.scan(body, (buf, jnp.int32(start0), cache), jnp.arange(p, total))
+    # the prompt's context, except its last token
+    cache = prefill(buf, jnp.int32(start0), jnp.int32(p))
+    buf, _ = sampling.ancestral(step, (jnp.int32(start0), cache), buf, key, p, total, temperature=temperature,
+                                top_k=top_k, top_p=top_p)
     return buf[:, :total]
-
-
-def sample(model: GPT, params, key, prompt, length: int, temperature=1.0, top_k=0, top_p=1.0,
-           cached: bool = True):
-    """`sample_cached` (default) or `sample_uncached`; see those. Returns int32 [N, P + length]."""
-    fn = sample_cached if cached else sample_uncached
-    return fn(model, params, key, prompt, length, temperature, top_k, top_p)

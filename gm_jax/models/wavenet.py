@@ -1,5 +1,5 @@
 """WaveNet (van den Oord et al. 2016, "WaveNet: A Generative Model for Raw Audio") with global conditioning,
-and its two samplers: naive and the fast queue sampler of Paine et al. 2016.
+and its two samplers: naive and the cached queue sampler of Paine et al. 2016.
 
 The model factorises a mu-law quantised waveform x_0 .. x_{T-1} (256 classes) as
 
@@ -27,15 +27,18 @@ x_{t-R} .. x_{t-1} only, with the receptive field
 Positions before the start of the sequence are zeros at every layer (zero
 padding of each dilated convolution).
 
-Samplers (both draw x_t from the logits of step t with the key fold_in(key, t),
-so for the same key and parameters they draw the same waveform):
+Samplers (both run the library's one ancestral loop, `gm_jax.sampling.ancestral`,
+and draw x_t from the logits of step t with the key fold_in(key, t), so for the
+same key and parameters they draw the same waveform):
 
 * `sample_naive`: for every new sample re-runs the whole stack over the last R
   positions (everything the new sample depends on): O(R L) work per sample.
-* `sample_fast` (Paine et al. 2016, "Fast Wavenet Generation Algorithm"): one
+* `sample_cached` (Paine et al. 2016, "Fast Wavenet Generation Algorithm"): one
   queue per layer holding that layer's last d_l inputs h_l; each new sample
-  pops h_l[t - d_l], runs every layer once at position t and pushes h_l[t]:
-  O(L) work per sample. One `lax.scan` over time.
+  pops h_l[t - d_l], runs every layer once at position t and pushes h_l[t]
+  (`WaveNet.step`): O(L) work per sample.
+
+`PAPER` holds the paper's hyperparameters (Sec. 2.3, 3.1).
 """
 from __future__ import annotations
 
@@ -44,6 +47,8 @@ from collections.abc import Sequence
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+
+from gm_jax import sampling
 
 NUM_CLASSES = 256
 START_CLASS = 128  # mu-law class of amplitude 0: the input before the first sample
@@ -207,14 +212,10 @@ def log_probs(model: WaveNet, params, x: jax.Array, digit, speaker) -> jax.Array
     return jnp.take_along_axis(jax.nn.log_softmax(logits), jnp.asarray(x, jnp.int32)[..., None], -1)[..., 0]
 
 
-def _draw(key, t, logits, temperature):
-    return jax.random.categorical(jax.random.fold_in(key, t), logits.astype(jnp.float32) / temperature,
-                                  axis=-1).astype(jnp.int32)
-
-
 def sample_naive(model: WaveNet, params, key: jax.Array, digit, speaker, length: int,
                  temperature: float = 1.0) -> jax.Array:
-    """Naive ancestral sampling: the full stack over the last R positions for every new sample.
+    """Naive ancestral sampling (`sampling.ancestral`): the full stack over the last R positions for every
+    new sample.
 
     Args:
       model: the WaveNet; params: its parameters.
@@ -224,30 +225,29 @@ def sample_naive(model: WaveNet, params, key: jax.Array, digit, speaker, length:
       temperature: float > 0, logits are divided by it.
 
     Returns:
-      int32 [B, length] mu-law classes (the same as `sample_fast` for the same key and parameters).
+      int32 [B, length] mu-law classes (the same as `sample_cached` for the same key and parameters).
     """
     digit = jnp.asarray(digit, jnp.int32)
     speaker = jnp.asarray(speaker, jnp.int32)
     b = digit.shape[0]
     r = receptive_field(model.dilation_seq)
-    # buf[r - 1 + t] = network input at position t (x_{t-1}); the first r - 1 entries are padding
-    buf = jnp.full((b, r + length), START_CLASS, jnp.int32)  # the last entry receives x_{length-1}
     offsets = jnp.arange(r)
 
-    def body(t, buf):
+    def step(cache, x, t):
+        # buf[r - 1 + t] = network input at position t (x_{t-1}); the first r - 1 entries are padding
+        buf = jnp.concatenate([jnp.full((b, r), START_CLASS, jnp.int32), x], axis=1)
         window = jax.lax.dynamic_slice_in_dim(buf, t, r, axis=1)  # positions t - r + 1 .. t
         valid = jnp.broadcast_to((t - r + 1 + offsets) >= 0, (b, r))
-        logits = model.apply({"params": params}, window, digit, speaker, valid)[:, -1]
-        x_t = _draw(key, t, logits, temperature)
-        return jax.lax.dynamic_update_slice_in_dim(buf, x_t[:, None], r + t, axis=1)
+        return model.apply({"params": params}, window, digit, speaker, valid)[:, -1], cache
 
-    buf = jax.lax.fori_loop(0, length, body, buf)
-    return buf[:, r: r + length]
+    x, _ = sampling.ancestral(step, None, jnp.zeros((b, length), jnp.int32), key, 0, temperature=temperature)
+    return x
 
 
-def sample_fast(model: WaveNet, params, key: jax.Array, digit, speaker, length: int,
-                temperature: float = 1.0) -> jax.Array:
-    """Fast ancestral sampling with per-layer queues (Paine et al. 2016): O(L) work per sample.
+def sample_cached(model: WaveNet, params, key: jax.Array, digit, speaker, length: int,
+                  temperature: float = 1.0) -> jax.Array:
+    """Fast ancestral sampling with per-layer queues (Paine et al. 2016): `WaveNet.step` in
+    `sampling.ancestral`, O(L) work per sample.
 
     Same arguments and result as `sample_naive` (identical samples for the same key and parameters,
     up to float rounding differences between the two computations, which can flip a draw only when a
@@ -260,24 +260,18 @@ def sample_fast(model: WaveNet, params, key: jax.Array, digit, speaker, length: 
     cond = model.apply(variables, digit, speaker, method=WaveNet.cond_projections)
     queues = tuple(jnp.zeros((b, d, model.residual_channels), jnp.float32) for d in model.dilation_seq)
 
-    def body(carry, t):
-        x_prev, queues = carry
-        logits, queues = model.apply(variables, x_prev, cond, queues, t, method=WaveNet.step)
-        x_t = _draw(key, t, logits, temperature)
-        return (x_t, queues), x_t
+    def step(queues, x, t):
+        x_prev = jnp.where(t == 0, START_CLASS, jax.lax.dynamic_index_in_dim(x, t - 1, 1, keepdims=False))
+        return model.apply(variables, x_prev, cond, queues, t, method=WaveNet.step)
 
-    start = jnp.full((b,), START_CLASS, jnp.int32)
-    _, xs = jax.lax.scan(body, (start, queues), jnp.arange(length))
-    return xs.T
+    x, _ = sampling.ancestral(step, queues, jnp.zeros((b, length), jnp.int32), key, 0, temperature=temperature)
+    return x
 
 
-def reproduce() -> dict:
-    """The paper's setting where it is stated (van den Oord et al. 2016 give few hyperparameters).
-
-    Sec. 3.1 (multi-speaker speech): receptive field about 300 ms; dilations
-    1, 2, ..., 512 repeated (Sec. 2.3); 16 kHz audio, 256 mu-law classes; global
-    conditioning on the speaker (one-hot). Channel widths are not stated in the
-    paper; 32 residual / 512 skip channels are those of ibab/tensorflow-wavenet.
-    """
-    return {"layers_per_block": 10, "num_blocks": 3, "residual_channels": 32, "skip_channels": 512,
-            "receptive_field_samples": receptive_field(dilations(10, 3))}
+# The paper's setting where it is stated (van den Oord et al. 2016 give few hyperparameters). Sec. 3.1
+# (multi-speaker speech): receptive field about 300 ms; dilations 1, 2, ..., 512 repeated (Sec. 2.3): 10
+# layers per block, 3 blocks; 16 kHz audio, 256 mu-law classes; global conditioning on the speaker
+# (one-hot). Channel widths are not stated in the paper; 32 residual / 512 skip channels are those of
+# ibab/tensorflow-wavenet.
+PAPER = {"layers_per_block": 10, "num_blocks": 3, "residual_channels": 32, "skip_channels": 512,
+         "receptive_field_samples": receptive_field(dilations(10, 3))}
