@@ -33,15 +33,40 @@ def test_conditional_gated_handle_samples_with_labels():
     assert np.isfinite(np.asarray(lp)).all()
 
 
-def test_paper_configs_set_the_published_sizes():
-    from experiments import gated_pixelcnn_mnist, pixelcnn_mnist, pixelcnn_pp_mnist
+@pytest.mark.parametrize("name,expected", [
+    ("pixelcnn_mnist", {"features": 64, "num_layers": 15, "output_features": 256, "learning_rate": 3e-4}),
+    ("gated_pixelcnn_mnist", {"features": 128, "num_layers": 15, "kernel_size": 7}),
+    ("pixelcnn_pp_mnist", {"features": 160, "num_resnet": 5, "num_mixtures": 10, "lr_decay": 0.999995}),
+    ("vae_mnist", {"hidden": (200, 200), "latent_dim": 50, "dataset": "mnist", "iwae_k": 5000}),
+    ("realnvp_mnist", {"couplings": 3, "hidden": 64, "logit_alpha": 0.05}),
+    ("glow_mnist", {"steps_per_level": 32, "hidden": 512, "min_scale": 0.0, "preprocess": "center"}),
+])
+def test_paper_configs_set_the_published_sizes(name, expected):
+    """`get_paper_config()` (what `--paper` and `create(name, paper=True)` start from) holds the paper's values
+    and builds (the model is constructed, not initialised: paper sizes are accelerator runs)."""
+    config = gm_jax.api.get_config(name, paper=True)
+    assert {k: config[k] for k in expected} == expected
+    experiment = gm_jax.build(name, paper=True)
+    assert experiment.config.to_dict() == config.to_dict()
 
-    e = pixelcnn_mnist.Experiment(pixelcnn_mnist.get_paper_config())
-    assert (e.config.features, e.config.num_layers) == (64, 15)
-    e = pixelcnn_pp_mnist.Experiment(pixelcnn_pp_mnist.get_paper_config())
-    assert (e.config.features, e.config.num_resnet, e.config.num_mixtures) == (160, 5, 10)
-    e = gated_pixelcnn_mnist.Experiment(gated_pixelcnn_mnist.get_paper_config())
-    assert e.config.num_layers == 15
+
+def test_schema_errors_name_the_field():
+    with pytest.raises(ValueError, match="config.sampler='fast'.*valid choices"):
+        gm_jax.build("pixelcnn_mnist", sampler="fast")
+    with pytest.raises(ValueError, match="config.dataset='cifar10'"):
+        gm_jax.build("vae_mnist", dataset="cifar10")
+    with pytest.raises(ValueError, match="num_levels"):
+        gm_jax.build("glow_mnist", num_levels=3)
+    with pytest.raises(ValueError, match="dropout"):
+        gm_jax.build("pixelcnn_pp_mnist", dropout=1.0)
+
+
+def test_conditional_gated_switches_to_labelled_mnist():
+    experiment = gm_jax.build("gated_pixelcnn_mnist", conditional=True, data_dir="synthetic", kernel_size=3, **_TINY)
+    assert experiment.config.dataset == "mnist" and set(experiment.load("test")) == {"image", "label"}
+    fixed = experiment.load("test", 4, jax.random.key(0))["image"]  # one fixed dynamic binarization
+    assert fixed.dtype == np.uint8 and fixed.max() <= 1
+    np.testing.assert_array_equal(fixed, experiment.load("test", 4, jax.random.key(0))["image"])
 
 
 def test_gated_experiment_trains_on_fixed_binarized_mnist(binarized_mnist_dir, tmp_path):
@@ -60,3 +85,17 @@ def test_pixelcnn_pp_loss_on_real_batch(mnist_dir):
     batch = next(exp.train_batches(0))
     loss, metrics = exp.loss_fn(params, batch, jax.random.split(jax.random.key(1), 4))
     assert np.isfinite(float(loss)) and 0 < float(metrics["bits_per_dim"]) < 12
+
+
+def test_shared_evaluation_reports_nats_bits_and_the_unit_statement():
+    """One evaluation for the family: test NLL in nats, bits/dim = nats / (784 ln 2), the statement of what
+    the bits are of, and the train subset where the experiment reports it (VAE: the ELBO)."""
+    from experiments import vae_mnist
+
+    experiment = gm_jax.build("vae_mnist", config=vae_mnist.get_test_config())
+    results = experiment.evaluate(experiment.init_params(jax.random.key(0)), jax.random.key(1))
+    np.testing.assert_allclose(results["test_bits_per_dim"], results["test_nll_nats"] / (784 * np.log(2)), rtol=1e-12)
+    assert {"test_neg_elbo_nats", "test_recon_nats", "test_kl_nats", "train_neg_elbo_nats", "discretization",
+            "iwae_k"} <= set(results)
+    np.testing.assert_allclose(results["test_neg_elbo_nats"], results["test_recon_nats"] + results["test_kl_nats"],
+                               rtol=1e-5)

@@ -43,28 +43,21 @@ turns the density of x~ on [0, 1]^D into bits per dimension of the 8-bit data,
 change of scale from [0, 1] to [0, 256]). `sample` draws z ~ N(0, T^2 I) and
 returns `f^{-1}(z)` (T is the temperature of Glow Sec. 5).
 
-`ImageFlowExperiment` is the shared experiment of `experiments.realnvp_mnist`
-and `experiments.glow_mnist`.
+The image experiments (`experiments.realnvp_mnist`, `experiments.glow_mnist`)
+are built on `gm_jax.recipes.images.ImageFlowExperiment`.
 """
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from pathlib import Path
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
-import optax
 
-from gm_jax import viz
-from gm_jax.data import load_split, train_batches
-from gm_jax.evaluation import mean_over_dataset
-from gm_jax.experiment import Experiment as BaseExperiment
+import gm_jax.distributions as distributions
 
-LN2 = math.log(2.0)
 LN256 = math.log(256.0)
 
 
@@ -481,11 +474,6 @@ def _preprocess(kind: str, alpha: float) -> Bijector:
 
 # -- densities, dequantization, sampling ------------------------------------------------------------
 
-def standard_normal_log_prob(z: jax.Array) -> jax.Array:
-    """log N(z; 0, I) summed over all but the batch axis: float32 [B], nats."""
-    return _sum_except_batch(-0.5 * z ** 2 - 0.5 * math.log(2 * math.pi))
-
-
 def log_prob(flow: nn.Module, params, x: jax.Array) -> jax.Array:
     """Exact log density log p(x) = log N(f(x); 0, I) + log|det df/dx| (RealNVP Eq. 3).
 
@@ -498,7 +486,7 @@ def log_prob(flow: nn.Module, params, x: jax.Array) -> jax.Array:
       float32 [B], nats (a density with respect to Lebesgue measure on x's space).
     """
     z, ld = flow.apply({"params": params}, x, method="forward_and_log_det")
-    return standard_normal_log_prob(z) + ld
+    return distributions.standard_normal_log_prob(z.reshape(z.shape[0], -1)) + ld
 
 
 def dequantize(key: jax.Array, x: jax.Array) -> jax.Array:
@@ -531,7 +519,7 @@ def bits_per_dim(log_density: jax.Array, num_dims: int) -> jax.Array:
       log_density: nats, any shape.
       num_dims: D, the number of dimensions of one example.
     """
-    return (-log_density + num_dims * LN256) / (num_dims * LN2)
+    return distributions.nats_to_bits(-log_density + num_dims * LN256, num_dims)
 
 
 def sample(flow: nn.Module, params, key: jax.Array, num_samples: int, dim: int, temperature=1.0) -> jax.Array:
@@ -545,24 +533,6 @@ def sample(flow: nn.Module, params, key: jax.Array, num_samples: int, dim: int, 
     return x
 
 
-# -- the image experiment shared by realnvp_mnist and glow_mnist ------------------------------------
-
-def image_flow_config(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-    """Add the fields every image flow experiment has to a base config `c` (in place; returned)."""
-    c.preprocess = "logit"  # logit (RealNVP) | center (Glow's x - 0.5)
-    c.logit_alpha = 0.05
-    c.hidden = 64  # conditioner width
-    c.num_layers = 2  # conditioner depth (hidden layers)
-    c.warmup_steps = 200  # linear learning-rate warmup, then cosine decay to lr_final_fraction * lr
-    c.lr_final_fraction = 0.05
-    c.grad_clip = 50.0  # global-norm gradient clipping
-    c.init_batch_size = 256  # training images for the actnorm data-dependent init
-    c.num_recon_images = 10_000  # test images for the reconstruction error of f^-1(f(x~)) (all of them)
-    c.temperatures = (0.0, 0.25, 0.5, 0.7, 0.85, 1.0)  # rows of temperature_sweep.png
-    c.sample_temperature = 1.0  # temperature of samples.png
-    return c
-
-
 def check_temperature(t) -> float:
     """The sampling temperature T of z ~ N(0, T^2 I) as a float.
 
@@ -573,163 +543,3 @@ def check_temperature(t) -> float:
             or not math.isfinite(float(t)) or float(t) < 0:
         raise ValueError(f"temperature must be a finite number >= 0, got {t!r}")
     return float(t)
-
-
-class ImageFlowExperiment(BaseExperiment):
-    """A flow on dequantized 8-bit MNIST: exact log-likelihood, bits/dim, samples with a temperature.
-
-    Subclasses define `name` and `build_flow()` (a bijector [B, 28, 28, 1] in [0, 1] -> [B, 784]).
-
-    `log_prob(params, x, key)` is the exact log density of the dequantized point
-    x + u in [0, 256]^D, u ~ U[0, 1)^D drawn from `key`:
-    `log p(x~) - D ln 256` nats with x~ = (x + u) / 256; its expectation over u is a
-    lower bound on log P(x) of the discrete data, and `-log_prob / (D ln 2)` is the
-    bits/dim of `bits_per_dim`. `sample(params, key, n, temperature=1.0)` returns
-    uint8 images [n, 28, 28, 1] in 0-255 (`quantize(f^-1(z))`, z ~ N(0, T^2 I)).
-    """
-
-    data_shape = (28, 28, 1)
-    data_max = 255
-    conditioning = ("temperature",)
-    log_prob_needs_key = True
-
-    def __init__(self, config):
-        super().__init__(config)
-        if config.preprocess not in ("logit", "center"):
-            raise ValueError(f"config.preprocess={config.preprocess!r}; valid choices: ['logit', 'center']")
-        if not 0.0 < config.logit_alpha < 0.5:
-            raise ValueError(f"config.logit_alpha must be in (0, 0.5), got {config.logit_alpha}")
-        if config.hidden < 1 or config.num_layers < 1 or config.init_batch_size < 2:
-            raise ValueError("config.hidden and num_layers must be >= 1 and init_batch_size >= 2")
-        self.dim = int(np.prod(self.data_shape))
-        self.flow = self.build_flow()
-
-    def build_flow(self) -> nn.Module:
-        raise NotImplementedError
-
-    # -- data -----------------------------------------------------------------------------
-    def _split(self, split: str) -> dict:
-        return {"image": load_split("mnist", split, self.config.data_dir or None)["image"]}
-
-    def train_batches(self, start_step: int = 0):
-        return train_batches(self._split("train"), self.config.batch_size, self.config.seed, start_step)
-
-    # -- model ----------------------------------------------------------------------------
-    def init_params(self, key):
-        """Parameters with the actnorm data-dependent init on `init_batch_size` dequantized training
-        images (chosen by `config.seed`, dequantized with `key`). Needs the mnist data."""
-        train = self._split("train")["image"]
-        idx = np.sort(np.random.default_rng([self.config.seed, 7]).choice(len(train), self.config.init_batch_size,
-                                                                            replace=False))
-        init_key, u_key = jax.random.split(key)
-        x = dequantize(u_key, jnp.asarray(train[idx]))
-        return self.flow.init(init_key, x, method="forward_and_log_det")["params"]
-
-    def optimizer(self):
-        c = self.config
-        warmup = max(1, min(c.warmup_steps, max(c.num_steps - 1, 1)))
-        schedule = optax.warmup_cosine_decay_schedule(0.0, c.learning_rate, warmup, max(c.num_steps, warmup + 1),
-                                                      c.learning_rate * c.lr_final_fraction)
-        return optax.chain(optax.clip_by_global_norm(c.grad_clip), optax.adam(schedule))
-
-    def loss_fn(self, params, batch, keys):
-        """-log p(x~) + D ln 256, nats per image (the dequantized NLL of the 8-bit image); u per example from keys."""
-        x = jax.vmap(dequantize)(keys, batch["image"])
-        nll = -(log_prob(self.flow, params, x) - self.dim * LN256).mean()
-        return nll, {"bits_per_dim": nll / (self.dim * LN2)}
-
-    def log_prob(self, params, x, key):
-        """Exact log density of x + u in [0, 256]^D, nats, float32 [N] (u ~ U[0,1)^D from `key`; see class doc)."""
-        x_t = dequantize(key, jnp.asarray(x))
-        return log_prob(self.flow, params, x_t) - self.dim * LN256
-
-    def check_conditioning(self, num_samples: int, **conditioning) -> dict:
-        """Accepts `temperature` (a finite float >= 0, default 1.0). ValueError otherwise."""
-        conditioning = super().check_conditioning(num_samples, **conditioning)
-        return {"temperature": check_temperature(conditioning.get("temperature", 1.0))}
-
-    def sample(self, params, key, num_samples: int, temperature=1.0):
-        """uint8 [num_samples, 28, 28, 1] in 0-255: quantize(f^-1(z)), z ~ N(0, temperature^2 I)."""
-        x = sample(self.flow, params, key, num_samples, self.dim, temperature)
-        return quantize(x)
-
-    # -- evaluation ---------------------------------------------------------------------------
-    def reconstruction_errors(self, params, x_t, dtype=jnp.float32) -> np.ndarray:
-        """Per-image max |f^-1(f(x~)) - x~| for images x~ [N, 28, 28, 1] in [0, 1], computed in `dtype`
-        (float32, or float64 under `jax.experimental.enable_x64`): float64 [N]."""
-        @jax.jit
-        def err(p, xb):
-            z, _ = self.flow.apply({"params": p}, xb, method="forward_and_log_det")
-            back, _ = self.flow.apply({"params": p}, z, method="inverse_and_log_det")
-            return jnp.max(jnp.abs(back - xb).reshape(xb.shape[0], -1), axis=1)
-
-        p = jax.tree_util.tree_map(lambda a: jnp.asarray(a, dtype), params)
-        x_t = np.asarray(x_t)
-        bs = self.config.eval_batch_size
-        return np.concatenate([np.asarray(err(p, jnp.asarray(x_t[i:i + bs], dtype)), np.float64)
-                               for i in range(0, len(x_t), bs)])
-
-    def reconstruction_error(self, params, x_t: jax.Array) -> float:
-        """max |f^-1(f(x~)) - x~| over float32 images x~ [N, 28, 28, 1] in [0, 1] (float32 arithmetic)."""
-        return float(self.reconstruction_errors(params, x_t).max())
-
-    def reconstruction_report(self, params, x_t) -> dict:
-        """The float32 reconstruction error (max, median and 99th percentile of the per-image max, share
-        of images above 1e-4) and the max in float64 arithmetic (same parameters and inputs), which
-        separates float32 round-off amplified by the trained flow's conditioning from an inexact inverse."""
-        e32 = self.reconstruction_errors(params, x_t)
-        with jax.enable_x64(True):
-            e64 = self.reconstruction_errors(params, x_t, jnp.float64)
-        return {"reconstruction_max_abs_error": float(e32.max()),
-                "reconstruction_median_abs_error": float(np.median(e32)),
-                "reconstruction_p99_abs_error": float(np.percentile(e32, 99)),
-                "reconstruction_fraction_above_1e-4": float(np.mean(e32 > 1e-4)),
-                "reconstruction_max_abs_error_float64": float(e64.max())}
-
-    def evaluate(self, params, key):
-        test_key, recon_key = jax.random.split(key)
-
-        @jax.jit
-        def nll(batch, k):
-            lp = self.log_prob(params, batch["image"], k)
-            return {"nll": -lp}
-
-        test = self._split("test")
-        nats = mean_over_dataset(nll, test, self.config.eval_batch_size, test_key)["nll"]
-        x_t = dequantize(recon_key, jnp.asarray(test["image"][: self.config.num_recon_images]))
-        n_params = int(sum(x.size for x in jax.tree_util.tree_leaves(params)))
-        return {
-            "test_nll_nats": nats,
-            "test_bits_per_dim": nats / (self.dim * LN2),
-            **self.reconstruction_report(params, x_t),
-            "num_recon_images": int(len(x_t)),
-            "num_params": n_params,
-            "dequantization": "uniform: x~ = (x + u) / 256, u ~ U[0,1)^784, one draw per test image; "
-                              "bits/dim = (-log p(x~) + D ln 256) / (D ln 2), an upper bound in expectation "
-                              "on the discrete bits/dim",
-            "figures": ["samples.png", "temperature_sweep.png"],
-        }
-
-    def write_artifacts(self, params, key, workdir: Path) -> None:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        workdir = Path(workdir)
-        draw = jax.jit(self.sample, static_argnums=2)
-        x = draw(params, key, 64, self.config.sample_temperature)
-        viz.save_image_grid(workdir / "samples.png", np.asarray(x), cols=8, max_value=255)
-        temps = list(self.config.temperatures)
-        sweep_key = jax.random.fold_in(key, 1)
-        rows = [np.asarray(draw(params, sweep_key, 10, t)) for t in temps]  # same z, scaled by T
-        fig, axes = plt.subplots(len(temps), 1, figsize=(7, 0.8 * len(temps) + 0.4))
-        for ax, t, row in zip(np.atleast_1d(axes), temps, rows):
-            ax.imshow(np.asarray(viz.image_grid(row, cols=10, max_value=255)), cmap="gray", vmin=0, vmax=255)
-            ax.set_ylabel(f"T={t:g}", rotation=0, labelpad=22, va="center")
-            ax.set_xticks([])
-            ax.set_yticks([])
-        fig.suptitle(f"{self.name}: samples at temperature T (same z per column)", fontsize=9)
-        fig.tight_layout()
-        fig.savefig(workdir / "temperature_sweep.png", dpi=100)
-        plt.close(fig)

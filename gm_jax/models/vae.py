@@ -21,7 +21,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from gm_jax import distributions as dist
+import gm_jax.distributions as dist
 
 
 class MLPEncoder(nn.Module):

@@ -1,0 +1,382 @@
+"""Likelihood models on MNIST images: the family base of vae_mnist, pixelcnn_mnist,
+gated_pixelcnn_mnist, pixelcnn_pp_mnist, realnvp_mnist and glow_mnist.
+
+`ImageLikelihoodExperiment` holds what they share:
+
+* data: `load(split, limit, binarize_key)` reads one split of `mnist` or
+  `binarized_mnist` (TFDS, or `data_dir="synthetic"`), keeps the labels of
+  class-conditional models, and binarizes 8-bit images of binary models once
+  with `binarize_key` (evaluation: one fixed dynamic binarization of the test
+  set); `binarize_batch` does the per-example dynamic binarization of training
+  batches (Burda et al. 2016, Sec. 5.1); `train_batches` shuffles by `(seed, step)`;
+* one evaluation: per-example terms (`eval_terms`, default `-log_prob`)
+  averaged over the test set in order, reported as `test_nll_nats` (nats per
+  image) and `test_bits_per_dim` = nats / (784 ln 2) with a statement of what
+  the bits are of (`likelihood_note`: binary pixels, the discretized logistic
+  of the 8-bit values, or uniform dequantization), the other terms as
+  `test_<term>_nats`, and the same on the first `train_eval_size` training
+  images (`train_<term>_nats`) where the experiment reports it;
+* one sample-grid writer: `samples.png`, 8x8 samples (`grid_images`).
+
+Family bases built on it: `PixelCNNExperiment` (PixelCNN, Gated PixelCNN: binary
+pixels, exact likelihood, optional class conditioning) and
+`ImageFlowExperiment` (RealNVP, Glow on dequantized 8-bit images). The VAE and
+PixelCNN++ experiments subclass `ImageLikelihoodExperiment` directly.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+
+from gm_jax.config import Choice, Range
+from gm_jax.data import dynamic_binarize, load_split, train_batches
+from gm_jax.distributions import nats_to_bits
+from gm_jax.evaluation import likelihood
+from gm_jax.experiment import Experiment
+from gm_jax.models import flows, pixelcnn
+from gm_jax.viz import images as viz_images
+
+DATASETS = ("binarized_mnist", "mnist")
+
+
+class ImageLikelihoodExperiment(Experiment):
+    """A likelihood model of 28x28x1 MNIST images (binary or 8-bit: `data_kind`).
+
+    Subclasses set `name`, `data_kind` ("binary" or "uint8"), `likelihood_note`
+    and the model's pure functions; they may override `eval_keys`, `eval_terms`,
+    `train_eval_terms`, `extra_metrics` and `grid_images`.
+    """
+
+    data_shape = (28, 28, 1)
+    dataset = "mnist"  # the TFDS dataset when the config has no `dataset` field
+    keep_labels = False  # class-conditional models train on (image, label)
+    train_eval_size = 0  # > 0: also report the train NLL on the first this many training images
+    likelihood_note: dict = {}  # {key: statement} of what the bits/dim are bits of
+    num_grid_samples = 64
+
+    @property
+    def num_dims(self) -> int:
+        return math.prod(self.data_shape)
+
+    @property
+    def dataset_name(self) -> str:
+        return self.config.get("dataset", self.dataset)
+
+    # -- data ---------------------------------------------------------------------
+    def load(self, split: str, limit: int | None = None, binarize_key=None) -> dict:
+        """One split as arrays: `image` uint8 [N, 28, 28, 1] (and `label` int32 [N] with `keep_labels`).
+
+        Args:
+          split: "train" or "test".
+          limit: keep the first `limit` examples (None: all).
+          binarize_key: for a binary model on 8-bit `mnist`, binarize the images
+            once with this key (one fixed dynamic binarization); None: as stored.
+        """
+        data = load_split(self.dataset_name, split, self.config.data_dir or None)
+        out = {"image": data["image"][:limit]}
+        if self.keep_labels:
+            out["label"] = data["label"][:limit]
+        if binarize_key is not None and self.data_kind == "binary" and self.dataset_name == "mnist":
+            out["image"] = np.asarray(dynamic_binarize(binarize_key, out["image"]))
+        return out
+
+    def binarize_batch(self, images, keys: jax.Array, dtype) -> jax.Array:
+        """Training images as `dtype`: per-example Bernoulli(x / 255) draws (one key each) for 8-bit
+        `mnist`, as stored for `binarized_mnist`."""
+        if self.dataset_name == "binarized_mnist":
+            return jnp.asarray(images, dtype)
+        return jax.vmap(dynamic_binarize)(keys, images).astype(dtype)
+
+    def train_batches(self, start_step: int = 0):
+        return train_batches(self.load("train"), self.config.batch_size, self.config.seed, start_step)
+
+    # -- evaluation ---------------------------------------------------------------
+    def eval_keys(self, key: jax.Array) -> dict:
+        """The keys of `evaluate`: "binarize" (the fixed binarization of 8-bit evaluation images),
+        "test" and "train" (a key or a pytree of keys per pass; batch i folds in i). Default: `key` for all."""
+        return {"binarize": key, "test": key, "train": key}
+
+    def eval_terms(self, params, batch: dict, key) -> dict:
+        """Per-example terms of a test batch, nats: {"nll": float [B], ...} (default: -log_prob)."""
+        return {"nll": -self.log_prob(params, batch["image"], key)}
+
+    train_eval_terms = None  # per-example terms on the training subset (None: `eval_terms`)
+
+    def extra_metrics(self, params, keys: dict) -> dict:
+        """Metrics besides the likelihood (default none)."""
+        return {}
+
+    def evaluate(self, params, key: jax.Array) -> dict:
+        keys = self.eval_keys(key)
+        bs = self.config.eval_batch_size
+        test_fn = jax.jit(lambda batch, k: self.eval_terms(params, batch, k))
+        test = likelihood.mean_over_dataset(test_fn, self.load("test", binarize_key=keys["binarize"]), bs,
+                                            keys["test"])
+        results = likelihood.nll_metrics("test", test.pop("nll"), self.num_dims)
+        results.update({f"test_{k}_nats": v for k, v in test.items()})
+        if self.train_eval_size:
+            train_fn = test_fn if self.train_eval_terms is None else jax.jit(
+                lambda batch, k: self.train_eval_terms(params, batch, k))
+            train = likelihood.mean_over_dataset(
+                train_fn, self.load("train", self.train_eval_size, keys["binarize"]), bs, keys["train"])
+            results.update({f"train_{k}_nats": v for k, v in train.items()})
+        binarized = self.data_kind == "binary" and self.dataset_name == "mnist"
+        results["dataset"] = self.dataset_name + (" (one dynamic binarization of the test set)" if binarized else "")
+        results.update(self.likelihood_note)
+        results.update(self.extra_metrics(params, keys))
+        return results
+
+    # -- artifacts ----------------------------------------------------------------
+    def grid_images(self, params, key: jax.Array) -> np.ndarray:
+        """The `num_grid_samples` images of samples.png, in [0, data_max] (default: `jit_sample`)."""
+        return np.asarray(self.jit_sample(params, key, self.num_grid_samples))
+
+    def write_artifacts(self, params, key: jax.Array, workdir: Path) -> None:
+        viz_images.save_samples(Path(workdir) / "samples.png", self.grid_images(params, key), self.data_max)
+
+
+# -- PixelCNN and Gated PixelCNN: binary pixels, exact likelihood ------------------------------------
+
+def pixelcnn_config(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """Add the fields of the binary PixelCNN family to a base config `c` (in place; returned)."""
+    c.dataset = "binarized_mnist"  # binarized_mnist (fixed) | mnist (dynamic binarization)
+    c.features = 32
+    c.num_layers = 5
+    c.output_features = 64
+    c.sampler = "cached"  # cached | naive
+    return c
+
+
+class PixelCNNExperiment(ImageLikelihoodExperiment):
+    """The binary-pixel PixelCNN family on MNIST (28x28x1, values {0, 1}), exact -log p(x).
+
+    Subclasses set `name` and `build_model(config)`. When `config.conditional`
+    is true (gated_pixelcnn_mnist) the data are 8-bit `mnist` binarized
+    dynamically, with labels; `log_prob` is then the marginal over the 10 labels.
+    """
+
+    data_kind = "binary"
+    train_eval_size = 10_000
+    likelihood_note = {"discretization": likelihood.BINARY_PIXELS}
+    schema = {"dataset": Choice(*DATASETS), "sampler": Choice("cached", "naive"),
+              "features": Range(1, integer=True), "num_layers": Range(1, integer=True),
+              "output_features": Range(1, integer=True)}
+
+    def __init__(self, config: ml_collections.ConfigDict):
+        super().__init__(config)
+        self.model = self.build_model(config)
+
+    def build_model(self, config) -> nn.Module:
+        raise NotImplementedError
+
+    @property
+    def conditional(self) -> bool:
+        return bool(self.config.get("conditional", False))
+
+    @property
+    def keep_labels(self) -> bool:
+        return self.conditional
+
+    @property
+    def conditioning(self) -> tuple:
+        return ("labels",) if self.conditional else ()
+
+    def init_params(self, key: jax.Array):
+        x = jnp.zeros((1, *self.data_shape), jnp.int32)
+        labels = jnp.zeros((1,), jnp.int32) if self.conditional else None
+        return self.model.init(key, x, labels)["params"]
+
+    def _log_prob(self, params, x, labels=None):
+        return pixelcnn.log_prob(self.model, params, x, labels)
+
+    def loss_fn(self, params, batch: dict, keys: jax.Array):
+        """Negative log-likelihood, nats per image, averaged over the batch."""
+        x = self.binarize_batch(batch["image"], keys, jnp.int32)
+        return -self._log_prob(params, x, batch.get("label")).mean(), {}
+
+    def sample(self, params, key: jax.Array, num_samples: int, labels=None) -> jax.Array:
+        """Samples uint8 [num_samples, 28, 28, 1] in {0, 1} (config.sampler: cached | naive)."""
+        fn = pixelcnn.sample_cached if self.config.sampler == "cached" else pixelcnn.sample_naive
+        if self.conditional and labels is None:
+            labels = jnp.arange(num_samples) % 10
+        return fn(self.model, params, key, num_samples, labels if self.conditional else None)
+
+    def log_prob(self, params, x: jax.Array, key: jax.Array = None) -> jax.Array:
+        """Exact log p(x), nats, float32 [N] (class-conditional models: log (1/10) sum_y p(x | y))."""
+        x = jnp.asarray(x, jnp.int32)
+        if not self.conditional:
+            return self._log_prob(params, x)
+        per_class = jnp.stack([self._log_prob(params, x, jnp.full((x.shape[0],), y, jnp.int32)) for y in range(10)])
+        return jax.nn.logsumexp(per_class, axis=0) - jnp.log(10.0)
+
+    def eval_terms(self, params, batch: dict, key) -> dict:
+        out = {"nll": -self.log_prob(params, batch["image"])}
+        if self.conditional:  # -> test_nll_given_label_nats
+            out["nll_given_label"] = -self._log_prob(params, jnp.asarray(batch["image"], jnp.int32), batch["label"])
+        return out
+
+    def grid_images(self, params, key: jax.Array) -> np.ndarray:
+        if not self.conditional:
+            return super().grid_images(params, key)
+        labels = jnp.arange(self.num_grid_samples) % 10  # rows cycle through the digits
+        return np.asarray(self.jit_sample(params, key, self.num_grid_samples, labels))
+
+
+# -- RealNVP and Glow on dequantized 8-bit images ------------------------------------------------
+
+def image_flow_config(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """Add the fields every image flow experiment has to a base config `c` (in place; returned)."""
+    c.preprocess = "logit"  # logit (RealNVP) | center (Glow's x - 0.5)
+    c.logit_alpha = 0.05
+    c.hidden = 64  # conditioner width
+    c.num_layers = 2  # conditioner depth (hidden layers)
+    c.warmup_steps = 200  # linear learning-rate warmup, then cosine decay to lr_final_fraction * lr
+    c.lr_final_fraction = 0.05
+    c.grad_clip = 50.0  # global-norm gradient clipping
+    c.init_batch_size = 256  # training images for the actnorm data-dependent init
+    c.num_recon_images = 10_000  # test images for the reconstruction error of f^-1(f(x~)) (all of them)
+    c.temperatures = (0.0, 0.25, 0.5, 0.7, 0.85, 1.0)  # rows of temperature_sweep.png
+    c.sample_temperature = 1.0  # temperature of samples.png
+    return c
+
+
+FLOW_SCHEMA = {
+    "preprocess": Choice("logit", "center"),
+    "logit_alpha": Range(0.0, 0.5, lo_open=True, hi_open=True),
+    "hidden": Range(1, integer=True),
+    "num_layers": Range(1, integer=True),
+    "init_batch_size": Range(2, integer=True),
+    "warmup_steps": Range(0, integer=True),
+    "lr_final_fraction": Range(0.0),
+    "grad_clip": Range(0.0, lo_open=True),
+    "num_recon_images": Range(1, integer=True),
+    "temperatures": Range(0.0, each=True),
+    "sample_temperature": Range(0.0),
+}
+
+
+class ImageFlowExperiment(ImageLikelihoodExperiment):
+    """A flow on dequantized 8-bit MNIST: exact log-likelihood, bits/dim, samples with a temperature.
+
+    Subclasses define `name` and `build_flow()` (a bijector [B, 28, 28, 1] in [0, 1] -> [B, 784]).
+
+    `log_prob(params, x, key)` is the exact log density of the dequantized point
+    x + u in [0, 256]^D, u ~ U[0, 1)^D drawn from `key`:
+    `log p(x~) - D ln 256` nats with x~ = (x + u) / 256; its expectation over u is a
+    lower bound on log P(x) of the discrete data, and `-log_prob / (D ln 2)` is the
+    bits/dim of `flows.bits_per_dim`. `sample(params, key, n, temperature=1.0)` returns
+    uint8 images [n, 28, 28, 1] in 0-255 (`quantize(f^-1(z))`, z ~ N(0, T^2 I)).
+    """
+
+    data_kind = "uint8"
+    conditioning = ("temperature",)
+    log_prob_needs_key = True
+    likelihood_note = {"dequantization": likelihood.UNIFORM_DEQUANTIZATION}
+    schema = FLOW_SCHEMA
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.dim = self.num_dims
+        self.flow = self.build_flow()
+
+    def build_flow(self) -> nn.Module:
+        raise NotImplementedError
+
+    def init_params(self, key):
+        """Parameters with the actnorm data-dependent init on `init_batch_size` dequantized training
+        images (chosen by `config.seed`, dequantized with `key`). Needs the mnist data."""
+        train = self.load("train")["image"]
+        idx = np.sort(np.random.default_rng([self.config.seed, 7]).choice(len(train), self.config.init_batch_size,
+                                                                            replace=False))
+        init_key, u_key = jax.random.split(key)
+        x = flows.dequantize(u_key, jnp.asarray(train[idx]))
+        return self.flow.init(init_key, x, method="forward_and_log_det")["params"]
+
+    def optimizer(self):
+        c = self.config
+        warmup = max(1, min(c.warmup_steps, max(c.num_steps - 1, 1)))
+        schedule = optax.warmup_cosine_decay_schedule(0.0, c.learning_rate, warmup, max(c.num_steps, warmup + 1),
+                                                      c.learning_rate * c.lr_final_fraction)
+        return optax.chain(optax.clip_by_global_norm(c.grad_clip), optax.adam(schedule))
+
+    def loss_fn(self, params, batch, keys):
+        """-log p(x~) + D ln 256, nats per image (the dequantized NLL of the 8-bit image); u per example from keys."""
+        x = jax.vmap(flows.dequantize)(keys, batch["image"])
+        nll = -(flows.log_prob(self.flow, params, x) - self.dim * flows.LN256).mean()
+        return nll, {"bits_per_dim": nats_to_bits(nll, self.dim)}
+
+    def log_prob(self, params, x, key):
+        """Exact log density of x + u in [0, 256]^D, nats, float32 [N] (u ~ U[0,1)^D from `key`; see class doc)."""
+        x_t = flows.dequantize(key, jnp.asarray(x))
+        return flows.log_prob(self.flow, params, x_t) - self.dim * flows.LN256
+
+    def check_conditioning(self, num_samples: int, **conditioning) -> dict:
+        """Accepts `temperature` (a finite float >= 0, default 1.0). ValueError otherwise."""
+        conditioning = super().check_conditioning(num_samples, **conditioning)
+        return {"temperature": flows.check_temperature(conditioning.get("temperature", 1.0))}
+
+    def sample(self, params, key, num_samples: int, temperature=1.0):
+        """uint8 [num_samples, 28, 28, 1] in 0-255: quantize(f^-1(z)), z ~ N(0, temperature^2 I)."""
+        return flows.quantize(flows.sample(self.flow, params, key, num_samples, self.dim, temperature))
+
+    # -- evaluation ---------------------------------------------------------------------------
+    def reconstruction_errors(self, params, x_t, dtype=jnp.float32) -> np.ndarray:
+        """Per-image max |f^-1(f(x~)) - x~| for images x~ [N, 28, 28, 1] in [0, 1], computed in `dtype`
+        (float32, or float64 under `jax.enable_x64`): float64 [N]."""
+        @jax.jit
+        def err(p, xb):
+            z, _ = self.flow.apply({"params": p}, xb, method="forward_and_log_det")
+            back, _ = self.flow.apply({"params": p}, z, method="inverse_and_log_det")
+            return jnp.max(jnp.abs(back - xb).reshape(xb.shape[0], -1), axis=1)
+
+        p = jax.tree_util.tree_map(lambda a: jnp.asarray(a, dtype), params)
+        x_t = np.asarray(x_t)
+        bs = self.config.eval_batch_size
+        return np.concatenate([np.asarray(err(p, jnp.asarray(x_t[i:i + bs], dtype)), np.float64)
+                               for i in range(0, len(x_t), bs)])
+
+    def reconstruction_error(self, params, x_t: jax.Array) -> float:
+        """max |f^-1(f(x~)) - x~| over float32 images x~ [N, 28, 28, 1] in [0, 1] (float32 arithmetic)."""
+        return float(self.reconstruction_errors(params, x_t).max())
+
+    def reconstruction_report(self, params, x_t) -> dict:
+        """The float32 reconstruction error (max, median and 99th percentile of the per-image max, share
+        of images above 1e-4) and the max in float64 arithmetic (same parameters and inputs), which
+        separates float32 round-off amplified by the trained flow's conditioning from an inexact inverse."""
+        e32 = self.reconstruction_errors(params, x_t)
+        with jax.enable_x64(True):
+            e64 = self.reconstruction_errors(params, x_t, jnp.float64)
+        return {"reconstruction_max_abs_error": float(e32.max()),
+                "reconstruction_median_abs_error": float(np.median(e32)),
+                "reconstruction_p99_abs_error": float(np.percentile(e32, 99)),
+                "reconstruction_fraction_above_1e-4": float(np.mean(e32 > 1e-4)),
+                "reconstruction_max_abs_error_float64": float(e64.max())}
+
+    def eval_keys(self, key):
+        test_key, recon_key = jax.random.split(key)
+        return {"binarize": None, "test": test_key, "train": None, "recon": recon_key}
+
+    def extra_metrics(self, params, keys):
+        test = self.load("test", self.config.num_recon_images)["image"]
+        x_t = flows.dequantize(keys["recon"], jnp.asarray(test))
+        return {**self.reconstruction_report(params, x_t),
+                "num_recon_images": int(len(x_t)),
+                "num_params": int(sum(x.size for x in jax.tree_util.tree_leaves(params))),
+                "figures": ["samples.png", "temperature_sweep.png"]}
+
+    def grid_images(self, params, key):
+        return np.asarray(self.jit_sample(params, key, self.num_grid_samples, self.config.sample_temperature))
+
+    def write_artifacts(self, params, key, workdir: Path) -> None:
+        super().write_artifacts(params, key, workdir)
+        sweep_key = jax.random.fold_in(key, 1)
+        rows = [np.asarray(self.jit_sample(params, sweep_key, 10, t)) for t in self.config.temperatures]
+        viz_images.save_temperature_sweep(Path(workdir) / "temperature_sweep.png", self.config.temperatures, rows,
+                                          f"{self.name}: samples at temperature T (same z per column)")

@@ -1,0 +1,38 @@
+"""Figures of the image-likelihood family: sample grids, reconstructions, temperature sweeps (PNG)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from gm_jax.viz import image_grid, pyplot, save_image_grid
+
+
+def save_samples(path, images, max_value: float = 1.0, cols: int = 8) -> Path:
+    """The sample grid every image model writes (`samples.png`): images [N, H, W, C] in [0, max_value], `cols` per row."""
+    return save_image_grid(path, np.asarray(images), cols=cols, max_value=max_value)
+
+
+def save_reconstructions(path, images, recons, cols: int = 8) -> Path:
+    """Rows of `cols` images [N, H, W, C] in [0, 1] alternating with their reconstructions (N a multiple of `cols`)."""
+    images, recons = np.asarray(images), np.asarray(recons)
+    rows = np.concatenate([np.stack([images[r * cols:(r + 1) * cols], recons[r * cols:(r + 1) * cols]])
+                           for r in range(len(images) // cols)]).reshape(-1, *images.shape[1:])
+    return save_image_grid(path, rows, cols=cols)
+
+
+def save_temperature_sweep(path, temperatures, rows, title: str = "", max_value: float = 255.0) -> None:
+    """One row of samples [n, H, W, C] per temperature T, labelled `T=...` (the same z scaled by T per column)."""
+    plt = pyplot()
+    temps = list(temperatures)
+    fig, axes = plt.subplots(len(temps), 1, figsize=(7, 0.8 * len(temps) + 0.4))
+    for ax, t, row in zip(np.atleast_1d(axes), temps, rows):
+        ax.imshow(np.asarray(image_grid(np.asarray(row), cols=len(row), max_value=max_value)), cmap="gray",
+                  vmin=0, vmax=255)
+        ax.set_ylabel(f"T={t:g}", rotation=0, labelpad=22, va="center")
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(Path(path), dpi=100)
+    plt.close(fig)
