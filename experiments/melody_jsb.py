@@ -1,6 +1,6 @@
 """LSTM on the soprano line of JSB Chorales (monophonic): a categorical over 22 pitches plus rest per 16th note.
 
-    python -m experiments.melody_jsb --workdir runs/melody_jsb
+    python -m experiments.melody_jsb --workdir runs/melody_jsb [--paper]
 
 The soprano voice of Coconet's SATB version of the chorales
 (`Jsb16thSeparated.json`, same 229/76/77 split) as melody tokens (0 = rest,
@@ -12,7 +12,8 @@ over the 18,900 test steps. Writes `results.json` (`test_nll_per_step_nats`,
 
 `Model.sample(key, n, length=128, temperature=1.0)` returns melody tokens
 int32 [n, length]; `Model.log_prob(tokens)` takes int tokens [N, T] in
-[0, 23) and returns log p(x_0..x_{T-1}) (from the start token), in nats.
+[0, 23) (data kind "tokens") and returns log p(x_0..x_{T-1}) (from the start
+token), in nats.
 """
 from __future__ import annotations
 
@@ -21,17 +22,17 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from experiments.lstm_jsb import JSBExperiment
 from gm_jax import config as config_lib
-from gm_jax import sampling
+from gm_jax.config import Choice
 from gm_jax.data import music
 from gm_jax.models import rnn
+from gm_jax.recipes.sequences import COUNT, JSBExperiment
 
 START = music.MELODY_CLASSES  # input-only start token
 
 
 def get_config() -> ml_collections.ConfigDict:
-    """CPU default: one LSTM layer of 128 units over 16th-note steps (a few minutes on 2 cores)."""
+    """CPU default: one LSTM layer of 128 units over 16th-note steps."""
     c = config_lib.base_config()
     c.data_dir = ""  # the jsb_chorales folder; "" = ../shared/data/jsb_chorales beside the checkout
     c.cell = "lstm"
@@ -51,9 +52,33 @@ def get_config() -> ml_collections.ConfigDict:
     return c
 
 
+def get_paper_config() -> ml_collections.ConfigDict:
+    """No paper reports this task (the soprano line of Coconet's 16th-note chorales, Huang et al. 2017, as a
+    monophonic sequence); the paper config takes the LSTM training setting of Bai et al. 2018 for JSB
+    Chorales (Table 1; see `lstm_jsb.get_paper_config`): one chorale per batch, Adam at 1e-3, gradient
+    clipping at 0.2, 100 epochs (22,900 steps), with one layer of 256 units; the embedding (32) is ours.
+    """
+    c = get_config()
+    c.update(hidden=256, num_layers=1, batch_size=1, learning_rate=1e-3, grad_clip=0.2, weight_decay=0.0,
+             num_steps=22_900)
+    return c
+
+
+def get_test_config() -> ml_collections.ConfigDict:
+    """Tiny LSTM on synthetic chorales, for tests."""
+    c = get_config()
+    c.update(data_dir="synthetic", hidden=8, embed_dim=4, num_steps=2, batch_size=4, eval_batch_size=8,
+             sample_length=8)
+    return c
+
+
 class Experiment(JSBExperiment):
     name = "melody_jsb"
-    data_max = music.MELODY_CLASSES - 1
+    data_kind = "tokens"
+    data_shape = (None,)  # melody tokens [T], T >= 1
+    num_values = music.MELODY_CLASSES
+    schema = {**JSBExperiment.schema, "cell": Choice(*rnn.CELLS), "hidden": COUNT, "num_layers": COUNT,
+              "embed_dim": COUNT}
 
     def __init__(self, config: ml_collections.ConfigDict):
         super().__init__(config)
@@ -66,37 +91,19 @@ class Experiment(JSBExperiment):
     def init_params(self, key: jax.Array):
         return rnn.init_params(self.model, key)
 
-    def _inputs(self, x):
+    def inputs(self, x):
         return jnp.pad(x[:, :-1], ((0, 0), (1, 0)), constant_values=START)
 
     def step_log_probs(self, params, inputs, targets):
         return rnn.token_log_probs(self.model, params, inputs, targets)
 
-    def check_data(self, x) -> jax.Array:
-        """Melody tokens int [N, T] (T >= 1) in [0, 23).
-
-        Raises:
-          ValueError: wrong rank, dtype or values.
-        """
-        x_np = np.asarray(x)
-        what = f"{self.name} expects melody tokens int [N, T] with values in [0, {music.MELODY_CLASSES})"
-        if x_np.ndim != 2 or x_np.shape[1] < 1:
-            raise ValueError(f"{what}; got shape {x_np.shape}")
-        if not np.issubdtype(x_np.dtype, np.integer):
-            raise ValueError(f"{what}; got dtype {x_np.dtype}")
-        if x_np.size and (x_np.min() < 0 or x_np.max() >= music.MELODY_CLASSES):
-            raise ValueError(f"{what}; got values in [{x_np.min()}, {x_np.max()}]")
-        return jnp.asarray(x_np, jnp.int32)
-
     def sample(self, params, key: jax.Array, num_samples: int, length=None, temperature=1.0) -> jax.Array:
         """Melody tokens int32 [num_samples, length] from the start token (ancestral, state carried)."""
-        length = int(sampling.static_value(length) if length is not None else self.config.sample_length)
         start = jnp.full((num_samples, 1), START, jnp.int32)
-        return rnn.sample_tokens(self.model, params, key, start, length, temperature)[:, 1:]
+        return rnn.sample_cached(self.model, params, key, start, self.length(length), temperature)[:, 1:]
 
-    def sample_rolls(self, params, key, n):
-        tokens = np.asarray(jax.jit(self.sample, static_argnums=2)(params, key, n))
-        return np.stack([music.melody_to_roll(t) for t in tokens])
+    def to_rolls(self, samples) -> np.ndarray:
+        return np.stack([music.melody_to_roll(t) for t in np.asarray(samples)])
 
 
 if __name__ == "__main__":

@@ -1,10 +1,14 @@
-"""FSDD reading, labels and mu-law companding (gm_jax.data.audio)."""
+"""FSDD reading, labels, mu-law companding and voiced crops (gm_jax.data.audio); audio baselines and checks
+(gm_jax.evaluation.audio); WAV / spectrogram writers (gm_jax.viz.audio)."""
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from gm_jax.data import DatasetNotFoundError, audio
+from gm_jax.evaluation import audio as audio_eval
+from gm_jax.viz import audio as audio_viz
 
 
 def test_mu_law_known_values():
@@ -104,3 +108,59 @@ def test_real_recordings(fsdd_dir):
     assert d["digit"][i] == 7 and audio.SPEAKERS[d["speaker"][i]] == "jackson"
     assert all(a.dtype == np.float32 and a.ndim == 1 and np.abs(a).max() <= 1 for a in d["audio"])
     assert 0.1 < np.mean([len(a) for a in d["audio"]]) / audio.SAMPLE_RATE < 1.0
+
+
+def test_voiced_crops_reproducible_and_inside_the_voiced_part():
+    d = audio.coded_recordings("train", "synthetic")
+    assert len(d["codes"]) == len(d["audio"]) and d["voiced"].shape == (len(d["audio"]), 2)
+    a = audio.voiced_crops(d, 256, 8, seed=3, step=5)
+    b = audio.voiced_crops(d, 256, 8, seed=3, step=5)
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k])
+    assert a["x"].shape == (8, 256) and a["x"].dtype == np.int32 and a["mask"].min() == 1
+    # every crop of a long voiced part lies inside it
+    rng = np.random.default_rng([3, 5])
+    idx = rng.integers(0, len(d["codes"]), 8)
+    starts = audio.crop_starts(rng, idx, d["voiced"], [len(c) for c in d["codes"]], 256)
+    for i, s in zip(idx, starts):
+        lo, hi = d["voiced"][i]
+        assert lo <= s and s + 256 <= hi
+        np.testing.assert_array_equal(a["x"][list(idx).index(i)], d["codes"][i][s: s + 256])
+    # a crop longer than every recording is padded with the zero class and masked
+    long = audio.voiced_crops(d, 5000, 2, seed=0, step=0)
+    assert long["mask"][:, -1].max() == 0 and np.all(long["x"][long["mask"] == 0] == audio.ZERO_CLASS)
+    batches = list(audio.padded_batches(d, 64))
+    assert sum(int(b["mask"].sum()) for b in batches) == sum(len(c) for c in d["codes"])
+    assert all(b["x"].shape[1] % 2048 == 0 for b in batches)
+
+
+def test_baselines_and_audio_checks(tmp_path):
+    rng = np.random.default_rng(0)
+    # an AR(1) process: the linear AR baseline beats the i.i.d. histogram by a wide margin
+    def ar1(n):
+        x = np.zeros(n)
+        for t in range(1, n):
+            x[t] = 0.99 * x[t - 1] + 0.005 * rng.standard_normal()
+        return audio.mu_law_encode(np.clip(x, -1, 1))
+    train, test = [ar1(2000) for _ in range(4)], [ar1(2000)]
+    iid = audio_eval.iid_baseline(train, test)
+    ar = audio_eval.linear_ar_baseline(train, test, order=2)
+    assert 0 < ar["nll"] < iid - 1.0 and ar["sigma"] > 0
+    # the discretised Gaussian of the AR baseline is normalised over the 256 classes
+    edges = audio.mu_law_bin_edges()
+    lo, hi = 2.0 * np.arange(256) / 255 - 1 - 1 / 255, 2.0 * np.arange(256) / 255 - 1 + 1 / 255
+    lo[0], hi[-1] = -np.inf, np.inf
+    p = np.exp(audio_eval._log_diff_ndtr((hi - 0.3) / 0.1, (lo - 0.3) / 0.1))
+    np.testing.assert_allclose(p.sum(), 1.0, rtol=1e-9)
+    assert len(edges) == 257
+    # flatness: white noise near 1, a pure tone near 0
+    t = np.arange(4000) / audio.SAMPLE_RATE
+    assert audio_eval.spectral_flatness(rng.standard_normal(4000)) > 0.5
+    assert audio_eval.spectral_flatness(np.sin(2 * np.pi * 440 * t)) < 0.05
+    checks = audio_eval.audio_checks(0.1 * np.sin(2 * np.pi * 440 * t)[None].repeat(3, 0),
+                                     [0.1 * rng.standard_normal(3000) for _ in range(5)], jax.random.key(0))
+    assert checks["generated_recordings"] == 3 and checks["generated_flatness_below_white_noise"]
+    wav = audio_viz.save_wav(tmp_path / "a.wav", 0.5 * np.sin(2 * np.pi * 440 * t), audio.SAMPLE_RATE)
+    np.testing.assert_allclose(audio.read_wav(wav), 0.5 * np.sin(2 * np.pi * 440 * t), atol=1e-4)
+    png = audio_viz.save_spectrograms(tmp_path / "s.png", [t * 0], [np.sin(t)], audio.SAMPLE_RATE)
+    assert png.stat().st_size > 1000

@@ -1,4 +1,5 @@
-"""gm_jax.data.music: JSB Chorales piano rolls and soprano melodies, MIDI round trip, PNG; the JSB experiments."""
+"""gm_jax.data.music: JSB Chorales piano rolls and soprano melodies; MIDI round trip and PNG (gm_jax.viz.music);
+the JSB experiments."""
 
 import jax
 import numpy as np
@@ -6,6 +7,7 @@ import pytest
 
 import gm_jax
 from gm_jax.data import DatasetNotFoundError, music
+from gm_jax.viz import music as music_viz
 
 
 
@@ -18,7 +20,7 @@ def test_midi_round_trip_of_a_known_piano_roll(tmp_path):
     roll[7:12, 0] = 1          # A0 to the end (lowest key)
     roll[2, 87] = 1            # C8, one step (highest key)
     path = tmp_path / "known.mid"
-    music.roll_to_midi(roll, path, step_seconds=0.25)
+    music_viz.roll_to_midi(roll, path, step_seconds=0.25)
     assert path.stat().st_size > 0
     back = music.midi_to_roll(path, step_seconds=0.25)
     np.testing.assert_array_equal(back, roll)
@@ -28,7 +30,7 @@ def test_midi_round_trip_of_a_known_piano_roll(tmp_path):
                    .instruments[0].notes)
     assert notes == [(21, 1.75, 3.0), (60, 0.0, 1.5), (64, 0.0, 0.5), (64, 0.75, 1.25), (108, 0.5, 0.75)]
     with pytest.raises(ValueError, match="88"):
-        music.roll_to_midi(np.zeros((4, 12)), None)
+        music_viz.roll_to_midi(np.zeros((4, 12)), None)
 
 
 def test_piano_roll_and_melody_encoding(tmp_path):
@@ -44,7 +46,7 @@ def test_piano_roll_and_melody_encoding(tmp_path):
         music.melody_tokens([59])
     mroll = music.melody_to_roll(tokens)
     assert [np.nonzero(r)[0].tolist() for r in mroll] == [[39], [], [60], [49]]
-    png = music.save_piano_roll_png(tmp_path / "r.png", [roll, mroll], ["a", "b"])
+    png = music_viz.save_piano_roll_png(tmp_path / "r.png", [roll, mroll], ["a", "b"])
     assert png.stat().st_size > 1000
 
 
@@ -74,7 +76,7 @@ def test_jsb_models(jsb_dir, name):
     lp = model.log_prob(x)
     # log_prob = the sum of per-step conditionals, each step computed from the carried state
     from gm_jax.models import rnn
-    inputs = np.asarray(e._inputs(np.asarray(x, np.float32 if name == "lstm_jsb" else np.int32)))
+    inputs = np.asarray(e.inputs(np.asarray(x, np.float32 if name == "lstm_jsb" else np.int32)))
     carry, acc = rnn.init_carry(e.model, 3), np.zeros(3)
     step = jax.jit(lambda c, i: e.model.apply({"params": model.params}, c, i))
     for t in range(10):

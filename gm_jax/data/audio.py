@@ -1,4 +1,4 @@
-"""Free Spoken Digit Dataset (FSDD) waveforms, mu-law companding, voiced-part detection.
+"""Free Spoken Digit Dataset (FSDD) waveforms, mu-law companding, voiced-part detection, training crops.
 
 Files: `recordings/{digit}_{speaker}_{index}.wav` (Jackson et al., FSDD v1.0.10,
 CC BY-SA 4.0): 6 speakers x 10 digits x 50 takes, RIFF WAV, 16-bit PCM mono at
@@ -19,6 +19,11 @@ mu-law (ITU-T G.711; van den Oord et al. 2016, Eq. 1 / Sec. 2.2), mu = 255,
 
 so x = -1 -> 0, x = 0 -> 128, x = 1 -> 255; the inverse maps class q to the
 amplitude of f = 2 q / mu - 1 (`mu_law_decode`), and `mu_law_encode(mu_law_decode(q)) == q`.
+
+Training crops (`voiced_crops`) lie inside the voiced part of a recording
+(`voiced_bounds`: leading / trailing 20-ms frames more than |threshold| dB below
+the loudest are trimmed), a pure function of `(seed, step)`; `padded_batches`
+gives whole recordings for evaluation.
 """
 from __future__ import annotations
 
@@ -247,3 +252,83 @@ def voiced_bounds(x: np.ndarray, threshold_db: float = -30.0, frame: int = 160) 
     rms = frame_rms(x, frame)
     loud = np.nonzero(rms >= rms.max() * 10.0 ** (threshold_db / 20.0))[0]
     return int(loud[0] * frame), int(min(len(x), (loud[-1] + 1) * frame))
+
+
+# -- training crops in the voiced part ---------------------------------------------------------
+ZERO_CLASS = 128  # mu-law class of amplitude 0 (`mu_law_encode(0.0)`): padding and the context before a recording
+
+
+def coded_recordings(split: str, data_dir=None, silence_db: float = -30.0) -> dict:
+    """`load_recordings(split)` plus `codes` (int32 mu-law classes [T_i] per recording) and `voiced`
+    (int64 [N, 2]: `voiced_bounds` of each recording at `silence_db`)."""
+    d = dict(load_recordings(split, data_dir))
+    d["codes"] = [mu_law_encode(a) for a in d["audio"]]
+    d["voiced"] = np.array([voiced_bounds(a, silence_db) for a in d["audio"]], np.int64)
+    return d
+
+
+def crop_starts(rng: np.random.Generator, idx: np.ndarray, voiced: np.ndarray, lengths, crop_length: int) -> np.ndarray:
+    """Start of a crop of `crop_length` samples in each recording `idx` (int [B]), inside its voiced part.
+
+    A voiced part `voiced[i] = [a, b)` at least `crop_length` long: the crop lies inside it, uniformly. A
+    shorter one: the crop covers it (start uniform among those that do, within the recording of
+    `lengths[i]` samples). One `rng.integers` draw per crop, in order.
+    """
+    starts = np.zeros(len(idx), np.int64)
+    for j, i in enumerate(idx):
+        a, b = voiced[i]
+        if b - a >= crop_length:
+            lo, hi = a, b - crop_length
+        else:
+            lo, hi = max(0, b - crop_length), max(0, min(a, lengths[i] - crop_length))
+            lo = min(lo, hi)
+        starts[j] = rng.integers(lo, hi + 1)
+    return starts
+
+
+def voiced_crops(recordings: dict, crop_length: int, batch_size: int, seed: int, step: int) -> dict:
+    """Training batch `step` of crops inside the voiced parts (a pure function of `(seed, step)`).
+
+    Args:
+      recordings: from `coded_recordings` (`codes`, `voiced`, `digit`, `speaker`).
+      crop_length, batch_size: samples per crop, crops per batch.
+      seed, step: the batch's generator is `np.random.default_rng([seed, step])`: recordings drawn
+        uniformly (with replacement), then `crop_starts`.
+
+    Returns:
+      {"x": int32 [B, crop_length] mu-law classes (`ZERO_CLASS` past the end of a short recording),
+       "mask": float32 [B, crop_length] (0 on that padding), "digit", "speaker": int32 [B]}.
+    """
+    d, n = recordings, crop_length
+    rng = np.random.default_rng([seed, step])
+    idx = rng.integers(0, len(d["codes"]), batch_size)
+    starts = crop_starts(rng, idx, d["voiced"], [len(c) for c in d["codes"]], n)
+    x = np.full((batch_size, n), ZERO_CLASS, np.int32)
+    mask = np.zeros((batch_size, n), np.float32)
+    for j, (i, s) in enumerate(zip(idx, starts)):
+        seg = d["codes"][i][s: s + n]
+        x[j, : len(seg)] = seg
+        mask[j, : len(seg)] = 1.0
+    return {"x": x, "mask": mask, "digit": d["digit"][idx], "speaker": d["speaker"][idx]}
+
+
+def padded_batches(recordings: dict, batch_size: int, multiple: int = 2048):
+    """Whole recordings for evaluation, shortest first, in batches padded to a multiple of `multiple` samples.
+
+    Yields:
+      {"x": int32 [b, L] mu-law classes (`ZERO_CLASS` padding), "mask": float32 [b, L] (1 = real sample),
+       "digit", "speaker": int32 [b]}; every recording once, b <= batch_size, L a multiple of `multiple`
+       (few distinct shapes to compile).
+    """
+    d = recordings
+    order = np.argsort([len(c) for c in d["codes"]])
+    for s in range(0, len(order), batch_size):
+        idx = order[s: s + batch_size]
+        length = max(len(d["codes"][i]) for i in idx)
+        length = -(-length // multiple) * multiple
+        x = np.full((len(idx), length), ZERO_CLASS, np.int32)
+        mask = np.zeros((len(idx), length), np.float32)
+        for j, i in enumerate(idx):
+            x[j, : len(d["codes"][i])] = d["codes"][i]
+            mask[j, : len(d["codes"][i])] = 1
+        yield {"x": x, "mask": mask, "digit": d["digit"][idx], "speaker": d["speaker"][idx]}

@@ -22,15 +22,15 @@ Windows (teacher forcing)
 -------------------------
 A window of `length + 1` consecutive tokens gives `inputs = w[:-1]` and
 `targets = w[1:]` (the target at step t is the input at step t + 1).
-`windows` cuts a token array into consecutive windows (for evaluation: every
-token after the first is a target exactly once); `random_windows` yields
-training batches of windows at uniformly random offsets, a pure function of
-`(seed, step)` so that a resumed run sees the same batches.
+`windows` cuts a token array into consecutive (or strided) windows for
+evaluation: every token after the first is a target exactly once, the tail
+included; `random_windows` yields training batches of windows at uniformly
+random offsets, a pure function of `(seed, step)` so that a resumed run sees
+the same batches.
 """
 from __future__ import annotations
 
 import functools
-import math
 import os
 from collections.abc import Iterator
 
@@ -163,9 +163,13 @@ def windows(tokens: np.ndarray, length: int, stride: int | None = None) -> dict[
     target sees on average length/2 tokens of context. With `stride < length`
     (sliding-window evaluation, as in Transformer-XL / GPT-2 perplexity figures)
     window i starts at i*stride; the first window scores all its targets and each
-    later one only its last `stride` targets, so every target but those of the
-    first window sees at least `length - stride` tokens of context. A final
-    partial window is dropped (at most `stride` targets).
+    later one only its targets not scored before (its last `stride`), so every
+    target but those of the first window sees at least `length - stride` tokens
+    of context. The tail that does not fill a window of the grid is scored by one
+    last window ending at the last token (start `T - 1 - length`), which scores
+    only its last `r < stride` targets, each with at least `length - r` tokens
+    of context before it. So the scored targets are exactly tokens[1:], each once:
+    `mask.sum() == T - 1`.
 
     Args:
       tokens: int [T].
@@ -175,7 +179,7 @@ def windows(tokens: np.ndarray, length: int, stride: int | None = None) -> dict[
     Returns:
       {"inputs": int32 [W, length], "targets": int32 [W, length],
        "mask": float32 [W, length] (1 where the target is scored)},
-      W = (T - 1 - length) // stride + 1.
+      W = (T - 1 - length) // stride + 1, plus one when (T - 1 - length) % stride > 0.
 
     Raises:
       ValueError: `length` < 1, `stride` outside [1, length], or fewer than `length + 1` tokens.
@@ -185,12 +189,17 @@ def windows(tokens: np.ndarray, length: int, stride: int | None = None) -> dict[
     if length < 1 or len(tokens) < length + 1 or not 1 <= stride <= length:
         raise ValueError(f"windows need length >= 1, 1 <= stride <= length and at least length + 1 tokens; got "
                          f"length={length}, stride={stride}, {len(tokens)} tokens")
-    w = (len(tokens) - 1 - length) // stride + 1
-    idx = np.arange(w)[:, None] * stride + np.arange(length + 1)[None, :]
-    seq = tokens[idx]
-    mask = np.zeros((w, length), np.float32)
+    w, tail = divmod(len(tokens) - 1 - length, stride)
+    w += 1
+    starts = np.arange(w) * stride
+    if tail:  # the final partial window: one more window ending at the last token
+        starts = np.append(starts, len(tokens) - 1 - length)
+    seq = tokens[starts[:, None] + np.arange(length + 1)[None, :]]
+    mask = np.zeros((len(starts), length), np.float32)
     mask[0] = 1.0
-    mask[1:, length - stride:] = 1.0
+    mask[1:w, length - stride:] = 1.0
+    if tail:
+        mask[w, length - tail:] = 1.0
     return {"inputs": seq[:, :-1], "targets": seq[:, 1:], "mask": mask}
 
 
@@ -219,7 +228,3 @@ def random_windows(tokens: np.ndarray, length: int, batch_size: int, seed: int,
         yield {"inputs": seq[:, :-1], "targets": seq[:, 1:]}
         step += 1
 
-
-def bits_per_char(nats: float, num_chars: int) -> float:
-    """Total negative log-likelihood in nats over `num_chars` predicted characters, in bits per character."""
-    return nats / (num_chars * math.log(2.0))
