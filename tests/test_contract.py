@@ -48,7 +48,7 @@ def _imports(path: Path) -> list[str]:
         if isinstance(node, ast.Import):
             out += [a.name for a in node.names]
         elif isinstance(node, ast.ImportFrom) and node.module:
-            out += [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            out += [f"{node.module}.{a.name}" for a in node.names]
     return out
 
 

@@ -235,12 +235,15 @@ def test_conditional_labels_are_used_and_checked():
 
 # -- toy problems ----------------------------------------------------------------------------------
 def test_ring_metrics_on_real_data_and_on_a_collapsed_generator():
+    from gm_jax.evaluation import toy as toy_eval
+
     experiment = gm_jax.build("gan_toy")
+    c = experiment.config
     data = experiment.draw_data(np.random.default_rng(0), 2500)
-    m = experiment.ring_metrics(data)
+    m = toy_eval.ring_metrics(data, experiment.centers(), c.ring_std, c.min_mode_samples)
     assert m["modes_covered"] == 8 and m["high_quality_fraction"] > 0.99  # 3 sigma holds 98.9% in 2-D
     collapsed = experiment.centers()[[0]] + 0.01 * np.random.default_rng(1).standard_normal((2500, 2))
-    m = experiment.ring_metrics(collapsed)
+    m = toy_eval.ring_metrics(collapsed, experiment.centers(), c.ring_std, c.min_mode_samples)
     assert m["modes_covered"] == 1 and m["high_quality_fraction"] == 1.0
 
 

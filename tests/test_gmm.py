@@ -109,5 +109,5 @@ def test_gmm_toy_train_load_round_trip(tmp_path):
     assert x.shape == (100, 2) and x.dtype == np.float32
     np.testing.assert_allclose(np.asarray(model.log_prob(x)),
                                np.asarray(gmm.log_prob(model.params["gmm"], x)), rtol=1e-6)
-    with pytest.raises(ValueError, match="float points"):
+    with pytest.raises(ValueError, match="shape \\[N, 2\\] holding finite floats"):
         model.log_prob(np.zeros((3, 3), np.float32))

@@ -116,8 +116,29 @@ def test_fold_in_and_completion():
 def test_experiment_config_checks():
     with pytest.raises(ValueError, match="gibbs_sweeps \\+ vi_iterations"):
         gm_jax.api.build("lda_shakespeare", num_steps=7)
-    with pytest.raises(ValueError, match="parallel='none'"):
-        gm_jax.api.build("lda_shakespeare", parallel="pmap")
+    with pytest.raises(ValueError, match="sample_from"):
+        gm_jax.api.build("lda_shakespeare", sample_from="em")
+
+
+def test_parallel_modes_run_the_same_sweep():
+    """Every device runs the whole (sequential) sweep on its copy of the corpus with the global first key."""
+    from experiments import lda_shakespeare
+    from gm_jax.training import TrainStep
+    from gm_jax.training.loop import run_keys
+
+    experiment = gm_jax.build("lda_shakespeare", config=lda_shakespeare.get_test_config())
+    batch = next(experiment.train_batches())
+    out = {}
+    for parallel in ("none", "pmap", "sharded"):
+        step = TrainStep(experiment.update, parallel)
+        state = step.put_state(experiment.init_state(run_keys(0)["init"]))
+        for i in range(2):  # one Gibbs sweep, one VI iteration
+            state, metrics = step(state, batch, jax.random.key(i))
+        out[parallel] = (step.get_state(state).params, float(metrics["loss"]))
+    for parallel in ("pmap", "sharded"):
+        assert out[parallel][1] == pytest.approx(out["none"][1], rel=1e-6)
+        for a, b in zip(jax.tree_util.tree_leaves(out[parallel][0]), jax.tree_util.tree_leaves(out["none"][0])):
+            np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
 
 
 def test_lda_shakespeare_tiny_run(shakespeare_dir, tmp_path):

@@ -170,3 +170,13 @@ def test_classifier_trains_saves_and_loads_without_retraining(tmp_path, monkeypa
         sq.load_reference_stats(tmp_path / "missing.npz")
     with pytest.raises(ValueError, match=r"\[N, 28, 28, 1\]"):
         clf.outputs(np.zeros((2, 28, 28), np.uint8))
+
+
+def test_synthetic_data_uses_the_in_memory_smoke_test_classifier(tmp_path, monkeypatch):
+    """data_dir="synthetic": a tiny classifier trained in memory, nothing read from or cached in the classifier dir."""
+    monkeypatch.setenv("GM_JAX_CLASSIFIER_DIR", str(tmp_path / "cache"))
+    clf, (mean, cov) = classifier_lib.classifier_and_reference(None, "synthetic")
+    assert "smoke_test" in clf.info and not (tmp_path / "cache").exists()
+    assert mean.shape == (classifier_lib.SMOKE_TEST["features"],) and cov.shape == (len(mean), len(mean))
+    assert np.isfinite(clf.info["real_test_vs_train_mnist_fid"]) and 1.0 <= clf.info["real_test_mnist_is"] <= 10.0
+    assert classifier_lib.classifier_and_reference(None, "synthetic")[0] is clf  # once per process

@@ -7,9 +7,15 @@ function of the generator's seed (the experiments seed it with `[seed, step]`):
   a circle of radius `radius` (the "8 Gaussians" of the GAN mode-collapse literature,
   e.g. Metz et al. 2017, Sec. 3.1);
 * `two_moons`: two interleaved half circles with Gaussian noise;
-* `checkerboard`: uniform on the 8 black squares of a 4 x 4 board on [-2, 2]^2.
+* `checkerboard`: uniform on the 8 black squares of a 4 x 4 board on [-2, 2]^2;
+* `gaussian_1d`: N(mean, std^2) in one dimension (Goodfellow et al. 2014, Fig. 1).
+
+`fresh_batches` turns a sampler into the endless, resumable training stream of
+the toy experiments: batch s is drawn from `default_rng([seed, s])`.
 """
 from __future__ import annotations
+
+from collections.abc import Callable, Iterator
 
 import numpy as np
 
@@ -56,3 +62,20 @@ def checkerboard(rng: np.random.Generator, n: int) -> np.ndarray:
     row = 2 * rng.integers(0, 2, n) + (col % 2)  # a black square in that column
     x2 = row - 2 + rng.random(n)
     return np.stack([x1, x2], 1).astype(np.float32)
+
+
+def gaussian_1d(rng: np.random.Generator, n: int, mean: float = 4.0, std: float = 0.5) -> np.ndarray:
+    """n points float32 [n, 1] of N(mean, std^2)."""
+    return (mean + std * rng.standard_normal((n, 1))).astype(np.float32)
+
+
+def fresh_batches(draw: Callable[[np.random.Generator, int], np.ndarray], seed: int, batch_size: int,
+                  start_step: int = 0) -> Iterator[dict]:
+    """Endless batches `{"x": draw(default_rng([seed, s]), batch_size)}` for s = start_step, start_step + 1, ...
+
+    Each batch is a pure function of (seed, step), so a resumed run sees the same data.
+    """
+    step = start_step
+    while True:
+        yield {"x": draw(np.random.default_rng([seed, step]), batch_size)}
+        step += 1

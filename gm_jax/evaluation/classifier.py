@@ -14,9 +14,17 @@ else `runs/mnist_classifier` under the project root.
 Train it from the command line with `python -m gm_jax.evaluation.classifier [--dir DIR]`
 (or let the first evaluation that needs it train it, about 3 minutes on a
 2-core CPU).
+
+Smoke-test path: with `data_dir="synthetic"` (tests, `get_test_config()`),
+`classifier_and_reference` neither reads nor writes any cache directory: it
+trains a tiny classifier (`SMOKE_TEST`) for a few steps on the synthetic
+digits in memory, once per process, with no accuracy bar. Its MNIST-FID /
+MNIST-IS exercise the evaluation code only and mean nothing; its `info` says
+so under `smoke_test`.
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 import time
@@ -32,6 +40,8 @@ MIN_TEST_ACCURACY = 0.99
 INFO_FILE = "classifier.json"
 REFERENCE_FILE = "reference.npz"
 FEATURE_DIM = 128
+# the smoke-test classifier of synthetic data: a tiny net and a few Adam steps, no accuracy bar
+SMOKE_TEST = {"channels": (8,), "features": 16, "num_steps": 20, "batch_size": 64}
 
 
 def default_classifier_dir() -> Path:
@@ -240,6 +250,49 @@ def get_classifier(directory: str | os.PathLike | None = None, data_dir: str | N
     if log:
         log(f"MNIST classifier: test accuracy {clf.info['test_accuracy']:.4f}; saved to {directory}")
     return clf
+
+
+def classifier_and_reference(classifier_dir: str | os.PathLike | None = None, data_dir: str | None = None):
+    """The classifier of MNIST-FID / MNIST-IS and the training set's reference feature stats.
+
+    Real data: `get_classifier(classifier_dir, data_dir)` (loaded from its cache, trained and cached
+    once if missing) and the cache's `reference.npz`. Synthetic data (`data_dir="synthetic"`): the
+    smoke-test classifier of `smoke_test_classifier`, with no cache read or written.
+
+    Returns:
+      (Classifier, (mean float64 [d], cov float64 [d, d])).
+    """
+    from gm_jax.data.synthetic import is_synthetic
+    from gm_jax.evaluation import sample_quality
+
+    if is_synthetic(data_dir):
+        return smoke_test_classifier()
+    directory = Path(classifier_dir) if classifier_dir else default_classifier_dir()
+    clf = get_classifier(directory, data_dir or None)
+    return clf, sample_quality.load_reference_stats(directory / REFERENCE_FILE)
+
+
+@functools.lru_cache(maxsize=1)
+def smoke_test_classifier():
+    """SMOKE-TEST PATH for synthetic data: a tiny classifier (`SMOKE_TEST`) trained in memory for a few
+    steps on the synthetic digits (no accuracy bar, nothing cached on disk; once per process), with the
+    synthetic training set's feature stats and real-data references. Its scores mean nothing.
+
+    Returns:
+      (Classifier with `info["smoke_test"]` set, (mean, cov) of the synthetic training features).
+    """
+    from gm_jax.data import load_split
+    from gm_jax.evaluation import sample_quality
+
+    train, test = load_split("mnist", "train", "synthetic"), load_split("mnist", "test", "synthetic")
+    model = MNISTClassifier(channels=SMOKE_TEST["channels"], features=SMOKE_TEST["features"])
+    clf = train_classifier(train, test, num_steps=SMOKE_TEST["num_steps"], batch_size=SMOKE_TEST["batch_size"],
+                           model=model)
+    stats = sample_quality.feature_stats(clf.features(train["image"]))
+    clf.info.update(sample_quality.real_references(clf, test["image"], stats))
+    clf.info["smoke_test"] = ("synthetic data: a tiny classifier trained for a few steps in memory, "
+                              "no accuracy bar; MNIST-FID / MNIST-IS from it are meaningless")
+    return clf, stats
 
 
 def _main(argv=None) -> None:

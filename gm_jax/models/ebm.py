@@ -29,9 +29,8 @@ Training (Du & Mordatch Algorithm 1, Sec. 3.3-3.4), one update:
    with x+ a data batch;
 4. write x- back into the buffer at the slots it came from.
 
-Under pmap each device runs its share of the chains, gradients and metrics
-are averaged and the buffer writes are gathered, so every replica keeps the
-same buffer and the update equals the single-device one.
+The update itself, with its replay buffer and the averaging over devices
+under pmap, is `gm_jax.recipes.energy.EBMExperiment.update`.
 """
 from __future__ import annotations
 
@@ -40,12 +39,6 @@ from collections.abc import Callable, Sequence
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import optax
-from flax.training.train_state import TrainState
-
-from gm_jax import viz
-from gm_jax.experiment import Experiment as _BaseExperiment
-from gm_jax.training.steps import pmean
 
 
 def check_langevin(step_size: float, noise_scale: float, num_steps: int) -> None:
@@ -144,102 +137,3 @@ class EnergyCNN(nn.Module):
             h = nn.swish(nn.Conv(c, (4, 4), strides=(2, 2))(h))
         h = h.reshape(h.shape[0], -1)
         return nn.Dense(1)(h)[:, 0]
-
-
-class EBMState(TrainState):
-    """TrainState plus the replay buffer float32 [buffer_size, *data_shape] of past negative samples."""
-
-    buffer: jax.Array = None
-
-
-class EBMExperiment(_BaseExperiment):
-    """Base of the EBM experiments: state `EBMState`, update = one step of Du & Mordatch Algorithm 1.
-
-    Config fields used: `step_size`, `noise_scale`, `langevin_steps` (training
-    chains), `sample_steps` (chains of `sample`, from uniform noise),
-    `buffer_size`, `reinit_prob`, `alpha` (energy regulariser),
-    `learning_rate`, `beta1`, `beta2`, `grad_clip`.
-    Subclasses set `self.net` (a Linen module x [B, ...] -> [B]), `self.box`
-    ((low, high): uniform-noise range and Langevin clip) and define
-    `positive(batch)` -> x+ float32 [B, *data_shape].
-    `params_of(state)` is the energy network's parameters.
-    """
-
-    net: nn.Module
-    box: tuple[float, float]
-
-    def __init__(self, config):
-        super().__init__(config)
-        check_langevin(config.step_size, config.noise_scale, config.langevin_steps)
-        check_langevin(config.step_size, config.noise_scale, config.sample_steps)
-        if config.buffer_size < config.batch_size or not 0 <= config.reinit_prob <= 1 or config.alpha < 0:
-            raise ValueError(f"need buffer_size >= batch_size, reinit_prob in [0, 1] and alpha >= 0; got "
-                             f"{config.buffer_size}, {config.reinit_prob}, {config.alpha}")
-
-    # -- pure functions ---------------------------------------------------------------------------
-    def energy(self, params, x: jax.Array) -> jax.Array:
-        """E(x): float32 [B] for x float [B, *data_shape] (the model's own form)."""
-        return self.net.apply({"params": params}, jnp.asarray(x, jnp.float32))
-
-    def noise(self, key: jax.Array, n: int) -> jax.Array:
-        """Uniform noise over the data box: float32 [n, *data_shape]."""
-        return jax.random.uniform(key, (n, *self.data_shape), jnp.float32, *self.box)
-
-    def optimizer(self) -> optax.GradientTransformation:
-        c = self.config
-        tx = optax.adam(c.learning_rate, b1=c.beta1, b2=c.beta2)
-        return optax.chain(optax.clip_by_global_norm(c.grad_clip), tx) if c.grad_clip > 0 else tx
-
-    def init_params(self, key: jax.Array):
-        return self.net.init(key, jnp.zeros((1, *self.data_shape), jnp.float32))["params"]
-
-    def init_state(self, key: jax.Array) -> EBMState:
-        k_param, k_buf = jax.random.split(key)
-        return EBMState.create(apply_fn=None, params=self.init_params(k_param), tx=self.optimizer(),
-                               buffer=self.noise(k_buf, self.config.buffer_size))
-
-    def chains(self, params, x0: jax.Array, key: jax.Array, num_steps: int, **kw):
-        """Langevin chains from x0 with the config's step size, noise scale and box."""
-        c = self.config
-        return langevin(lambda x: self.energy(params, x), x0, key, c.step_size, num_steps, c.noise_scale,
-                        self.box, **kw)
-
-    def update(self, state: EBMState, batch: dict, keys: jax.Array, axis_name: str | None = None):
-        """One step of Du & Mordatch Algorithm 1 (see the module docstring)."""
-        c = self.config
-        b = keys.shape[0]
-        k = jax.vmap(lambda kk: jax.random.split(kk, 4))(keys)  # per example: slot, reinit coin, noise, chain
-        idx = jax.vmap(lambda kk: jax.random.randint(kk, (), 0, c.buffer_size))(k[:, 0])
-        reinit = jax.vmap(lambda kk: jax.random.uniform(kk) < c.reinit_prob)(k[:, 1])
-        fresh = jax.vmap(lambda kk: self.noise(kk, 1)[0])(k[:, 2])
-        x0 = jnp.where(reinit.reshape((b,) + (1,) * len(self.data_shape)), fresh, state.buffer[idx])
-        x_neg = jax.lax.stop_gradient(self.chains(state.params, x0, k[:, 3], c.langevin_steps))
-        x_pos = self.positive(batch)
-        (loss, metrics), grads = jax.value_and_grad(
-            lambda p: cd_loss(lambda x: self.energy(p, x), x_pos, x_neg, c.alpha), has_aux=True)(state.params)
-        grads, metrics = pmean((grads, {"loss": loss, **metrics}), axis_name)
-        if axis_name:
-            idx = jax.lax.all_gather(idx, axis_name, tiled=True)
-            x_neg = jax.lax.all_gather(x_neg, axis_name, tiled=True)
-        state = state.apply_gradients(grads=grads)
-        return state.replace(buffer=state.buffer.at[idx].set(x_neg)), metrics
-
-    def positive(self, batch: dict) -> jax.Array:
-        raise NotImplementedError
-
-    def sample(self, params, key: jax.Array, num_samples: int) -> jax.Array:
-        """`sample_steps` Langevin steps from uniform noise over the data box: float32 [num_samples, *data_shape]."""
-        k0, k1 = jax.random.split(key)
-        return self.chains(params, self.noise(k0, num_samples), k1, self.config.sample_steps)
-
-    def log_prob(self, params, x, key=None):
-        raise NotImplementedError(
-            f"{self.name} is an energy-based model: p(x) = exp(-E(x)) / Z with an intractable normaliser Z, "
-            "so log_prob is not available; use Experiment.energy(params, x) (unnormalised, nats up to log Z)")
-
-
-def save_training_curves(metrics_path, path, title: str = "") -> None:
-    """Plot the CD loss and the mean energies of data and negatives (metrics.jsonl) against the update."""
-    viz.save_metric_curves(metrics_path, path, (("loss", "loss"), ("energy_pos", "mean E(data)"),
-                                                ("energy_neg", "mean E(negatives)")),
-                           "update", "energy (nats, up to log Z)", title)

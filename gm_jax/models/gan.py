@@ -20,7 +20,7 @@ discriminator updates (same real minibatch, fresh noise each time) and then
 one generator update, each player with its own optax optimizer. It is an
 update function in the sense of `gm_jax.training.steps` (runs under
 `parallel = none | pmap | sharded`): gradients and metrics are averaged over
-devices with `gm_jax.training.pmean`, and batch norm layers are built with the
+devices with `lax.pmean` (under pmap only), and batch norm layers are built with the
 same `axis_name`, so under pmap batch statistics are cross-device means and the
 three modes agree. Sampling (`GAN.generate`) uses batch norm in eval mode (the
 running averages).
@@ -40,10 +40,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from gm_jax import viz
-from gm_jax.experiment import Experiment as _BaseExperiment
 from gm_jax.nn import FractionallyStridedConv2D, reshape_keeping_batch_sharding
-from gm_jax.training.steps import pmean
 
 GENERATOR_LOSSES = ("non_saturating", "saturating")
 
@@ -145,6 +142,15 @@ def _apply(module: nn.Module, params, batch_stats, *args, train: bool):
     return module.apply(variables, *args, train=train), batch_stats
 
 
+def _pmean(tree, axis_name: str | None):
+    """`lax.pmean(tree, axis_name)` under pmap (axis_name set), the identity otherwise.
+
+    Part of the GAN's own update (as batch norm's `axis_name` is): averaging the players'
+    gradients over devices makes the pmapped Algorithm 1 equal to the single-device one.
+    """
+    return jax.lax.pmean(tree, axis_name) if axis_name else tree
+
+
 def _fold_in(keys: jax.Array, data: int) -> jax.Array:
     return jax.vmap(lambda k: jax.random.fold_in(k, data))(keys)
 
@@ -223,7 +229,7 @@ class GAN:
             return discriminator_loss(real_logits, fake_logits), (stats, real_logits, fake_logits)
 
         (loss, (stats, real_logits, fake_logits)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.d_params)
-        grads = pmean(grads, axis_name)
+        grads = _pmean(grads, axis_name)
         updates, opt_state = self.d_optimizer.update(grads, state.d_opt_state, state.d_params)
         state = state.replace(d_params=optax.apply_updates(state.d_params, updates), d_opt_state=opt_state,
                               d_batch_stats=stats)
@@ -244,7 +250,7 @@ class GAN:
             return self.g_loss(logits), stats
 
         (loss, stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.g_params)
-        grads = pmean(grads, axis_name)
+        grads = _pmean(grads, axis_name)
         updates, opt_state = self.g_optimizer.update(grads, state.g_opt_state, state.g_params)
         state = state.replace(g_params=optax.apply_updates(state.g_params, updates), g_opt_state=opt_state,
                               g_batch_stats=stats)
@@ -279,7 +285,7 @@ class GAN:
             state = state.replace(g_ema_params=ema(state.g_ema_params, state.g_params),
                                   g_ema_batch_stats=ema(state.g_ema_batch_stats, state.g_batch_stats))
         metrics = {"loss": metrics["d_loss"], **metrics, **g_metrics, "value": -metrics["d_loss"]}
-        return state.replace(step=state.step + 1), pmean(metrics, axis_name)
+        return state.replace(step=state.step + 1), _pmean(metrics, axis_name)
 
     def generate(self, g_params, g_batch_stats, key: jax.Array, num_samples: int,
                  y: jax.Array | None = None) -> jax.Array:
@@ -458,56 +464,3 @@ def to_uint8(images: jax.Array) -> jax.Array:
 def from_uint8(images: jax.Array) -> jax.Array:
     """uint8 0..255 images -> float32 in [-1, 1] (the tanh generator's range)."""
     return jnp.asarray(images, jnp.float32) / 127.5 - 1.0
-
-
-# -- glue to the Experiment interface -------------------------------------------------------------
-class GANExperiment(_BaseExperiment):
-    """Base of the GAN experiments: the train state is a `GANState`, `update` is `GAN.update`.
-
-    Subclasses set `self.gan` (a `GAN`) in `__init__` and define `real_inputs(batch)`
-    -> (x float [B, ...] in G's output range, labels int32 [B] or None) and
-    `example_inputs()` -> (x [1, ...], labels [1] or None) for shapes.
-    `params_of(state)` is `{"params": g_params, "batch_stats": g_batch_stats}`, what the
-    sampler needs (the moving averages `g_ema_*` instead when the GAN's `ema_decay` > 0), plus
-    `"label_log_prior"` when the state has one. `log_prob` raises `NotImplementedError` (a GAN
-    has no explicit density).
-    """
-
-    gan: GAN
-
-    def real_inputs(self, batch: dict):
-        raise NotImplementedError
-
-    def example_inputs(self):
-        raise NotImplementedError
-
-    def init_state(self, key: jax.Array) -> GANState:
-        return self.gan.init(key, *self.example_inputs())
-
-    def init_params(self, key: jax.Array) -> dict:
-        """The sampler's variables at initialisation: `params_of(init_state(key))`."""
-        return self.params_of(self.init_state(key))
-
-    def update(self, state: GANState, batch: dict, keys: jax.Array, axis_name: str | None = None):
-        """Algorithm 1 (k discriminator updates, one generator update) on `batch`; see `GAN.update`."""
-        x, y = self.real_inputs(batch)
-        return self.gan.update(state, x, y, keys, axis_name)
-
-    def params_of(self, state: GANState) -> dict:
-        if self.gan.ema_decay:
-            out = {"params": state.g_ema_params, "batch_stats": state.g_ema_batch_stats}
-        else:
-            out = {"params": state.g_params, "batch_stats": state.g_batch_stats}
-        if isinstance(state.label_log_prior, dict):  # {}: no prior
-            return out
-        return {**out, "label_log_prior": state.label_log_prior}
-
-    def log_prob(self, params, x, key):
-        raise NotImplementedError(
-            f"{self.name} is a GAN: it defines a sampler x = G(z) but no explicit density, so log_prob "
-            "is not available (compare samples with MNIST-FID / MNIST-IS or the toy metrics instead)")
-
-
-def save_loss_curves(metrics_path, path, keys=("d_loss", "g_loss"), title: str = "") -> None:
-    """Plot the named metrics of a `metrics.jsonl` against the generator step (PNG at `path`; `viz.save_metric_curves`)."""
-    viz.save_metric_curves(metrics_path, path, [(k, k) for k in keys], "generator step", "nats", title)
