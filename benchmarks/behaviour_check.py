@@ -38,7 +38,7 @@ TINY: dict[str, dict] = {
                    "num_recon_images": 50, "warmup_steps": 5},
     "gmm_mnist": {"num_components": 3, "pca_dim": 5, "num_steps": 3},
     "gmm_toy": {"num_steps": 5},
-    "lda_shakespeare": {"gibbs_sweeps": 5, "vi_iterations": 5, "fold_in_iters": 5, "num_steps": 5},
+    "lda_shakespeare": {"gibbs_sweeps": 5, "vi_iterations": 5, "fold_in_iters": 5, "num_steps": 10},
     "lstm_jsb": {"hidden": 16, "sample_length": 8},
     "melody_jsb": {"hidden": 16, "embed_dim": 8, "sample_length": 8},
     "ngram_shakespeare": {"order": 3, "sample_length": 20, "num_steps": 1},
@@ -52,7 +52,7 @@ TINY: dict[str, dict] = {
                                 "warmup_steps": 5},
     "vae_mnist": {"hidden": "(32,)", "latent_dim": 4, "iwae_k": 4},
     "wavenet_digits": {"residual_channels": 8, "skip_channels": 8, "layers_per_block": 3, "num_blocks": 1,
-                       "crop_length": 256, "sample_seconds": 0.01, "batch_size": 4, "warmup_steps": 5},
+                       "crop_length": 256, "sample_seconds": 0.05, "batch_size": 4, "warmup_steps": 5},
 }
 SKIP = ("wall_s",)
 

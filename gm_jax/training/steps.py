@@ -27,9 +27,10 @@ Parallelism:
 * `"none"`: `jax.jit` on the default device;
 * `"pmap"`: `jax.pmap` over all local devices, state replicated with a
   leading device axis, the update averages with `lax.pmean`;
-* `"sharded"`: `jax.jit` over a 1-D `jax.make_mesh` mesh named `"batch"`: the
-  batch is sharded on its leading axis with `NamedSharding`, the state is
-  replicated, XLA inserts the gradient all-reduce.
+* `"sharded"`: `jax.jit` over a 1-D `jax.make_mesh` mesh named `"batch"` (auto
+  axes): the batch is sharded on its leading axis with `NamedSharding`, the
+  state is replicated, XLA propagates the sharding and inserts the gradient
+  all-reduce.
 """
 from __future__ import annotations
 
@@ -94,7 +95,10 @@ class TrainStep:
         self._update_fn = update_fn
 
         if parallel != "none":
-            self.mesh = jax.make_mesh((self.num_devices,), ("batch",), devices=self.devices)
+            # Auto axes: XLA propagates the batch sharding through every op (gathers, reshapes) itself;
+            # jax.make_mesh's default (Explicit axes since JAX 0.9) makes such ops fail to trace.
+            self.mesh = jax.make_mesh((self.num_devices,), ("batch",), devices=self.devices,
+                                      axis_types=(jax.sharding.AxisType.Auto,))
             self._replicated = NamedSharding(self.mesh, P())
             # sharded: the batch axis; pmap: the leading device axis of every input
             self._batch_sharding = NamedSharding(self.mesh, P("batch"))
