@@ -2,7 +2,7 @@
 """One entry point for a fresh checkout: set up `.venv`, then run something.
 
     python3 dev.py run [ARGS...]    install, then train the main job (vae_mnist)
-    python3 dev.py test [ARGS...]   install (with the test extra), then run pytest
+    python3 dev.py test [ARGS...]   install (with the test extra), then run pytest on every core (xdist)
     python3 dev.py bench [ARGS...]  install, then run the benchmarks
 
 Needs only Python 3.11+. The install is `pip install -e .[test]` into `.venv`
@@ -44,7 +44,7 @@ def _install() -> None:
 def main(argv: list[str]) -> int:
     commands = {
         "run": ["-m", "experiments.vae_mnist", "--workdir", "runs/vae_mnist"],
-        "test": ["-m", "pytest", "-q"],
+        "test": ["-m", "pytest", "-q", "-n", "auto"],
         "bench": ["-m", "benchmarks.run"],
     }
     if not argv or argv[0] not in commands:

@@ -39,6 +39,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.num_mixtures = 5
     c.dropout = 0.5
     c.lr_decay = 1.0  # per-step multiplicative learning-rate decay
+    c.grid_samples = 64  # images drawn for samples.png (the naive sampler: one full pass per pixel)
     c.num_steps = 2000
     c.batch_size = 32
     c.learning_rate = 1e-3
@@ -61,7 +62,7 @@ def get_test_config() -> ml_collections.ConfigDict:
     """Tiny: 4 filters, 2 mixtures, synthetic data."""
     c = get_config()
     c.data_dir = "synthetic"
-    c.features, c.num_mixtures = 4, 2
+    c.features, c.num_mixtures, c.grid_samples = 4, 2, 4
     c.batch_size, c.eval_batch_size = 4, 64
     return c
 
@@ -72,7 +73,11 @@ class Experiment(ImageLikelihoodExperiment):
     likelihood_note = {"discretization": likelihood.DISCRETIZED_LOGISTIC}
     schema = {"features": Range(1, integer=True), "num_resnet": Range(1, integer=True),
               "num_mixtures": Range(1, integer=True), "dropout": Range(0.0, 1.0, hi_open=True),
-              "lr_decay": Range(0.0, 1.0, lo_open=True)}
+              "lr_decay": Range(0.0, 1.0, lo_open=True), "grid_samples": Range(1, integer=True)}
+
+    @property
+    def num_grid_samples(self) -> int:
+        return self.config.grid_samples
 
     def __init__(self, config: ml_collections.ConfigDict):
         super().__init__(config)

@@ -62,14 +62,15 @@ def train(experiment: Experiment, workdir: str | os.PathLike):
     write_json(workdir / CONFIG_FILE, {"experiment": experiment.name, "config": config.to_dict()})
     keys = run_keys(config.seed)
 
-    state = experiment.init_state(keys["init"])
     manager = checkpoint.checkpoint_manager(workdir, config.checkpoint_every, config.keep_checkpoints)
     start = manager.latest_step() or 0
-    if start:
-        state = checkpoint.restore(manager, state, start)
+    if start:  # resume: restore into the state's shapes, without running the (eager, data-dependent) init
+        state = checkpoint.restore(manager, jax.eval_shape(experiment.init_state, keys["init"]), start)
+    else:
+        state = experiment.init_state(keys["init"])
     if start >= config.num_steps:
         manager.close()
-        return state
+        return jax.device_put(state, jax.local_devices()[0])
 
     writer = MetricWriter(workdir, resume_step=start)
     wall_before = writer.last.get("wall_s", 0.0)
