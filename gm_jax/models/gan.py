@@ -40,7 +40,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from gm_jax.nn import FractionallyStridedConv2D, reshape_keeping_batch_sharding
+from gm_jax.nn import FractionallyStridedConv2D
 
 GENERATOR_LOSSES = ("non_saturating", "saturating")
 
@@ -429,7 +429,7 @@ class DCGANDiscriminator(nn.Module):
                                  f"got {b} examples")
             h = x.reshape(b // self.pack, self.pack, *rest)
             h = jnp.moveaxis(h, 1, -2)  # [B/m, H, W, m, C]
-            h = reshape_keeping_batch_sharding(h, (b // self.pack, *rest[:-1], self.pack * rest[-1]))
+            h = h.reshape(b // self.pack, *rest[:-1], self.pack * rest[-1])
         if self.num_classes:
             onehot = _one_hot(y, self.num_classes)
             h = jnp.concatenate([h, jnp.broadcast_to(onehot[:, None, None, :], (*h.shape[:3], self.num_classes))], -1)

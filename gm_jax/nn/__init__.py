@@ -12,9 +12,7 @@ from gm_jax.nn.layers import (
     down_right_shifted_padding,
     down_shift,
     down_shifted_padding,
-    explicit_sharding,
     gated_activation,
-    reshape_keeping_batch_sharding,
     right_shift,
 )
 
@@ -31,8 +29,6 @@ __all__ = [
     "down_right_shifted_padding",
     "down_shift",
     "down_shifted_padding",
-    "explicit_sharding",
     "gated_activation",
-    "reshape_keeping_batch_sharding",
     "right_shift",
 ]

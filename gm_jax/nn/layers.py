@@ -196,26 +196,6 @@ class DownRightShiftedConvTranspose2D(_ShiftedConvTranspose):
     right: bool = True
 
 
-def explicit_sharding(x: jax.Array):
-    """The `NamedSharding` of `x` inside an explicit-sharding jit (`parallel = "sharded"`) when some
-    axis of x is sharded; None otherwise (plain jit, pmap, eager, or a replicated array)."""
-    sharding = getattr(jax.typeof(x), "sharding", None)
-    if sharding is None or sharding.mesh.empty or all(p is None for p in sharding.spec):
-        return None
-    return sharding
-
-
-def reshape_keeping_batch_sharding(y: jax.Array, shape: Sequence[int]) -> jax.Array:
-    """`y.reshape(shape)` for a reshape that keeps the leading (batch) axis; under an explicit-sharding
-    jit (`parallel = "sharded"`) the result keeps y's batch sharding, which jax cannot infer itself."""
-    sharding = explicit_sharding(y)
-    if sharding is None:
-        return y.reshape(shape)
-    from jax.sharding import NamedSharding, PartitionSpec
-
-    return jnp.reshape(y, shape, out_sharding=NamedSharding(sharding.mesh, PartitionSpec(sharding.spec[0])))
-
-
 def _phase_taps(k: int, s: int) -> list[tuple[np.ndarray, int, int]]:
     """One spatial dimension of a SAME transposed convolution, split into its s output phases.
 
@@ -287,7 +267,7 @@ class FractionallyStridedConv2D(nn.Module):
                     cols.append(jnp.zeros((n, h, w, self.features), x.dtype))
             rows.append(jnp.stack(cols, axis=3))  # [N, H, W, s_w, F]
         y = jnp.stack(rows, axis=2)  # [N, H, s_h, W, s_w, F]
-        y = reshape_keeping_batch_sharding(y, (n, h * sh, w * sw, self.features))
+        y = y.reshape(n, h * sh, w * sw, self.features)
         if self.use_bias:
             y = y + self.param("bias", self.bias_init, (self.features,))
         return y
