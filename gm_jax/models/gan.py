@@ -41,6 +41,7 @@ import jax.numpy as jnp
 import optax
 
 from gm_jax.nn import FractionallyStridedConv2D
+from gm_jax.parallel import pmean
 
 GENERATOR_LOSSES = ("non_saturating", "saturating")
 
@@ -142,15 +143,6 @@ def _apply(module: nn.Module, params, batch_stats, *args, train: bool):
     return module.apply(variables, *args, train=train), batch_stats
 
 
-def _pmean(tree, axis_name: str | None):
-    """`lax.pmean(tree, axis_name)` under pmap (axis_name set), the identity otherwise.
-
-    Part of the GAN's own update (as batch norm's `axis_name` is): averaging the players'
-    gradients over devices makes the pmapped Algorithm 1 equal to the single-device one.
-    """
-    return jax.lax.pmean(tree, axis_name) if axis_name else tree
-
-
 def _fold_in(keys: jax.Array, data: int) -> jax.Array:
     return jax.vmap(lambda k: jax.random.fold_in(k, data))(keys)
 
@@ -229,7 +221,7 @@ class GAN:
             return discriminator_loss(real_logits, fake_logits), (stats, real_logits, fake_logits)
 
         (loss, (stats, real_logits, fake_logits)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.d_params)
-        grads = _pmean(grads, axis_name)
+        grads = pmean(grads, axis_name)
         updates, opt_state = self.d_optimizer.update(grads, state.d_opt_state, state.d_params)
         state = state.replace(d_params=optax.apply_updates(state.d_params, updates), d_opt_state=opt_state,
                               d_batch_stats=stats)
@@ -250,7 +242,7 @@ class GAN:
             return self.g_loss(logits), stats
 
         (loss, stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.g_params)
-        grads = _pmean(grads, axis_name)
+        grads = pmean(grads, axis_name)
         updates, opt_state = self.g_optimizer.update(grads, state.g_opt_state, state.g_params)
         state = state.replace(g_params=optax.apply_updates(state.g_params, updates), g_opt_state=opt_state,
                               g_batch_stats=stats)
@@ -285,7 +277,7 @@ class GAN:
             state = state.replace(g_ema_params=ema(state.g_ema_params, state.g_params),
                                   g_ema_batch_stats=ema(state.g_ema_batch_stats, state.g_batch_stats))
         metrics = {"loss": metrics["d_loss"], **metrics, **g_metrics, "value": -metrics["d_loss"]}
-        return state.replace(step=state.step + 1), _pmean(metrics, axis_name)
+        return state.replace(step=state.step + 1), pmean(metrics, axis_name)
 
     def generate(self, g_params, g_batch_stats, key: jax.Array, num_samples: int,
                  y: jax.Array | None = None) -> jax.Array:

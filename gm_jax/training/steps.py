@@ -7,7 +7,7 @@ All three run the same *update function*
 where `batch` is a dict of arrays with a leading batch axis, `keys` is a typed
 PRNG key array [B] with one key per example, `axis_name` is `"batch"` under
 pmap (where the function must average its gradients, metrics and any batch
-statistics over devices with `lax.pmean(..., axis_name)`; `pmean` below does
+statistics over devices with `lax.pmean(..., axis_name)`; `gm_jax.parallel.pmean` does
 this) and None otherwise, and `metrics` is a dict of scalars. The usual update,
 one optimizer step on a loss, is `loss_update(loss_fn)` for a
 
@@ -42,14 +42,11 @@ import jax.numpy as jnp
 from flax.training.train_state import TrainState
 from jax.sharding import NamedSharding, PartitionSpec as P
 
+from gm_jax.parallel import pmean
+
 PARALLEL_CHOICES = ("none", "pmap", "sharded")
 LossFn = Callable[[Any, dict, jax.Array], tuple[jax.Array, dict]]
 UpdateFn = Callable[[Any, dict, jax.Array, "str | None"], tuple[Any, dict]]
-
-
-def pmean(tree, axis_name: str | None):
-    """`lax.pmean(tree, axis_name)` under pmap (axis_name set), the identity otherwise."""
-    return jax.lax.pmean(tree, axis_name) if axis_name else tree
 
 
 def loss_update(loss_fn: LossFn) -> UpdateFn:
