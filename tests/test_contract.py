@@ -14,7 +14,7 @@ tiny model on `data_dir="synthetic"`: no `../shared` needed):
   `log_prob` is finite, or raises `NotImplementedError` with a message.
 
 And the layering rules of the house: model files import only
-`gm_jax.{nn, distributions, sampling, parallel}` (and other models).
+`gm_jax.{nn, distributions, sampling}` (and other models).
 """
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ from gm_jax.training.loop import RESULTS_FILE, train, train_and_evaluate
 
 ROOT = Path(__file__).resolve().parents[1]
 NAMES = gm_jax.experiment_names()
-MODEL_IMPORTS_ALLOWED = ("gm_jax.nn", "gm_jax.distributions", "gm_jax.sampling", "gm_jax.parallel", "gm_jax.models")
+MODEL_IMPORTS_ALLOWED = ("gm_jax.nn", "gm_jax.distributions", "gm_jax.sampling", "gm_jax.models")
 
 
 def _module(name):

@@ -40,8 +40,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from gm_jax.nn import FractionallyStridedConv2D
-from gm_jax.parallel import pmean
+from gm_jax.nn import FractionallyStridedConv2D, pmean
 
 GENERATOR_LOSSES = ("non_saturating", "saturating")
 

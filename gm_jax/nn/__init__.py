@@ -1,4 +1,5 @@
-"""Layers shared by several models: masked and shifted (causal) convolutions, gated units, the phase-by-phase transposed convolution."""
+"""Layers shared by several models: masked and shifted (causal) convolutions, gated units, the phase-by-phase transposed convolution; `pmean` over the pmap axis."""
+from gm_jax.nn.collectives import pmean
 from gm_jax.nn.layers import (
     DownRightShiftedConv2D,
     DownRightShiftedConvTranspose2D,
@@ -30,5 +31,6 @@ __all__ = [
     "down_shift",
     "down_shifted_padding",
     "gated_activation",
+    "pmean",
     "right_shift",
 ]

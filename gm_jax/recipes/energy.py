@@ -30,7 +30,7 @@ from gm_jax.models import ebm, gmm
 from gm_jax.recipes.toy import ToyData
 from gm_jax.training import checkpoint
 from gm_jax.training.loop import run_keys
-from gm_jax.parallel import pmean
+from gm_jax.nn import pmean
 from gm_jax.viz import curves
 from gm_jax.viz import toy as toy_viz
 

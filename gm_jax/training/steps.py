@@ -7,7 +7,7 @@ All three run the same *update function*
 where `batch` is a dict of arrays with a leading batch axis, `keys` is a typed
 PRNG key array [B] with one key per example, `axis_name` is `"batch"` under
 pmap (where the function must average its gradients, metrics and any batch
-statistics over devices with `lax.pmean(..., axis_name)`; `gm_jax.parallel.pmean` does
+statistics over devices with `lax.pmean(..., axis_name)`; `gm_jax.nn.pmean` does
 this) and None otherwise, and `metrics` is a dict of scalars. The usual update,
 one optimizer step on a loss, is `loss_update(loss_fn)` for a
 
@@ -42,7 +42,7 @@ import jax.numpy as jnp
 from flax.training.train_state import TrainState
 from jax.sharding import NamedSharding, PartitionSpec as P
 
-from gm_jax.parallel import pmean
+from gm_jax.nn import pmean
 
 PARALLEL_CHOICES = ("none", "pmap", "sharded")
 LossFn = Callable[[Any, dict, jax.Array], tuple[jax.Array, dict]]

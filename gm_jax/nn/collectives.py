@@ -1,4 +1,4 @@
-"""Collectives shared by models and train steps (the floor below models, beside `nn`).
+"""Collectives shared by models and train steps.
 
 `pmean(tree, axis_name)` averages over the devices of a `jax.pmap` when the
 update runs under one (`axis_name` set, "batch" in `gm_jax.training.TrainStep`)
