@@ -1,0 +1,43 @@
+"""Side-by-side train-step benchmarks: each gm_jax default model against a parameter-identical PyTorch twin.
+
+    pip install -e .[bench] --extra-index-url https://download.pytorch.org/whl/cpu
+    python -m benchmarks.twins [--only pixelcnn_mnist ...] [--compile]
+
+One module per family holds its twins (`TWINS`); `benchmarks.twins.common` the harness (the checks,
+the interleaved timing, the FLOP counts). Results: `benchmarks/results/twins.md`.
+"""
+from __future__ import annotations
+
+import importlib
+
+FAMILIES = ("pixelcnn",)
+
+
+def all_twins() -> list:
+    """Every registered twin, in `FAMILIES` order."""
+    return [t for fam in FAMILIES for t in importlib.import_module(f"benchmarks.twins.{fam}").TWINS]
+
+
+def markdown(records, settings) -> str:
+    """The results table: median ms/step, ratios (PyTorch / gm_jax: > 1 means gm_jax is faster), GFLOP/s."""
+    peaks = settings["matmul_peak_gflops"]
+    lines = ["# gm_jax against PyTorch twins (train steps)", "",
+             f"- measured matmul peak (jitted 2048x2048 float32, before / after): {peaks[0]:.0f} / {peaks[1]:.0f} GFLOP/s",
+             f"- {settings['rounds']} interleaved rounds of {settings['steps']} steps each; medians; "
+             "ratio = PyTorch ms / gm_jax ms (> 1: gm_jax faster)", "",
+             "| model | batch | params | gm_jax ms | torch 1 thr ms | ratio | torch all thr ms | ratio "
+             "| torch.compile ms | gm_jax GFLOP/s | % of matmul peak |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    peak = max(peaks)
+    for r in records:
+        if "error" in r:
+            lines.append(f"| {r['name']} | error: {r['error'][:120]} |" + " |" * 9)
+            continue
+        ms = r["ms_per_step"]
+        all_key = next(k for k in ms if k.startswith("torch_") and k not in ("torch_1", "torch_compile"))
+        comp = f"{ms['torch_compile']:.1f}" if "torch_compile" in ms else r.get("errors", {}).get("torch_compile", "-")[:40]
+        lines.append(
+            f"| {r['name']} | {r['batch_size']} | {r['params']:,} | {ms['gm_jax']:.1f} | {ms['torch_1']:.1f} "
+            f"| {r['ratio']['torch_1']:.2f} | {ms[all_key]:.1f} | {r['ratio'][all_key]:.2f} | {comp} "
+            f"| {r['gflops_per_s']:.1f} | {100 * r['gflops_per_s'] / peak:.0f}% |")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,44 @@
+"""Run the twins: `python -m benchmarks.twins [--only NAME ...] [--rounds R] [--steps K] [--compile] [--out DIR]`.
+
+Writes `OUT/twins.json` and `OUT/twins.md` (default OUT: benchmarks/results). See `benchmarks.twins`.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from benchmarks.harness import write_report
+from benchmarks.twins import all_twins, markdown
+from benchmarks.twins.common import matmul_peak, measure
+
+
+def main(argv=None) -> int:
+    twins = all_twins()
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.twins", description=__doc__)
+    ap.add_argument("--only", nargs="*", choices=sorted(t.name for t in twins))
+    ap.add_argument("--rounds", type=int, default=7, help="interleaved rounds (median reported)")
+    ap.add_argument("--steps", type=int, default=5, help="train steps per timing")
+    ap.add_argument("--compile", action="store_true", help="also time torch.compile of the twin's step")
+    ap.add_argument("--out", default="benchmarks/results")
+    args = ap.parse_args(argv)
+    selected = [t for t in twins if not args.only or t.name in args.only]
+    log = lambda s: print(s, file=sys.stderr, flush=True)  # noqa: E731
+    peak = matmul_peak()
+    log(f"matmul peak {peak:.1f} GFLOP/s")
+    records, failed = [], False
+    for twin in selected:
+        try:
+            records.append(measure(twin, rounds=args.rounds, steps=args.steps, compile_torch=args.compile, log=log))
+        except Exception as e:  # noqa: BLE001 - recorded; the exit status says so
+            failed = True
+            records.append({"name": twin.name, "experiment": twin.experiment, "error": f"{type(e).__name__}: {e}"})
+            log(f"{twin.name}: FAILED {type(e).__name__}: {e}")
+    peak_after = matmul_peak()
+    settings = {"rounds": args.rounds, "steps": args.steps, "compile": args.compile,
+                "matmul_peak_gflops": [peak, peak_after]}
+    write_report(args.out, "twins", settings, records, lambda r: markdown(r, settings))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
