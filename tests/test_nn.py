@@ -149,3 +149,100 @@ def test_fractionally_strided_conv_is_conv_transpose(kernel, strides, hw):
         np.testing.assert_allclose(a, b, atol=1e-4)
     with pytest.raises(ValueError, match="NHWC"):
         layer.apply(params, x[0])
+
+
+# -- the fast-backward layers equal the plain ones (values and gradients, float32 tolerance) -------------
+
+def _assert_same_function(f_ref, f, params, x, atol=1e-4, second_order=False):
+    """f(params, x) == f_ref(params, x), and so are the gradients with respect to params and x, and (if
+    `second_order`) the gradient of a gradient (what a Langevin step inside a training loss differentiates)."""
+    np.testing.assert_allclose(jax.jit(f)(params, x), jax.jit(f_ref)(params, x), rtol=1e-5, atol=1e-5)
+    loss = lambda fn: lambda p, x: jnp.sum(jnp.sin(fn(p, x)))  # noqa: E731 - a non-linear cotangent
+    g_ref, g = (jax.jit(jax.grad(loss(fn), (0, 1)))(params, x) for fn in (f_ref, f))
+    for a, b in zip(jax.tree_util.tree_leaves(g), jax.tree_util.tree_leaves(g_ref), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=atol)
+    if not second_order:
+        return
+    gg = lambda fn: jax.grad(lambda p: jnp.sum(jax.grad(loss(fn), 1)(p, x) ** 2))  # noqa: E731
+    for a, b in zip(jax.tree_util.tree_leaves(jax.jit(gg(f))(params)),
+                    jax.tree_util.tree_leaves(jax.jit(gg(f_ref))(params)), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-3, atol=10 * atol)
+
+
+def _noisy(params):
+    return jax.tree_util.tree_map(lambda p: p + 0.1 * jax.random.normal(jax.random.key(2), p.shape), params)
+
+
+@pytest.mark.parametrize("kernel,strides,padding", [
+    ((3, 3), (1, 1), "SAME"), ((2, 3), (1, 1), ((1, 0), (1, 1))), ((1, 1), (1, 1), "SAME"),
+    ((4, 4), (2, 2), "SAME"), ((1, 1), (2, 2), "VALID")])
+def test_conv_is_flax_conv(kernel, strides, padding):
+    """`gnn.Conv` (on `conv2d`, whose backward pass is rewritten) is `flax.linen.Conv`: same parameter
+    tree, values, gradients with respect to parameters and input, and second derivatives."""
+    x = jax.random.normal(jax.random.key(0), (3, 9, 8, 4))
+    ref = nn.Conv(6, kernel, strides, padding)
+    params = _noisy(ref.init(jax.random.key(1), x))
+    layer = gnn.Conv(6, kernel, strides, padding)
+    assert jax.tree_util.tree_map(jnp.shape, layer.init(jax.random.key(1), x)) == \
+        jax.tree_util.tree_map(jnp.shape, params)
+    _assert_same_function(ref.apply, layer.apply, params, x, second_order=True)
+
+
+def test_dense_is_flax_dense():
+    x = jax.random.normal(jax.random.key(0), (3, 5, 4, 6))
+    ref, layer = nn.Dense(7), gnn.Dense(7)
+    params = _noisy(ref.init(jax.random.key(1), x))
+    assert jax.tree_util.tree_map(jnp.shape, layer.init(jax.random.key(1), x)) == \
+        jax.tree_util.tree_map(jnp.shape, params)
+    _assert_same_function(ref.apply, layer.apply, params, x)
+
+
+class _MaskedFlaxConv(nn.Module):
+    """The reference: flax.linen.Conv (SAME) whose kernel is multiplied by the causal mask."""
+
+    features: int
+    kernel_size: tuple
+    mask_type: str
+    groups: int
+
+    @nn.compact
+    def __call__(self, x):
+        conv = nn.Conv(self.features, self.kernel_size, padding="SAME", name="conv")
+        kernel = self.param("kernel", nn.initializers.lecun_normal(), (*self.kernel_size, x.shape[-1], self.features))
+        bias = self.param("bias", nn.initializers.zeros, (self.features,))
+        mask = gnn.causal_mask(self.kernel_size, x.shape[-1], self.features, self.mask_type, self.groups)
+        return conv.apply({"params": {"kernel": kernel * mask, "bias": bias}}, x)
+
+
+@pytest.mark.parametrize("kernel,mask_type,groups", [((3, 3), "B", 1), ((7, 7), "A", 1), ((5, 3), "A", 3)])
+def test_masked_conv_is_masked_flax_conv(kernel, mask_type, groups):
+    """MaskedConv2D (computed with the kernel's rows at and above the centre only) equals flax's Conv with
+    the masked kernel: values and gradients (the masked taps' gradients are zero in both)."""
+    x = jax.random.normal(jax.random.key(0), (2, 7, 6, 3))
+    ref = _MaskedFlaxConv(6, kernel, mask_type, groups)
+    params = _noisy(ref.init(jax.random.key(1), x))
+    layer = gnn.MaskedConv2D(6, kernel, mask_type, groups)
+    _assert_same_function(ref.apply, layer.apply, params, x)
+
+
+@pytest.mark.parametrize("cls,kernel,strides", [(gnn.DownShiftedConv2D, (3, 5), (1, 1)),
+                                                (gnn.DownRightShiftedConv2D, (2, 2), (2, 2))])
+def test_shifted_conv_is_padded_flax_conv(cls, kernel, strides):
+    x = jax.random.normal(jax.random.key(0), (2, 8, 7, 3))
+    layer = cls(5, kernel, strides)
+    params = _noisy(layer.init(jax.random.key(1), x))
+    pad = (gnn.down_right_shifted_padding if cls is gnn.DownRightShiftedConv2D else gnn.down_shifted_padding)(kernel)
+    ref = nn.Conv(5, kernel, strides, "VALID")
+    _assert_same_function(lambda p, x: ref.apply(p, jnp.pad(x, ((0, 0), *pad, (0, 0)))), layer.apply, params, x)
+
+
+def test_conv2d_rejects_bad_arguments():
+    x, k = jnp.ones((1, 4, 4, 2)), jnp.ones((3, 3, 2, 5))
+    with pytest.raises(ValueError, match="padding"):
+        gnn.conv2d(x, k, padding="FULL")
+    with pytest.raises(ValueError, match="non-negative"):
+        gnn.conv2d(x, k, padding=((-1, 0), (0, 0)))
+    with pytest.raises(ValueError, match="C_in"):
+        gnn.conv2d(x, jnp.ones((3, 3, 3, 5)))
+    with pytest.raises(ValueError, match="NHWC"):
+        gnn.Conv(5).init(jax.random.key(0), x[0])

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib
 
-FAMILIES = ("pixelcnn",)
+FAMILIES = ("vae", "pixelcnn", "pixelcnn_pp", "sequences", "wavenet", "gan", "flows")
 
 
 def all_twins() -> list:

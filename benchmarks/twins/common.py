@@ -66,6 +66,9 @@ class Twin:
         `loss` (a GAN's two-player step); None: `loss(module, batch, None).backward()` + Adam.
       optimizer: `optimizer(module, experiment) -> torch optimizer(s)` (default Adam, lr from the
         config, optax's betas and eps).
+      variables: `variables(experiment, state) -> pytree`, what `load` and `jax_loss` receive and the check
+        counts (default `experiment.params_of(state)`, the sampler's parameters; a GAN's twin takes both
+        players' parameters).
       overrides: config overrides (none: the default configuration).
       rtol: tolerance of the initial-loss check.
     """
@@ -78,6 +81,7 @@ class Twin:
     jax_loss: Callable[[Any, Any, dict, Any], float] | None = None
     step: Callable[["torch.nn.Module", Any, dict], None] | None = None
     optimizer: Callable[["torch.nn.Module", Any], Any] | None = None
+    variables: Callable[[Any, Any], Any] | None = None
     overrides: dict = dataclasses.field(default_factory=dict)
     rtol: float = 1e-4
 
@@ -148,7 +152,7 @@ class Pair:
         self.experiment = gm_jax.build(twin.experiment, **twin.overrides)
         keys = run_keys(self.experiment.config.seed)
         self.state = jax.device_get(self.experiment.init_state(keys["init"]))
-        self.params = self.experiment.params_of(self.state)
+        self.params = (twin.variables or (lambda e, s: e.params_of(s)))(self.experiment, self.state)
         self.batch = next(iter(self.experiment.train_batches(0)))
         self.np_batch = _np_batch(self.batch)
         self.key = jax.random.fold_in(keys["train"], 0)

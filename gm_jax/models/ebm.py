@@ -40,6 +40,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from gm_jax.nn import Conv, Dense
+
 
 def check_langevin(step_size: float, noise_scale: float, num_steps: int) -> None:
     """Raises ValueError unless step_size > 0, noise_scale >= 0 and num_steps >= 1 (concrete Python numbers)."""
@@ -118,8 +120,8 @@ class EnergyMLP(nn.Module):
     def __call__(self, x):
         h = x.reshape(x.shape[0], -1)
         for width in self.hidden:
-            h = nn.swish(nn.Dense(width)(h))
-        return nn.Dense(1)(h)[:, 0]
+            h = nn.swish(Dense(width)(h))
+        return Dense(1)(h)[:, 0]
 
 
 class EnergyCNN(nn.Module):
@@ -132,8 +134,8 @@ class EnergyCNN(nn.Module):
 
     @nn.compact
     def __call__(self, x):
-        h = nn.swish(nn.Conv(self.channels[0], (3, 3))(x))
+        h = nn.swish(Conv(self.channels[0], (3, 3))(x))
         for c in self.channels:
-            h = nn.swish(nn.Conv(c, (4, 4), strides=(2, 2))(h))
+            h = nn.swish(Conv(c, (4, 4), strides=(2, 2))(h))
         h = h.reshape(h.shape[0], -1)
-        return nn.Dense(1)(h)[:, 0]
+        return Dense(1)(h)[:, 0]

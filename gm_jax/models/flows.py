@@ -58,6 +58,8 @@ import numpy as np
 
 import gm_jax.distributions as distributions
 
+from gm_jax.nn import Conv, Dense
+
 LN256 = math.log(256.0)
 
 
@@ -179,14 +181,14 @@ class Conditioner(nn.Module):
     def __call__(self, h):
         zeros = nn.initializers.zeros
         if h.ndim == 4:
-            h = nn.relu(nn.Conv(self.hidden, (3, 3))(h))
+            h = nn.relu(Conv(self.hidden, (3, 3))(h))
             for _ in range(self.num_layers - 1):
-                h = nn.relu(nn.Conv(self.hidden, (1, 1))(h))
-            h = nn.Conv(2 * self.out, (3, 3), kernel_init=zeros, bias_init=zeros)(h)
+                h = nn.relu(Conv(self.hidden, (1, 1))(h))
+            h = Conv(2 * self.out, (3, 3), kernel_init=zeros, bias_init=zeros)(h)
         else:
             for _ in range(self.num_layers):
-                h = nn.relu(nn.Dense(self.hidden)(h))
-            h = nn.Dense(2 * self.out, kernel_init=zeros, bias_init=zeros)(h)
+                h = nn.relu(Dense(self.hidden)(h))
+            h = Dense(2 * self.out, kernel_init=zeros, bias_init=zeros)(h)
         return h[..., : self.out], h[..., self.out:]
 
 

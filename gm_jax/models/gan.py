@@ -40,7 +40,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from gm_jax.nn import FractionallyStridedConv2D, pmean
+from gm_jax.nn import Conv, Dense, FractionallyStridedConv2D, pmean
 
 GENERATOR_LOSSES = ("non_saturating", "saturating")
 
@@ -313,8 +313,8 @@ class MLPGenerator(nn.Module):
     def __call__(self, z, y=None, train: bool = True):
         h = z
         for width in self.hidden:
-            h = nn.relu(nn.Dense(width)(h))
-        return nn.Dense(self.out_dim)(h)
+            h = nn.relu(Dense(width)(h))
+        return Dense(self.out_dim)(h)
 
 
 class MLPDiscriminator(nn.Module):
@@ -327,8 +327,8 @@ class MLPDiscriminator(nn.Module):
     def __call__(self, x, y=None, train: bool = True):
         h = x.reshape(x.shape[0], -1)
         for width in self.hidden:
-            h = nn.leaky_relu(nn.Dense(width)(h), 0.2)
-        return nn.Dense(1)(h)[:, 0]
+            h = nn.leaky_relu(Dense(width)(h), 0.2)
+        return Dense(1)(h)[:, 0]
 
 
 # -- DCGAN players (Radford et al. 2016, "Architecture guidelines", Sec. 3) -----------------------
@@ -367,7 +367,7 @@ class DCGANGenerator(nn.Module):
         scale = 2 ** len(self.channels)
         if self.num_classes:
             z = jnp.concatenate([z, _one_hot(y, self.num_classes)], axis=-1)
-        h = nn.Dense(h_img // scale * w_img // scale * self.channels[0], use_bias=False, kernel_init=_dcgan_init)(z)
+        h = Dense(h_img // scale * w_img // scale * self.channels[0], use_bias=False, kernel_init=_dcgan_init)(z)
         h = h.reshape(z.shape[0], h_img // scale, w_img // scale, self.channels[0])
         h = nn.relu(_batch_norm(train, self.axis_name)(h))
         for c in self.channels[1:]:
@@ -425,14 +425,14 @@ class DCGANDiscriminator(nn.Module):
             onehot = _one_hot(y, self.num_classes)
             h = jnp.concatenate([h, jnp.broadcast_to(onehot[:, None, None, :], (*h.shape[:3], self.num_classes))], -1)
         for i, c in enumerate(self.channels):
-            h = nn.Conv(c, (4, 4), strides=(2, 2), padding="SAME", use_bias=i == 0, kernel_init=_dcgan_init)(h)
+            h = Conv(c, (4, 4), strides=(2, 2), padding="SAME", use_bias=i == 0, kernel_init=_dcgan_init)(h)
             if i > 0:
                 h = _batch_norm(train, self.axis_name)(h)
             h = nn.leaky_relu(h, 0.2)
         h = h.reshape(h.shape[0], -1)
         if self.num_classes:
             h = jnp.concatenate([h, onehot], axis=-1)
-        return nn.Dense(1, kernel_init=_dcgan_init)(h)[:, 0]
+        return Dense(1, kernel_init=_dcgan_init)(h)[:, 0]
 
 
 def dcgan_optimizer(learning_rate: float = 2e-4, b1: float = 0.5,

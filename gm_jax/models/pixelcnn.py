@@ -38,6 +38,7 @@ import numpy as np
 
 from gm_jax import distributions, sampling
 from gm_jax.nn import (
+    Dense,
     DownRightShiftedConv2D,
     DownShiftedConv2D,
     MaskedConv2D,
@@ -203,16 +204,16 @@ class GatedPixelCNN(nn.Module):
         kv, kh = (k // 2 + 1, k), (1, k // 2 + 1)
         self.v_in = DownShiftedConv2D(f, kv)
         self.h_in = DownRightShiftedConv2D(f, kh)
-        self.link_in = nn.Dense(f)
+        self.link_in = Dense(f)
         self.v_convs = [DownShiftedConv2D(2 * f, kv) for _ in range(self.num_layers)]
         self.h_convs = [DownRightShiftedConv2D(2 * f, kh) for _ in range(self.num_layers)]
-        self.links = [nn.Dense(2 * f) for _ in range(self.num_layers)]
-        self.h_outs = [nn.Dense(f) for _ in range(self.num_layers)]
+        self.links = [Dense(2 * f) for _ in range(self.num_layers)]
+        self.h_outs = [Dense(f) for _ in range(self.num_layers)]
         if self.num_classes:
             self.v_cond = [nn.Embed(self.num_classes, 2 * f) for _ in range(self.num_layers)]
             self.h_cond = [nn.Embed(self.num_classes, 2 * f) for _ in range(self.num_layers)]
-        self.out_a = nn.Dense(self.output_features)
-        self.out_b = nn.Dense(_out_dim(self.num_values))
+        self.out_a = Dense(self.output_features)
+        self.out_b = Dense(_out_dim(self.num_values))
 
     def conditioning(self, labels, n: int):
         """Per-layer (v, h) biases [N, 2F] from the labels (zeros when unconditional)."""

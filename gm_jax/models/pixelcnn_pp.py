@@ -28,6 +28,7 @@ import jax.numpy as jnp
 from gm_jax import distributions, sampling
 from gm_jax.models.pixelcnn import check_pixels, to_input
 from gm_jax.nn import (
+    Dense,
     DownRightShiftedConv2D,
     DownRightShiftedConvTranspose2D,
     DownShiftedConv2D,
@@ -61,7 +62,7 @@ class GatedResnet(nn.Module):
         conv = (lambda f: DownRightShiftedConv2D(f, (2, 2))) if self.right else (lambda f: DownShiftedConv2D(f, (2, 3)))
         c = conv(self.features)(concat_elu(x))
         if aux is not None:
-            c = c + nn.Dense(self.features)(concat_elu(aux))
+            c = c + Dense(self.features)(concat_elu(aux))
         c = nn.Dropout(self.dropout, deterministic=not train)(concat_elu(c))
         a, b = jnp.split(conv(2 * self.features)(c), 2, axis=-1)
         return x + a * jax.nn.sigmoid(b)
@@ -121,7 +122,7 @@ class PixelCNNPP(nn.Module):
                 ul = DownRightShiftedConvTranspose2D(f, (2, 2))(ul)
         assert not u_list and not ul_list
         k = self.num_mixtures
-        return nn.Dense(k * (3 if c == 1 else 10))(jax.nn.elu(ul))
+        return Dense(k * (3 if c == 1 else 10))(jax.nn.elu(ul))
 
 
 def mixture_params(out: jax.Array, channels: int, num_mixtures: int):

@@ -29,6 +29,7 @@ import jax.numpy as jnp
 import optax
 
 from gm_jax import sampling
+from gm_jax.nn import Dense
 
 CELLS = ("lstm", "rnn")
 
@@ -59,7 +60,7 @@ class RNN(nn.Module):
             self.embed = nn.Embed(self.vocab_size, self.embed_dim)
         make = nn.OptimizedLSTMCell if self.cell == "lstm" else nn.SimpleCell
         self.cells = [make(self.hidden, name=f"cell_{i}") for i in range(self.num_layers)]
-        self.head = nn.Dense(self.out_dim)
+        self.head = Dense(self.out_dim)
 
     def step(self, carry, inputs):
         """One time step. carry: from `init_carry`; inputs: int [N] ids or float [N, D].

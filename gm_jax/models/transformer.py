@@ -34,6 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from gm_jax import sampling
+from gm_jax.nn import Dense
 
 POSITIONS = ("learned", "sinusoidal")
 
@@ -64,7 +65,7 @@ class Block(nn.Module):
         n, t, _ = x.shape
         hd = self.dim // self.num_heads
         h = nn.LayerNorm(name="ln_attn")(x)
-        qkv = nn.Dense(3 * self.dim, name="qkv")(h).reshape(n, t, 3, self.num_heads, hd)
+        qkv = Dense(3 * self.dim, name="qkv")(h).reshape(n, t, 3, self.num_heads, hd)
         q, k, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]
         if kv is not None:
             k = jax.lax.dynamic_update_slice(kv[0], k.astype(kv[0].dtype), (0, index, 0, 0))
@@ -74,10 +75,10 @@ class Block(nn.Module):
         att = jax.nn.softmax(att, axis=-1)
         att = nn.Dropout(self.dropout, deterministic=not train)(att)
         out = jnp.einsum("nhqk,nkhd->nqhd", att, v).reshape(n, t, self.dim)
-        x = x + nn.Dropout(self.dropout, deterministic=not train)(nn.Dense(self.dim, name="proj")(out))
+        x = x + nn.Dropout(self.dropout, deterministic=not train)(Dense(self.dim, name="proj")(out))
         h = nn.LayerNorm(name="ln_mlp")(x)
-        h = nn.Dense(4 * self.dim, name="fc")(h)
-        h = nn.Dense(self.dim, name="fc_out")(nn.gelu(h))
+        h = Dense(4 * self.dim, name="fc")(h)
+        h = Dense(self.dim, name="fc_out")(nn.gelu(h))
         x = x + nn.Dropout(self.dropout, deterministic=not train)(h)
         return x, (k, v)
 
@@ -111,7 +112,7 @@ class GPT(nn.Module):
             self.pos_emb = self.param("pos_emb", nn.initializers.normal(0.02), (self.block_size, self.dim))
         self.blocks = [Block(self.dim, self.num_heads, self.dropout, name=f"block_{i}") for i in range(self.num_layers)]
         self.ln_f = nn.LayerNorm()
-        self.head = nn.Dense(self.vocab_size)
+        self.head = Dense(self.vocab_size)
 
     def _pos(self):
         if self.positions == "learned":

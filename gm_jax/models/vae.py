@@ -23,6 +23,8 @@ import jax.numpy as jnp
 
 import gm_jax.distributions as dist
 
+from gm_jax.nn import Conv, Dense, FractionallyStridedConv2D
+
 
 class MLPEncoder(nn.Module):
     """x [B, H, W, C] float -> (mean, log_var), each float32 [B, latent_dim]."""
@@ -34,8 +36,8 @@ class MLPEncoder(nn.Module):
     def __call__(self, x):
         h = x.reshape(x.shape[0], -1)
         for width in self.hidden:
-            h = nn.relu(nn.Dense(width)(h))
-        stats = nn.Dense(2 * self.latent_dim)(h)
+            h = nn.relu(Dense(width)(h))
+        stats = Dense(2 * self.latent_dim)(h)
         return jnp.split(stats, 2, axis=-1)
 
 
@@ -49,8 +51,8 @@ class MLPDecoder(nn.Module):
     def __call__(self, z):
         h = z
         for width in reversed(self.hidden):
-            h = nn.relu(nn.Dense(width)(h))
-        return nn.Dense(math.prod(self.image_shape))(h).reshape(z.shape[0], *self.image_shape)
+            h = nn.relu(Dense(width)(h))
+        return Dense(math.prod(self.image_shape))(h).reshape(z.shape[0], *self.image_shape)
 
 
 class ConvEncoder(nn.Module):
@@ -63,8 +65,8 @@ class ConvEncoder(nn.Module):
     def __call__(self, x):
         h = x
         for c in self.channels:
-            h = nn.relu(nn.Conv(c, (3, 3), strides=(2, 2))(h))
-        stats = nn.Dense(2 * self.latent_dim)(h.reshape(h.shape[0], -1))
+            h = nn.relu(Conv(c, (3, 3), strides=(2, 2))(h))
+        stats = Dense(2 * self.latent_dim)(h.reshape(h.shape[0], -1))
         return jnp.split(stats, 2, axis=-1)
 
 
@@ -80,11 +82,11 @@ class ConvDecoder(nn.Module):
         scale = 2 ** len(self.channels)
         if h_img % scale or w_img % scale:
             raise ValueError(f"conv decoder needs H and W divisible by {scale}, got {self.image_shape}")
-        h = nn.relu(nn.Dense(h_img // scale * w_img // scale * self.channels[-1])(z))
+        h = nn.relu(Dense(h_img // scale * w_img // scale * self.channels[-1])(z))
         h = h.reshape(z.shape[0], h_img // scale, w_img // scale, self.channels[-1])
-        for c in reversed(self.channels):
-            h = nn.relu(nn.ConvTranspose(c, (3, 3), strides=(2, 2))(h))
-        return nn.Conv(c_img, (3, 3))(h)
+        for i, c in enumerate(reversed(self.channels)):  # named as flax's ConvTranspose: same parameters
+            h = nn.relu(FractionallyStridedConv2D(c, (3, 3), (2, 2), name=f"ConvTranspose_{i}")(h))
+        return Conv(c_img, (3, 3))(h)
 
 
 class VAE(nn.Module):

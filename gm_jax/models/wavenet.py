@@ -49,6 +49,7 @@ import jax
 import jax.numpy as jnp
 
 from gm_jax import sampling
+from gm_jax.nn import Dense
 
 NUM_CLASSES = 256
 START_CLASS = 128  # mu-law class of amplitude 0: the input before the first sample
@@ -98,12 +99,12 @@ class WaveNet(nn.Module):
             self.speaker_embed = nn.Embed(self.num_speakers, self.cond_dim)
         n = len(self.dilation_seq)
         # the kernel-2 dilated convolution as one dense layer on [h[t - d], h[t]] (filter and gate halves)
-        self.conv = [nn.Dense(2 * r, name=f"layer{i}_dilated_conv") for i in range(n)]
-        self.cond_proj = [nn.Dense(2 * r, use_bias=False, name=f"layer{i}_cond") for i in range(n)]
+        self.conv = [Dense(2 * r, name=f"layer{i}_dilated_conv") for i in range(n)]
+        self.cond_proj = [Dense(2 * r, use_bias=False, name=f"layer{i}_cond") for i in range(n)]
         # 1x1 residual (first r outputs) and skip (last s outputs) projections of z
-        self.res_skip = [nn.Dense(r + s, name=f"layer{i}_residual_skip") for i in range(n)]
-        self.out1 = nn.Dense(s, name="out1")
-        self.out2 = nn.Dense(self.num_classes, name="out2")
+        self.res_skip = [Dense(r + s, name=f"layer{i}_residual_skip") for i in range(n)]
+        self.out1 = Dense(s, name="out1")
+        self.out2 = Dense(self.num_classes, name="out2")
 
     def condition(self, digit, speaker) -> jax.Array:
         """c = [e_digit; e_speaker]: float [B, C] from int [B] labels (a zero-width vector without conditioning)."""

@@ -1,6 +1,8 @@
-"""Layers shared by several models: masked and shifted (causal) convolutions, gated units, the phase-by-phase transposed convolution; `pmean` over the pmap axis."""
+"""Layers shared by several models: `conv2d` / `Conv` / `Dense` (whose backward passes run at matmul speed on CPU); masked and shifted (causal) convolutions, gated units, the phase-by-phase transposed convolution; `pmean` over the pmap axis."""
 from gm_jax.nn.collectives import pmean
 from gm_jax.nn.layers import (
+    Conv,
+    Dense,
     DownRightShiftedConv2D,
     DownRightShiftedConvTranspose2D,
     DownShiftedConv2D,
@@ -18,6 +20,8 @@ from gm_jax.nn.layers import (
 )
 
 __all__ = [
+    "Conv",
+    "Dense",
     "DownRightShiftedConv2D",
     "DownRightShiftedConvTranspose2D",
     "DownShiftedConv2D",

@@ -70,11 +70,62 @@ def causal_mask(kernel_size: Sequence[int], in_features: int, out_features: int,
     return m
 
 
+def conv_padding(padding, in_hw: Sequence[int], kernel_hw: Sequence[int],
+                 strides: Sequence[int]) -> tuple[tuple[int, int], tuple[int, int]]:
+    """`padding` ("SAME", "VALID" or ((top, bottom), (left, right))) as explicit non-negative pairs.
+
+    Raises:
+      ValueError: an unknown padding string, or negative / malformed explicit padding.
+    """
+    if isinstance(padding, str):
+        if padding not in ("SAME", "VALID"):
+            raise ValueError(f"padding must be 'SAME', 'VALID' or ((top, bottom), (left, right)), got {padding!r}")
+        return tuple(tuple(int(v) for v in p)
+                     for p in jax.lax.padtype_to_pads(tuple(in_hw), tuple(kernel_hw), tuple(strides), padding))
+    pads = tuple(tuple(int(v) for v in p) for p in padding)
+    if len(pads) != 2 or any(len(p) != 2 or min(p) < 0 for p in pads):
+        raise ValueError(f"explicit padding must be ((top, bottom), (left, right)) of non-negative ints, got {padding}")
+    return pads
+
+
+def _lax_conv(x, kernel, strides, padding):
+    return jax.lax.conv_general_dilated(x, kernel, strides, padding, dimension_numbers=DIMENSION_NUMBERS)
+
+
 def conv2d(x: jax.Array, kernel: jax.Array, bias: jax.Array | None = None, strides=(1, 1),
            padding="VALID") -> jax.Array:
-    """Plain NHWC x HWIO convolution (+ bias): the primitive every layer here and the cached samplers use."""
-    y = jax.lax.conv_general_dilated(x, kernel.astype(x.dtype), tuple(strides), padding,
-                                     dimension_numbers=DIMENSION_NUMBERS)
+    """NHWC x HWIO convolution (+ bias): the primitive every layer here, `Conv` and the cached samplers use.
+
+    A 1x1 kernel (stride 1, no padding) is computed as the matmul [N H W, C_in] x [C_in, C_out] it is:
+    XLA:CPU runs a 1x1 convolution's kernel gradient (a contraction over N, H and W) several times slower
+    as a convolution than as a matmul (`python -m benchmarks.conv_grad`). Other kernels are XLA's
+    convolution. Equal to `jax.lax.conv_general_dilated` to float32 round-off, values and gradients (tested).
+
+    Args:
+      x: float [N, H, W, C_in].
+      kernel: [kh, kw, C_in, C_out] (cast to x's dtype).
+      bias: [C_out] or None.
+      strides: (s_h, s_w).
+      padding: "SAME", "VALID" or ((top, bottom), (left, right)).
+
+    Returns:
+      [N, H_out, W_out, C_out], dtype of x.
+
+    Raises:
+      ValueError: x not rank 4, or channel counts that do not match, or bad padding.
+    """
+    if x.ndim != 4 or kernel.ndim != 4 or x.shape[-1] != kernel.shape[2]:
+        raise ValueError(f"conv2d expects x [N, H, W, C_in] and kernel [kh, kw, C_in, C_out], got {x.shape} "
+                         f"and {kernel.shape}")
+    strides = tuple(int(s) for s in strides)
+    pads = conv_padding(padding, x.shape[1:3], kernel.shape[:2], strides)
+    kernel = kernel.astype(x.dtype)
+    if kernel.shape[:2] == (1, 1) and strides == (1, 1) and pads == ((0, 0), (0, 0)):
+        # a 1x1 convolution is a matmul over [N H W, C_in]; as one, all three of its passes are matmuls
+        n, h, w, c_in = x.shape
+        y = (x.reshape(-1, c_in) @ kernel[0, 0]).reshape(n, h, w, -1)
+    else:
+        y = _lax_conv(x, kernel, strides, pads)
     return y if bias is None else y + bias
 
 
@@ -96,8 +147,10 @@ class MaskedConv2D(nn.Module):
         mask = causal_mask((kh, kw), x.shape[-1], self.features, self.mask_type, self.groups)
         kernel = self.param("kernel", nn.initializers.lecun_normal(), (kh, kw, x.shape[-1], self.features))
         bias = self.param("bias", nn.initializers.zeros, (self.features,))
-        pad = ((kh // 2, kh // 2), (kw // 2, kw // 2))
-        return conv2d(x, kernel * mask, bias, padding=pad)
+        # rows below the centre are all masked: convolve with the top kh // 2 + 1 rows only (same outputs,
+        # (kh // 2 + 1) / kh of the work), padded kh // 2 rows on top and none below
+        ch = kh // 2
+        return conv2d(x, (kernel * mask)[:ch + 1], bias, padding=((ch, 0), (kw // 2, kw // 2)))
 
 
 def down_shift(x: jax.Array) -> jax.Array:
@@ -294,3 +347,55 @@ def gated_activation(x: jax.Array) -> jax.Array:
 def concat_elu(x: jax.Array) -> jax.Array:
     """elu(concat([x, -x], -1)) (Salimans et al. 2017, Sec. 2.3 / openai/pixel-cnn): [..., F] -> [..., 2F]."""
     return jax.nn.elu(jnp.concatenate([x, -x], axis=-1))
+
+
+class Dense(nn.Module):
+    """`flax.linen.Dense` (same parameters: `kernel` [C_in, features], `bias` [features]) computed as one 2-D
+    matmul over the flattened leading axes.
+
+    On XLA:CPU the kernel gradient of a dense layer applied to a feature map ([N, H, W, C] -> a contraction
+    over N, H and W) runs several times slower as a 4-D contraction, whose operands XLA first copies into a
+    transposed layout, than as the same contraction of [N H W, C] matrices.
+
+    Input float [..., C_in] -> [..., features].
+    """
+
+    features: int
+    use_bias: bool = True
+    kernel_init: nn.initializers.Initializer = nn.initializers.lecun_normal()
+    bias_init: nn.initializers.Initializer = nn.initializers.zeros
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        kernel = self.param("kernel", self.kernel_init, (x.shape[-1], self.features))
+        y = (x.reshape(-1, x.shape[-1]) @ kernel.astype(x.dtype)).reshape(*x.shape[:-1], self.features)
+        if self.use_bias:
+            y = y + self.param("bias", self.bias_init, (self.features,))
+        return y
+
+
+class Conv(nn.Module):
+    """`flax.linen.Conv` for NHWC images (same parameters: `kernel` [kh, kw, C_in, features] HWIO, `bias`
+    [features]; same padding rules) on `conv2d`, so its backward pass runs at the speed of `conv2d`'s.
+
+    Input float [N, H, W, C_in] -> [N, H_out, W_out, features] (SAME: H_out = ceil(H / s_h)).
+
+    Raises:
+      ValueError: input not rank 4, or bad padding.
+    """
+
+    features: int
+    kernel_size: Sequence[int] = (3, 3)
+    strides: Sequence[int] = (1, 1)
+    padding: str | Sequence[tuple[int, int]] = "SAME"
+    use_bias: bool = True
+    kernel_init: nn.initializers.Initializer = nn.initializers.lecun_normal()
+    bias_init: nn.initializers.Initializer = nn.initializers.zeros
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        if x.ndim != 4:
+            raise ValueError(f"Conv expects NHWC input [N, H, W, C], got shape {x.shape}")
+        kernel = self.param("kernel", self.kernel_init, (*self.kernel_size, x.shape[-1], self.features))
+        bias = self.param("bias", self.bias_init, (self.features,)) if self.use_bias else None
+        return conv2d(x, kernel, bias, self.strides, self.padding)
