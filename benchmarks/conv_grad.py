@@ -9,9 +9,9 @@ in the same run and alternating between the variants, this times the forward pas
 (2 N H W kh kw C_in C_out per pass) and the same run's measured matmul peak. Variants:
 
 * `plain`: what the layer computed before (`jax.lax.conv_general_dilated` with the whole masked kernel;
-  `flax.linen.Dense` on the 4-D map);
+  shifted convolutions of a `jnp.pad`-ed input; `flax.linen.Dense` on the 4-D map);
 * `gm_jax`: `gm_jax.nn` now (`MaskedConv2D` with its zero rows cropped, `conv2d`'s 1x1 kernels as
-  matmuls, `gm_jax.nn.Dense`'s 2-D matmul).
+  matmuls, the shifted convolutions' padding inside the convolution, `gm_jax.nn.Dense`'s 2-D matmul).
 
 The figures are those the PyTorch-twin comparison (`python -m benchmarks.twins`) traces back to.
 Writes `OUT/conv_grad.json` and `OUT/conv_grad.md`.
@@ -35,7 +35,7 @@ from gm_jax import nn as gnn
 DEFAULT_OUT = Path(__file__).resolve().parent / "results"
 N, H, W = 32, 28, 28
 
-# (name, C_in, C_out, kernel, mask type or None (a shifted conv: padded on top / left), padding for `plain`)
+# (name, C_in, C_out, kernel or "dense", mask type or None (a shifted conv: padded on top / left))
 LAYERS = [
     ("pixelcnn 7x7 mask A, 1 -> 64", 1, 64, (7, 7), "A"),
     ("pixelcnn 3x3 mask B, 32 -> 32", 32, 32, (3, 3), "B"),
@@ -69,9 +69,9 @@ def _layer(c_in, c_out, kernel, mask):
     params = new.init(jax.random.key(0), x)
     pad = (gnn.down_shifted_padding if kernel[0] > 1 else gnn.down_right_shifted_padding)(kernel)
 
-    def plain_apply(p, x):
+    def plain_apply(p, x):  # the input zero-padded by jnp.pad, then a VALID convolution
         p = p["params"]
-        return jax.lax.conv_general_dilated(x, p["kernel"], (1, 1), pad,
+        return jax.lax.conv_general_dilated(jnp.pad(x, ((0, 0), *pad, (0, 0))), p["kernel"], (1, 1), "VALID",
                                             dimension_numbers=gnn.layers.DIMENSION_NUMBERS) + p["bias"]
     return plain_apply, new.apply, params, 2 * N * H * W * kernel[0] * kernel[1] * c_in * c_out
 
