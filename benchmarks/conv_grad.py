@@ -28,8 +28,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from benchmarks.harness import write_report
-from benchmarks.twins.common import matmul_peak
+from benchmarks.harness import matmul_peak, write_report
 from gm_jax import nn as gnn
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results"

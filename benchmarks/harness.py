@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 import gm_jax
@@ -328,3 +329,16 @@ def write_report(out, stem: str, settings: dict, records: list, markdown) -> dic
     (out / f"{stem}.md").write_text(report)
     print(report, end="")
     return payload
+
+
+def matmul_peak(n: int = 2048, repeats: int = 20) -> float:
+    """Measured float32 GFLOP/s of a jitted n x n matmul on the default device (median of `repeats`)."""
+    a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32)
+    f = jax.jit(lambda a: a @ a)
+    jax.block_until_ready(f(a))
+    ts = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        jax.block_until_ready(f(a))
+        ts.append(time.perf_counter() - t0)
+    return 2 * n ** 3 / statistics.median(ts) / 1e9

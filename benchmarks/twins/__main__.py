@@ -7,9 +7,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from benchmarks.harness import write_report
+from benchmarks.harness import matmul_peak, write_report
 from benchmarks.twins import all_twins, markdown
-from benchmarks.twins.common import matmul_peak, measure
+from benchmarks.twins.common import measure
 
 
 def main(argv=None) -> int:

@@ -25,7 +25,6 @@ figure says how far it is from the hardware's limit.
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import os
 import statistics
 import time
@@ -33,12 +32,12 @@ from collections.abc import Callable
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 import gm_jax
 from gm_jax.training.loop import run_keys
 from gm_jax.training.steps import TrainStep
+
 
 try:
     import torch
@@ -127,19 +126,6 @@ def count_params(tree) -> int:
 
 def _np_batch(batch: dict) -> dict:
     return {k: np.asarray(v) for k, v in batch.items()}
-
-
-def matmul_peak(n: int = 2048, repeats: int = 20) -> float:
-    """Measured float32 GFLOP/s of a jitted n x n matmul on the default device (median of `repeats`)."""
-    a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32)
-    f = jax.jit(lambda a: a @ a)
-    jax.block_until_ready(f(a))
-    ts = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        jax.block_until_ready(f(a))
-        ts.append(time.perf_counter() - t0)
-    return 2 * n ** 3 / statistics.median(ts) / 1e9
 
 
 # -- the measurement -----------------------------------------------------------------------------
