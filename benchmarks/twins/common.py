@@ -173,13 +173,12 @@ class Pair:
         step = TrainStep(self.experiment.update, "none")
         state = step.put_state(jax.tree_util.tree_map(np.copy, self.state))
         box = {"state": state}
-        flops = float("nan")
         try:
             cost = step._step.lower(state, self.batch, self.key).compile().cost_analysis()
             cost = cost[0] if isinstance(cost, (list, tuple)) else cost
             flops = float(cost.get("flops", float("nan")))
         except Exception:  # noqa: BLE001 - a backend without cost analysis: FLOP/s left blank
-            pass
+            flops = float("nan")
 
         def run(k):
             for i in range(k):
@@ -191,15 +190,14 @@ class Pair:
     def torch_runner(self, threads: int, compiled: bool = False) -> Callable[[int], None]:
         """run(k): k PyTorch train steps with `threads` intra-op threads (`torch.compile`d if asked)."""
         twin, module, opt, batch = self.twin, self.module, self.opt, self.np_batch
-        tbatch = batch
 
         if twin.step is not None:
             def one():
-                twin.step(module, opt, tbatch)
+                twin.step(module, opt, batch)
         else:
             def one():
                 opt.zero_grad(set_to_none=True)
-                twin.loss(module, tbatch, None).backward()
+                twin.loss(module, batch, None).backward()
                 opt.step()
         fn = torch.compile(one) if compiled else one
 
