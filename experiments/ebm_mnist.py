@@ -85,7 +85,8 @@ def get_test_config() -> ml_collections.ConfigDict:
 
 class Experiment(ImageEBMExperiment):
     name = "ebm_mnist"
-    schema = {**EBMExperiment.schema, "channels": Range(1, integer=True, each=True)}
+    schema = {**EBMExperiment.schema, "channels": Range(1, integer=True, each=True),
+              "num_eval_samples": Range(2, integer=True)}
 
 
 if __name__ == "__main__":

@@ -96,7 +96,8 @@ def get_test_config() -> ml_collections.ConfigDict:
 class Experiment(ToyEBMExperiment):
     name = "ebm_toy"
     schema = {**EBMExperiment.schema, "problem": Choice("ring8", "moons"), "box": Range(0.0, lo_open=True),
-              "num_modes": Range(1, integer=True),
+              "num_modes": Range(1, integer=True), "ring_radius": Range(0.0),
+              "min_mode_samples": Range(1, integer=True),
               "ring_std": Range(0.0, lo_open=True), "moons_noise": Range(0.0, lo_open=True),
               "hidden": Range(1, integer=True, each=True)}
 

@@ -89,7 +89,8 @@ class Experiment(ToyGANExperiment):
               "noise": Choice("auto", "normal", "uniform"), "z_dim": Range(1, integer=True),
               "num_modes": Range(1, integer=True), "ring_std": Range(0.0, lo_open=True),
               "gauss_std": Range(0.0, lo_open=True), "g_hidden": Range(1, integer=True, each=True),
-              "d_hidden": Range(1, integer=True, each=True)}
+              "d_hidden": Range(1, integer=True, each=True), "ring_radius": Range(0.0), "gauss_mean": Range(),
+              "num_eval_samples": Range(1, integer=True), "min_mode_samples": Range(1, integer=True)}
 
     def __init__(self, config: ml_collections.ConfigDict):
         super().__init__(config)

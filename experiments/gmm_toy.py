@@ -65,7 +65,7 @@ def get_test_config() -> ml_collections.ConfigDict:
 class Experiment(RingGMMExperiment):
     name = "gmm_toy"
     schema = {**GMMExperiment.schema, "num_train": Range(1, integer=True), "num_test": Range(1, integer=True),
-              "ring_std": Range(0.0, lo_open=True), "num_modes": Range(1, integer=True)}
+              "ring_std": Range(0.0, lo_open=True), "num_modes": Range(1, integer=True), "ring_radius": Range(0.0)}
 
 
 if __name__ == "__main__":

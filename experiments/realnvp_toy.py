@@ -84,8 +84,9 @@ def get_test_config() -> ml_collections.ConfigDict:
 
 class Experiment(ToyFlowExperiment):
     name = "realnvp_toy"
-    schema = {"problem": Choice(*PROBLEMS), "num_layers": Range(1, integer=True), "hidden": Range(1, integer=True),
-              "grid_size": Range(2, integer=True), "grid_limit": Range(0.0, lo_open=True)}
+    schema = {**ToyFlowExperiment.schema, "problem": Choice(*PROBLEMS), "num_layers": Range(1, integer=True),
+              "hidden": Range(1, integer=True), "mlp_layers": Range(1, integer=True), "noise": Range(0.0),
+              "mode_std": Range(0.0, lo_open=True)}
 
     def __init__(self, config: ml_collections.ConfigDict):
         super().__init__(config)

@@ -18,7 +18,11 @@ exactly once (the final partial window too), from at least
 
 Sampling (`gm_jax.Model.sample(key, n, prompt=..., length=..., temperature=...,
 top_k=..., top_p=...)`) returns int32 token ids [n, len(prompt) + length]
-(prompt included); `experiment.vocab.decode(row)` gives the text. Prompt
+(prompt included); `experiment.vocab.decode(row)` gives the text. Neither
+`length` nor the prompt is limited by `block_size`: the model conditions on at
+most `block_size` tokens, and when the context is full it restarts from the
+last `block_size // 2` (`gm_jax.models.transformer`); the limits are int32
+positions (P + length <= 2**31 - 1) and the memory of the output. Prompt
 characters outside the training vocabulary are a ValueError (the policy of
 `gm_jax.data.text`). `Model.log_prob` takes token ids [N, T], T <= block_size + 1.
 """

@@ -11,7 +11,6 @@ Experiments are the modules of the top-level `experiments` package that define
 from __future__ import annotations
 
 import importlib
-import json
 import os
 import pkgutil
 from pathlib import Path
@@ -19,11 +18,14 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import ml_collections
+import numpy as np
+from tqdm.auto import tqdm
 
 from gm_jax import config as config_lib
+from gm_jax import memory, sampling
 from gm_jax.experiment import Experiment
-from gm_jax.training import checkpoint
-from gm_jax.training.loop import CONFIG_FILE, run_keys
+from gm_jax.training import checkpoint, rundir
+from gm_jax.training.loop import run_keys
 
 
 def experiment_names() -> list[str]:
@@ -100,27 +102,69 @@ class Model:
     def sample(self, key: jax.Array, num_samples: int, **conditioning) -> jax.Array:
         """Draw `num_samples` examples with the model's sampler (jitted).
 
+        Bounded requests: the output's size is estimated first (`jax.eval_shape`
+        of one chunk, no computation), and a request whose output alone exceeds
+        the free memory (`gm_jax.memory.available_bytes`: the device's where it
+        reports it, e.g. a GPU, else the host's) is refused before anything is
+        drawn. A request larger than `config.eval_batch_size` is drawn in chunks
+        of that size (at most two compiled shapes: the chunk and the remainder),
+        chunk i with the key `fold_in(key, i)` and its rows of the per-sample
+        conditioning (`labels`, `prompt` ids, `digit`, ...). The chunks are
+        gathered in a host (NumPy) buffer, returned as one jax array on the
+        default device (on the CPU backend the buffer itself, not a copy; with
+        an accelerator the host's free memory is checked too). A progress bar
+        over the samples appears when a chunked request runs for more than 2 s
+        (off with `config.progress_bar=False`). A request of at most
+        `eval_batch_size` is one call with `key` itself, so it is not the first
+        chunk of a larger request with the same key.
+
         Args:
           key: a PRNG key (`jax.random.key(...)`, or a legacy uint32[2] key).
-          num_samples: positive int.
-          **conditioning: the experiment's conditioning inputs (e.g. `labels`);
+          num_samples: positive int (Python or NumPy integer).
+          **conditioning: the experiment's conditioning inputs (e.g. `labels`,
+            or `prompt` and `length` for autoregressive models: the limits of
+            `length` are in the experiment's `check_conditioning`);
             see `experiment.conditioning`.
 
         Returns:
-          Examples in the data's own form: for images, NHWC uint8 in
-          [0, data_max] (0/1 for binary data, 0-255 for 8-bit data).
-          The same key gives identical samples.
+          A jax array [num_samples, ...] of examples in the data's own form:
+          for images, NHWC uint8 in [0, data_max] (0/1 for binary data, 0-255
+          for 8-bit data). The same key and `eval_batch_size` give identical samples.
 
         Raises:
-          ValueError: a bad key, a non-positive `num_samples`, or conditioning
+          ValueError: a bad `key`; `num_samples` not a positive int; conditioning
             the experiment does not take or finds out of range
-            (`experiment.check_conditioning`).
+            (`experiment.check_conditioning`); an output larger than the free
+            memory (the message gives the estimate, the memory available and
+            how many samples would fit).
         """
         key = _check_key(key)
-        if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
+        if isinstance(num_samples, bool) or not isinstance(num_samples, (int, np.integer)) or num_samples < 1:
             raise ValueError(f"num_samples must be a positive int, got {num_samples!r}")
+        num_samples = int(num_samples)
         conditioning = self.experiment.check_conditioning(num_samples, **conditioning)
-        return self._sample(self.params, key, num_samples, **conditioning)
+        size = int(self.config.eval_batch_size)
+        bounds = [(a, min(a + size, num_samples)) for a in range(0, num_samples, size)]
+        first = bounds[0][1]
+        chunk = self._sample.eval_shape(self.params, key, first, **_rows(conditioning, num_samples, 0, first))
+        shape = (num_samples, *chunk.shape[1:])
+        row_bytes = int(np.prod(shape[1:], dtype=np.int64)) * chunk.dtype.itemsize
+        what = f"{self.experiment.name}.sample(num_samples={num_samples}) returns {chunk.dtype} {list(shape)}"
+        device = next(iter(key.devices()))
+        memory.check_fits(num_samples * row_bytes, what, device, row_bytes, "samples of this size")
+        if len(bounds) == 1:
+            return self._sample(self.params, key, num_samples, **conditioning)
+        if device.platform != "cpu":  # the chunks are gathered in host memory first
+            memory.check_fits(num_samples * row_bytes, what + " (gathered on the host)", item_bytes=row_bytes,
+                              items="samples of this size", host=True)
+        out = memory.host_buffer(shape, chunk.dtype)  # aligned: on the CPU backend device_put uses it in place
+        with tqdm(total=num_samples, desc=f"{self.experiment.name} sample", unit="sample", delay=2,
+                  disable=not self.config.progress_bar, dynamic_ncols=True) as bar:
+            for i, (a, b) in enumerate(bounds):
+                out[a:b] = np.asarray(self._sample(self.params, jax.random.fold_in(key, i), b - a,
+                                                   **_rows(conditioning, num_samples, a, b)))
+                bar.update(b - a)
+        return jax.device_put(out)
 
     def log_prob(self, x, key: jax.Array | None = None) -> jax.Array:
         """Log-likelihood of each example, in nats (jitted).
@@ -128,18 +172,21 @@ class Model:
         Exact where the model has a tractable density; for latent-variable models
         an importance-weighted estimate that needs `key` (see the experiment).
         Inputs larger than `config.eval_batch_size` are evaluated in batches of
-        that size (batch i with `fold_in(key, i)`) to bound memory.
+        that size (batch i with `fold_in(key, i)`, at most two compiled shapes)
+        to bound memory, with a progress bar over the examples when that takes
+        more than 2 s (off with `config.progress_bar=False`).
 
         Args:
           x: [N, *data_shape] examples in the data's own form (for images uint8
-            or bool NHWC with values in [0, data_max]).
+            or bool NHWC with values in [0, data_max]), N >= 1.
           key: PRNG key, required by estimators that sample.
 
         Returns:
           float32 [N], nats per example.
 
         Raises:
-          ValueError: wrong shape, dtype or value range of `x`; missing or bad `key`.
+          ValueError: an empty `x`, or wrong shape, dtype or value range of `x`
+            (`experiment.check_data`); missing or bad `key`.
           NotImplementedError: the model has no explicit density (e.g. a GAN).
         """
         x = self.experiment.check_data(x)
@@ -148,20 +195,49 @@ class Model:
                 raise ValueError(f"{self.experiment.name}.log_prob is a sampling estimate and needs a PRNG key")
             key = jax.random.key(0)
         key = _check_key(key)
-        size = self.config.eval_batch_size  # bounds memory; batch i uses fold_in(key, i)
-        return jnp.concatenate([self._log_prob(self.params, x[i:i + size], jax.random.fold_in(key, i // size))
-                                for i in range(0, len(x), size)])
+        size = int(self.config.eval_batch_size)  # bounds memory; batch i uses fold_in(key, i)
+        n = x.shape[0]
+        if n <= size:
+            return self._log_prob(self.params, x, jax.random.fold_in(key, 0))
+        parts = []
+        with tqdm(total=n, desc=f"{self.experiment.name} log_prob", unit="example", delay=2,
+                  disable=not self.config.progress_bar, dynamic_ncols=True) as bar:
+            for i, a in enumerate(range(0, n, size)):
+                parts.append(np.asarray(self._log_prob(self.params, x[a:a + size], jax.random.fold_in(key, i))))
+                bar.update(len(parts[-1]))
+        return jnp.asarray(np.concatenate(parts))
+
+
+def _rows(conditioning: dict, n: int, a: int, b: int) -> dict:
+    """The conditioning of samples a..b-1 of n: values with a leading axis of n (labels, prompt ids [n, P],
+    digits) sliced to [a:b]; scalars (temperature, ...) and `sampling.Static` values (length) unchanged."""
+    if (a, b) == (0, n):
+        return conditioning
+    return {k: v if isinstance(v, sampling.Static) or np.ndim(v) == 0 or np.shape(v)[0] != n
+            else (v if hasattr(v, "shape") else np.asarray(v))[a:b] for k, v in conditioning.items()}
 
 
 def _check_key(key) -> jax.Array:
-    key = jnp.asarray(key) if not isinstance(key, jax.Array) else key
+    """`key` as a typed PRNG key: a scalar key (`jax.random.key(seed)`) or a legacy uint32[2] key.
+
+    Raises:
+      ValueError: anything else (None, an int seed, a batch of keys, ...), naming `key`.
+    """
+    expected = "key must be a single PRNG key (jax.random.key(seed), or a legacy uint32[2] key)"
+    if key is None:
+        raise ValueError(f"{expected}, got None")
+    if not isinstance(key, jax.Array):
+        try:
+            key = jnp.asarray(key)
+        except (TypeError, ValueError):
+            raise ValueError(f"{expected}, got {type(key).__name__} {key!r:.80}") from None
     if jnp.issubdtype(key.dtype, jax.dtypes.prng_key) and key.shape == ():
         return key
     if key.dtype == jnp.uint32 and key.shape == (2,):
         return jax.random.wrap_key_data(key)
-    raise ValueError(
-        f"expected a single PRNG key (jax.random.key(seed)), got an array of shape {key.shape} and dtype {key.dtype}"
-    )
+    if key.shape == () and jnp.issubdtype(key.dtype, jnp.integer):
+        raise ValueError(f"{expected}, got the integer {int(key)}: pass jax.random.key({int(key)})")
+    raise ValueError(f"{expected}, got an array of shape {key.shape} and dtype {key.dtype}")
 
 
 def create(name: str, seed: int = 0, paper: bool = False, **config_overrides) -> Model:
@@ -183,39 +259,27 @@ def create(name: str, seed: int = 0, paper: bool = False, **config_overrides) ->
 
 
 def load(workdir: str | os.PathLike, step: int | None = None) -> Model:
-    """Restore a trained model from `workdir` (its latest checkpoint, or `step`).
+    """Restore a trained model from `workdir`: its newest intact checkpoint, or exactly `step`.
+
+    Every checkpoint is verified against its SHA-256 manifest and against the
+    shapes `config.json` implies (`gm_jax.training.checkpoint`); with
+    `step=None`, a newest step that fails is skipped with a `CheckpointWarning`
+    and the next older intact one is loaded.
 
     Raises:
-      FileNotFoundError: `workdir` has no config.json or no checkpoint.
-      ValueError: the config or checkpoint cannot be read (corrupt, or from an
-        incompatible version of the experiment).
+      FileNotFoundError: `workdir` has no config.json or no checkpoint (at `step`).
+      ValueError: config.json is unreadable or names an unknown experiment or
+        key; `step` (or every step) is corrupt or does not match the config.
     """
     workdir = Path(workdir)
-    config_path = workdir / CONFIG_FILE
-    if not config_path.is_file():
-        raise FileNotFoundError(f"{config_path} not found: {workdir} is not a gm_jax run directory")
-    try:
-        saved = json.loads(config_path.read_text())
-        name, values = saved["experiment"], saved["config"]
-    except (json.JSONDecodeError, KeyError, TypeError) as e:
-        raise ValueError(f"{config_path} is not a valid gm_jax run config: {e}") from e
+    saved = rundir.read_run_config(workdir)
+    if saved is None:
+        raise FileNotFoundError(f"{workdir / rundir.CONFIG_FILE} not found: {workdir} is not a gm_jax run directory")
+    name = saved["experiment"]
     module = get_experiment_module(name)
-    experiment = module.Experiment(config_lib.apply_overrides(module.get_config(), _flatten(values), name))
+    experiment = module.Experiment(
+        config_lib.apply_overrides(module.get_config(), rundir.flatten_config(saved["config"]), name))
     target = jax.eval_shape(experiment.init_state, run_keys(experiment.config.seed)["init"])
-    manager = checkpoint.checkpoint_manager(workdir, read_only=True)
-    try:
-        state = checkpoint.restore(manager, target, step)
-    finally:
-        manager.close()
+    with checkpoint.Checkpointer(workdir, read_only=True) as ckpt:
+        state = ckpt.restore(target, step)
     return Model(experiment, experiment.params_of(state), step=int(state.step))
-
-
-def _flatten(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(_flatten(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
-

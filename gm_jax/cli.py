@@ -1,9 +1,15 @@
 """Command line of every experiment module:
 
-    python -m experiments.<name> --workdir DIR [--paper] [--config.key=value ...]
+    python -m experiments.<name> --workdir DIR [--paper] [--fresh] [--config.key=value ...]
 
 `--paper` starts from the module's `get_paper_config()` (the paper's
 hyperparameters) instead of `get_config()`; `--config.*` overrides apply on top.
+
+A workdir that holds a run is resumed; a command for another experiment or
+config is refused before anything is written (`gm_jax.training.rundir`), unless
+`--fresh`, which moves the old run into `DIR/replaced-<time>/` and starts over.
+Errors a user can fix (bad config values, a workdir of another run or in use,
+no intact checkpoint) exit with `error: ...` and status 1, without a traceback.
 
 Config overrides are parsed by `ml_collections.config_flags` (absl). Unknown
 `--config.*` keys are rejected before parsing, with the list of valid keys.
@@ -41,16 +47,23 @@ def main(name: str, argv: list[str] | None = None) -> None:
     flags.DEFINE_boolean("paper", paper, "start from the paper's config (get_paper_config())")
     workdir_flag = flags.DEFINE_string("workdir", None, "run directory (created; resumed if it holds a run)",
                                        required=True)
+    fresh_flag = flags.DEFINE_boolean("fresh", False, "start a new run in --workdir; the old run's files are "
+                                      "moved to <workdir>/replaced-<time>/")
 
     def _run(_):
         logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO
+        from gm_jax.training import checkpoint, rundir
         from gm_jax.training.loop import train_and_evaluate
 
         try:
             experiment = module.Experiment(config_lib.apply_overrides(config_flag.value, {}, name))
         except ValueError as e:
             sys.exit(f"error: {e}")
-        results = train_and_evaluate(experiment, workdir_flag.value)
+        try:
+            results = train_and_evaluate(experiment, workdir_flag.value, fresh=fresh_flag.value)
+        except (rundir.WorkdirMismatchError, rundir.WorkdirInUseError, checkpoint.CorruptCheckpointError,
+                FloatingPointError) as e:
+            sys.exit(f"error: {e}")
         print({k: (round(v, 4) if isinstance(v, float) else v) for k, v in results.items()})
 
     app.run(_run, argv=argv)

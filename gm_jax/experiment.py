@@ -62,6 +62,12 @@ class Experiment:
     schema: dict = {}  # config key -> gm_jax.config.Choice | Range
     conditioning: tuple[str, ...] = ()  # keyword arguments `sample` accepts
     log_prob_needs_key: bool = False  # True for sampling estimates (IWAE)
+    # Config keys that only shape evaluation, sampling and figures: a resumed run may change them
+    # (with `gm_jax.training.rundir.RESUMABLE_KEYS`); every other key is part of the run's identity.
+    resumable_keys: tuple[str, ...] = (
+        "num_eval_samples", "num_eval_points", "eval_window", "eval_stride", "sample_length", "sample_temperature",
+        "sample_prompt", "sample_seconds", "grid_size", "grid_samples", "grid_limit", "min_mode_samples",
+        "classifier_dir", "top_words")
 
     def __init__(self, config: ml_collections.ConfigDict):
         config_lib.validate(config, self.name, self.schema)
@@ -154,14 +160,15 @@ class Experiment:
         """Check a batch of examples in the data's own form (from `data_kind`, `data_shape`) and return it.
 
         Args:
-          x: array [N, *data_shape]: integer/bool for `binary`, `uint8`,
+          x: array [N, *data_shape], N >= 1: integer/bool for `binary`, `uint8`,
             `tokens`; float for `float_points`, `audio` (see `DATA_KINDS`).
 
         Returns:
           a jax array of the kind's dtype (uint8, int32 or float32).
 
         Raises:
-          ValueError: wrong shape, dtype or values (the message names what was expected).
+          ValueError: wrong shape, no example (N = 0), wrong dtype or values (the
+            message names what was expected).
         """
         if self.data_kind not in DATA_KINDS:
             raise ValueError(f"{self.name}: unknown data_kind {self.data_kind!r}; valid: {list(DATA_KINDS)}")
@@ -170,12 +177,14 @@ class Experiment:
             values = f"integer ids in [0, {self.num_values})"
         x_np = np.asarray(x)
         dims = ", ".join("T" if d is None else str(d) for d in self.data_shape)
-        what = f"{self.name} expects an array of shape [N, {dims}] holding {values}"
+        what = f"x: {self.name} expects an array of shape [N, {dims}] holding {values}"
         shape_ok = x_np.ndim == len(self.data_shape) + 1 and all(
             (n >= self.min_length) if d is None else n == d for n, d in zip(x_np.shape[1:], self.data_shape))
         if not shape_ok:
             free = f" (T >= {self.min_length})" if None in self.data_shape else ""
             raise ValueError(f"{what}{free}; got shape {x_np.shape}")
+        if x_np.shape[0] == 0:
+            raise ValueError(f"x is empty (shape {x_np.shape}): expected at least one example for {self.name}")
         if dtype == jnp.float32:
             if not np.issubdtype(x_np.dtype, np.floating):
                 raise ValueError(f"{what}; got dtype {x_np.dtype}")

@@ -55,15 +55,29 @@ def static_value(x):
     return x.value if isinstance(x, Static) else x
 
 
-def check_sampling_args(length, temperature, top_k, top_p) -> None:
+# Positions of a sequence are int32 (the `ancestral` loop index, `fold_in(key, i)`, the buffer offsets), so
+# a sampled sequence holds at most this many positions, the given ones (a prompt, a start frame) included.
+MAX_POSITIONS = 2**31 - 1
+
+
+def check_sampling_args(length, temperature, top_k, top_p, given: int = 0) -> None:
     """Validate concrete sampling arguments.
 
+    Args:
+      length: positions to generate, an int in [1, MAX_POSITIONS - given].
+      temperature, top_k, top_p: see `filter_logits`.
+      given: positions before the generated ones in the same buffer (the
+        prompt's P, or 1 for a start frame).
+
     Raises:
-      ValueError: `length` not an int >= 1, `temperature` <= 0, `top_k` < 0 or
-        not an int, `top_p` outside (0, 1].
+      ValueError: `length` not an int >= 1 or above `MAX_POSITIONS - given`,
+        `temperature` <= 0, `top_k` < 0 or not an int, `top_p` outside (0, 1].
     """
     if isinstance(length, bool) or not isinstance(length, int) or length < 1:
         raise ValueError(f"length must be a positive int (tokens to generate), got {length!r}")
+    if length > MAX_POSITIONS - given:
+        raise ValueError(f"length must be <= {MAX_POSITIONS - given:,} (sequence positions are int32: at most "
+                         f"2**31 - 1 = {MAX_POSITIONS:,}, {given} of them given), got {length:,}")
     if not float(temperature) > 0:
         raise ValueError(f"temperature must be > 0, got {temperature!r}")
     if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 0:

@@ -18,11 +18,13 @@ def test_non_positive_step_size_is_value_error():
     for eps in (0.0, -0.1):
         with pytest.raises(ValueError, match="step size must be positive"):
             ebm.langevin(quad, jnp.zeros((4, 2)), jax.random.key(0), eps, 10)
-        with pytest.raises(ValueError, match="step size must be positive"):
+        with pytest.raises(ValueError, match=r"config\.step_size of ebm_toy must be > 0"):  # the config's schema
             gm_jax.api.build("ebm_toy", step_size=eps)
     with pytest.raises(ValueError, match="noise scale"):
         ebm.langevin(quad, jnp.zeros((4, 2)), jax.random.key(0), 0.1, 10, noise_scale=-1.0)
     with pytest.raises(ValueError, match="number of Langevin steps"):
+        ebm.langevin(quad, jnp.zeros((4, 2)), jax.random.key(0), 0.1, 0)
+    with pytest.raises(ValueError, match=r"config\.langevin_steps of ebm_toy must be an int >= 1"):
         gm_jax.api.build("ebm_toy", langevin_steps=0)
 
 

@@ -58,12 +58,12 @@ def test_batch_not_divisible_by_devices_is_a_value_error():
 def test_checkpoint_save_restore_roundtrip(tmp_path):
     experiment = gm_jax.build("vae_mnist", **TINY)
     state = experiment.init_state(jax.random.key(3)).replace(step=jnp.asarray(7, jnp.int32))
-    manager = checkpoint.checkpoint_manager(tmp_path)
-    checkpoint.save(manager, 7, state, force=True)
-    manager.wait_until_finished()
+    with checkpoint.Checkpointer(tmp_path) as ckpt:
+        assert ckpt.save(7, state, force=True)
+    assert (tmp_path / "checkpoints" / "7" / checkpoint.MANIFEST).is_file()
     fresh = experiment.init_state(jax.random.key(4))
-    restored = checkpoint.restore(manager, fresh)
-    manager.close()
+    with checkpoint.Checkpointer(tmp_path, read_only=True) as ckpt:
+        restored = ckpt.restore(fresh)
     assert int(restored.step) == 7
     jax.tree_util.tree_map(np.testing.assert_array_equal, restored.params, state.params)
     jax.tree_util.tree_map(np.testing.assert_array_equal, restored.opt_state, state.opt_state)
@@ -94,7 +94,7 @@ def test_resume_after_interruption_continues_from_saved_step(tmp_path, binarized
     run_dir = tmp_path / "interrupted"
     with pytest.raises(_Interrupted):
         train(_interrupting(gm_jax.build("vae_mnist", **cfg), after=15), run_dir)
-    assert checkpoint.checkpoint_manager(run_dir).latest_step() == 10
+    assert checkpoint.Checkpointer(run_dir, read_only=True).latest_step() == 10
     resumed = train(gm_jax.build("vae_mnist", **cfg), run_dir)
     assert int(resumed.step) == 30
     jax.tree_util.tree_map(np.testing.assert_array_equal, resumed.params, straight.params)
@@ -120,9 +120,9 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path, binarize
     experiment.loss_fn, experiment.train_batches = loss_fn, poisoned_batches
     with pytest.raises(FloatingPointError, match="non-finite"):
         train(experiment, tmp_path)
-    manager = checkpoint.checkpoint_manager(tmp_path)
-    assert manager.latest_step() == 10
-    good = checkpoint.restore(manager, experiment.init_state(jax.random.key(0)))
+    with checkpoint.Checkpointer(tmp_path, read_only=True) as ckpt:
+        assert ckpt.latest_step() == 10
+        good = ckpt.restore(experiment.init_state(jax.random.key(0)))
     assert gm_jax.training.all_finite(good.params)
 
 
@@ -142,8 +142,10 @@ def test_load_restores_trained_model_and_rejects_bad_dirs(tmp_path, binarized_mn
     for f in (corrupt / "checkpoints" / "10").rglob("*"):
         if f.is_file() and f.stat().st_size > 0 and "metadata" not in f.name:
             f.write_bytes(b"\x00garbage")
-    with pytest.raises(ValueError, match="could not be restored"):
-        gm_jax.load(corrupt)
+    with pytest.raises(ValueError, match="unusable"):
+        gm_jax.load(corrupt, step=10)
+    with pytest.warns(checkpoint.CheckpointWarning, match="skipping checkpoint .*10"):
+        assert gm_jax.load(corrupt).step == 5  # falls back to the newest intact step
     (corrupt / "config.json").write_text("{not json")
     with pytest.raises(ValueError, match="not a valid gm_jax run config"):
         gm_jax.load(corrupt)

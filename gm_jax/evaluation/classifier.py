@@ -176,10 +176,8 @@ def save_classifier(clf: Classifier, directory: str | os.PathLike) -> Path:
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    manager = checkpoint.checkpoint_manager(directory, keep=1)
-    checkpoint.save(manager, int(clf.info.get("num_steps", 1)), clf.params, force=True)
-    manager.wait_until_finished()
-    manager.close()
+    with checkpoint.Checkpointer(directory, keep=1) as ckpt:
+        ckpt.save(int(clf.info.get("num_steps", 1)), clf.params, force=True)
     write_json(directory / INFO_FILE, clf.info)
     return directory
 
@@ -208,11 +206,8 @@ def load_classifier(directory: str | os.PathLike | None = None,
                          f"below the required {min_accuracy}")
     model = MNISTClassifier(channels=tuple(info.get("channels", (32, 64))), features=info.get("features", FEATURE_DIM))
     target = model.init(jax.random.key(0), jnp.zeros((1, 28, 28, 1)))["params"]
-    manager = checkpoint.checkpoint_manager(directory, read_only=True)
-    try:
-        params = checkpoint.restore(manager, target)
-    finally:
-        manager.close()
+    with checkpoint.Checkpointer(directory, read_only=True) as ckpt:
+        params = ckpt.restore(target)
     return Classifier(model, params, info)
 
 

@@ -128,12 +128,9 @@ class ToyGANExperiment(ToyData, GANExperiment):
         """(step, state) at step 0 and every checkpoint kept in `workdir`."""
         init = self.init_state(run_keys(self.config.seed)["init"])
         out = [(0, init)]
-        manager = checkpoint.checkpoint_manager(workdir, read_only=True)
-        try:
-            for step in sorted(manager.all_steps()):
-                out.append((int(step), checkpoint.restore(manager, init, step)))
-        finally:
-            manager.close()
+        with checkpoint.Checkpointer(workdir, read_only=True) as ckpt:
+            for step in ckpt.steps():
+                out.append((step, ckpt.restore(init, step)))
         return out
 
     def write_artifacts(self, params, key: jax.Array, workdir: Path) -> None:
@@ -173,7 +170,8 @@ class DCGANExperiment(GANExperiment):
     grid_samples, grid_cols, nn_samples, nn_pairs_per_row = 64, 8, 32, 4  # samples.png / nearest_neighbours.png
     schema = {**GANExperiment.schema, "z_dim": Range(1, integer=True), "g_channels": Range(1, integer=True, each=True),
               "d_channels": Range(1, integer=True, each=True), "num_eval_samples": Range(2, integer=True),
-              "lr_decay": Choice("none", "linear"), "g_ema_decay": Range(0.0, 1.0, hi_open=True)}
+              "lr_decay": Choice("none", "linear"), "g_ema_decay": Range(0.0, 1.0, hi_open=True),
+              "pack": Range(1, integer=True), "clusters": Range(0, integer=True)}
 
     def __init__(self, config: ml_collections.ConfigDict):
         super().__init__(config)

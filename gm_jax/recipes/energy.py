@@ -64,7 +64,11 @@ class EBMExperiment(Experiment):
 
     net: nn.Module
     box: tuple[float, float]
-    schema = {"reinit_prob": Range(0.0, 1.0), "alpha": Range(0.0), "grad_clip": Range(0.0)}
+    schema = {"reinit_prob": Range(0.0, 1.0), "alpha": Range(0.0), "grad_clip": Range(0.0),
+              "step_size": Range(0.0, lo_open=True), "noise_scale": Range(0.0),
+              "langevin_steps": Range(1, integer=True), "sample_steps": Range(1, integer=True),
+              "buffer_size": Range(1, integer=True), "beta1": Range(0.0, 1.0, hi_open=True),
+              "beta2": Range(0.0, 1.0, hi_open=True), "num_eval_samples": Range(1, integer=True)}
 
     def __init__(self, config):
         super().__init__(config)
@@ -268,11 +272,7 @@ class ImageEBMExperiment(EBMExperiment):
         workdir = Path(workdir)
         x = np.asarray(self.jit_sample(params, key, 64))
         viz.save_image_grid(workdir / "samples.png", x, cols=8, max_value=255)
-        manager = checkpoint.checkpoint_manager(workdir, read_only=True)
-        try:
-            target = jax.eval_shape(self.init_state, run_keys(self.config.seed)["init"])
-            state = checkpoint.restore(manager, target)
-        finally:
-            manager.close()
+        with checkpoint.Checkpointer(workdir, read_only=True) as ckpt:
+            state = ckpt.restore(jax.eval_shape(self.init_state, run_keys(self.config.seed)["init"]))
         viz.save_image_grid(workdir / "buffer.png", np.asarray(state.buffer[:64]), cols=8, max_value=1.0)
         curves.save_ebm_curves(workdir / "metrics.jsonl", workdir / "losses.png", title=self.name)

@@ -110,7 +110,7 @@ class TextExperiment(Experiment):
         """
         x = super().check_data(x)
         if self.max_len and x.shape[1] > self.max_len:
-            raise ValueError(f"{self.name} scores token ids [N, T] with T <= {self.max_len} (its context + 1); "
+            raise ValueError(f"x: {self.name} scores token ids [N, T] with T <= {self.max_len} (its context + 1); "
                              f"got shape {x.shape}")
         return x
 
@@ -142,23 +142,29 @@ class TextExperiment(Experiment):
     def check_conditioning(self, num_samples: int, **conditioning) -> dict:
         """Check and fill the sampling arguments (see `sample`).
 
+        `length` (new tokens) is an int in [1, 2**31 - 1 - P] (`sampling.MAX_POSITIONS`:
+        positions are int32); models with a bounded context have no tighter limit
+        (the Transformer's context slides, see `gm_jax.models.transformer`), and
+        `gm_jax.Model.sample` refuses an output that would not fit in memory.
+
         Returns:
           prompt as int32 [num_samples, P], `length` wrapped in `sampling.Static`
           (it fixes the output shape under jit), temperature / top_k / top_p.
 
         Raises:
           ValueError: unknown names, an empty prompt or one with characters outside
-            the vocabulary, length <= 0, temperature <= 0, top_k < 0, top_p outside (0, 1].
+            the vocabulary, length <= 0 or above the limit, temperature <= 0, top_k < 0,
+            top_p outside (0, 1].
         """
         super().check_conditioning(num_samples, **conditioning)
         c = self.config
-        prompt = conditioning.get("prompt", c.sample_prompt)
+        prompt = self.encode_prompt(conditioning.get("prompt", c.sample_prompt), num_samples)
         length = conditioning.get("length", c.sample_length)
         temperature = conditioning.get("temperature", 1.0)
         top_k = conditioning.get("top_k", 0)
         top_p = conditioning.get("top_p", 1.0)
-        sampling.check_sampling_args(length, temperature, top_k, top_p)
-        return {"prompt": self.encode_prompt(prompt, num_samples), "length": sampling.Static(length),
+        sampling.check_sampling_args(length, temperature, top_k, top_p, given=prompt.shape[1])
+        return {"prompt": prompt, "length": sampling.Static(length),
                 "temperature": float(temperature), "top_k": int(top_k), "top_p": float(top_p)}
 
     def sample(self, params, key: jax.Array, num_samples: int, prompt=None, length=None, temperature=1.0,
@@ -168,7 +174,8 @@ class TextExperiment(Experiment):
         Args:
           prompt: int32 [num_samples, P] ids (None: `config.sample_prompt`); strings are encoded by
             `check_conditioning` (which `gm_jax.Model.sample` calls).
-          length: new tokens, int or `sampling.Static` (None: `config.sample_length`).
+          length: new tokens, int or `sampling.Static` (None: `config.sample_length`); at most
+            2**31 - 1 - P (see `check_conditioning`).
           temperature, top_k, top_p: see `gm_jax.sampling.filter_logits`.
         """
         if prompt is None:
@@ -290,15 +297,17 @@ class JSBExperiment(Experiment):
         return {"test_nll_per_step_nats": test, "validation_nll_per_step_nats": val, "test_steps": steps}
 
     def check_conditioning(self, num_samples: int, **conditioning) -> dict:
-        """length (>= 1, wrapped in `sampling.Static`: it fixes the output shape) and temperature (> 0).
+        """length (time steps, an int in [1, 2**31 - 2]: positions are int32 and the start step is one of them;
+        wrapped in `sampling.Static`: it fixes the output shape) and temperature (> 0). The recurrent
+        models have no other limit; `gm_jax.Model.sample` refuses an output that would not fit in memory.
 
         Raises:
-          ValueError: unknown names, length <= 0 or temperature <= 0.
+          ValueError: unknown names, length <= 0 or above the limit, or temperature <= 0.
         """
         super().check_conditioning(num_samples, **conditioning)
         length = conditioning.get("length", self.config.sample_length)
         temperature = conditioning.get("temperature", 1.0)
-        sampling.check_sampling_args(length, temperature, 0, 1.0)
+        sampling.check_sampling_args(length, temperature, 0, 1.0, given=1)
         return {"length": sampling.Static(length), "temperature": float(temperature)}
 
     def length(self, length) -> int:
@@ -403,12 +412,13 @@ class AudioExperiment(Experiment):
     # -- sampling -----------------------------------------------------------------------------
     def check_conditioning(self, num_samples: int, **conditioning) -> dict:
         """digit (int 0-9, or num_samples of them; default i mod 10), speaker (name or index 0-5, or
-        num_samples of them; default "jackson"), seconds (> 0, default `config.sample_seconds`; static) and
-        temperature (> 0).
+        num_samples of them; default "jackson"), seconds (> 0 and at most `sampling.MAX_POSITIONS` samples,
+        about 74.6 hours at 8 kHz: positions are int32; default `config.sample_seconds`; static) and
+        temperature (> 0). `gm_jax.Model.sample` also refuses an output that would not fit in memory.
 
         Raises:
           ValueError: unknown names; a digit outside 0-9 or an unknown speaker (listing the valid ones);
-            a wrong number of labels; seconds <= 0 or under one sample; temperature <= 0.
+            a wrong number of labels; seconds <= 0, under one sample or above the limit; temperature <= 0.
         """
         super().check_conditioning(num_samples, **conditioning)
         digit = conditioning.get("digit", None)
@@ -418,10 +428,11 @@ class AudioExperiment(Experiment):
         digits = np.arange(num_samples) % 10 if digit is None else _labels(digit, num_samples, "digit",
                                                                            audio.check_digit)
         speakers = _labels(speaker, num_samples, "speaker", audio.speaker_id)
-        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds > 0 \
-                or round(seconds * audio.SAMPLE_RATE) < 1:
-            raise ValueError(f"seconds must be a positive number (at least one sample at {audio.SAMPLE_RATE} Hz), "
-                             f"got {seconds!r}")
+        limit = sampling.MAX_POSITIONS / audio.SAMPLE_RATE
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not math.isfinite(seconds) \
+                or not 1 <= round(seconds * audio.SAMPLE_RATE) <= sampling.MAX_POSITIONS:
+            raise ValueError(f"seconds must be a positive number (at least one sample at {audio.SAMPLE_RATE} Hz, "
+                             f"at most {limit:,.0f} s: positions are int32), got {seconds!r}")
         sampling.check_sampling_args(round(seconds * audio.SAMPLE_RATE), temperature, 0, 1.0)
         return {"digit": np.asarray(digits, np.int32), "speaker": np.asarray(speakers, np.int32),
                 "seconds": sampling.Static(float(seconds)), "temperature": float(temperature)}

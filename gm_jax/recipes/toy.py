@@ -14,6 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from gm_jax.config import Range
 from gm_jax.data import toy
 from gm_jax.evaluation import toy as toy_eval
 from gm_jax.experiment import Experiment
@@ -44,6 +45,9 @@ class ToyFlowExperiment(ToyData, Experiment):
 
     data_shape = (2,)
     conditioning = ("temperature",)
+    schema = {"warmup_steps": Range(0, integer=True), "lr_final_fraction": Range(0.0),
+              "init_batch_size": Range(2, integer=True), "grid_limit": Range(0.0, lo_open=True),
+              "grid_size": Range(2, integer=True), "num_eval_points": Range(1, integer=True)}
     flow = None
 
     def init_params(self, key):

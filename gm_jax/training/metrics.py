@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from tensorboardX import SummaryWriter
@@ -18,7 +19,9 @@ class MetricWriter:
     def __init__(self, workdir: str | Path, resume_step: int = 0):
         self.path = Path(workdir) / "metrics.jsonl"
         kept = [r for r in read_metrics(self.path) if r["step"] <= resume_step] if resume_step else []
-        self.path.write_text("".join(json.dumps(r) + "\n" for r in kept))
+        tmp = self.path.with_name(self.path.name + ".tmp")  # rewrite atomically: a kill here loses nothing
+        tmp.write_text("".join(json.dumps(r) + "\n" for r in kept))
+        os.replace(tmp, self.path)
         self.last = kept[-1] if kept else {}
         self._file = self.path.open("a")
         self._tb = SummaryWriter(str(Path(workdir) / "tensorboard"))
@@ -38,8 +41,21 @@ class MetricWriter:
 
 
 def read_metrics(path: str | Path) -> list[dict]:
-    """The records of a metrics.jsonl file ([] when it does not exist)."""
+    """The records of a metrics.jsonl file ([] when it does not exist; a partial last line is dropped).
+
+    Raises:
+      ValueError: a line other than the last is not JSON.
+    """
     path = Path(path)
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    lines = [line for line in path.read_text().splitlines() if line.strip()]
+    records = []
+    for i, line in enumerate(lines):
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            if i == len(lines) - 1:  # a run killed mid-append leaves a partial last line: drop it
+                break
+            raise ValueError(f"{path}, line {i + 1}, is not a JSON record: {line[:80]!r}") from None
+    return records
