@@ -43,7 +43,7 @@ def main(name: str, argv: list[str] | None = None) -> None:
     argv = [a for a in argv if a != "--paper"]
     default = module.get_paper_config() if paper else module.get_config()
     _check_config_args(argv, default, name)
-    config_flag = config_flags.DEFINE_config_dict("config", default, f"config of {name}")
+    config_flag = config_flags.DEFINE_config_dict("config", default, f"config of {name}", sys_argv=argv)
     flags.DEFINE_boolean("paper", paper, "start from the paper's config (get_paper_config())")
     workdir_flag = flags.DEFINE_string("workdir", None, "run directory (created; resumed if it holds a run)",
                                        required=True)
