@@ -75,6 +75,7 @@ def get_test_config() -> ml_collections.ConfigDict:
 
 class Experiment(TextExperiment):
     name = "charrnn_shakespeare"
+    sample_methods = ("cached", "naive")
     schema = {**TextExperiment.schema, "cell": Choice(*rnn.CELLS), "hidden": COUNT, "num_layers": COUNT,
               "embed_dim": COUNT, "window": COUNT, "grad_clip": POSITIVE}
 
@@ -96,8 +97,9 @@ class Experiment(TextExperiment):
     def token_log_probs(self, params, inputs, targets) -> jax.Array:
         return rnn.token_log_probs(self.model, params, inputs, targets)
 
-    def sample_tokens(self, params, key, prompt, length, temperature, top_k, top_p):
-        return rnn.sample_cached(self.model, params, key, prompt, length, temperature, top_k, top_p)
+    def sample_tokens(self, params, key, prompt, length, temperature, top_k, top_p, method="cached"):
+        fn = rnn.sample_cached if method == "cached" else rnn.sample_naive
+        return fn(self.model, params, key, prompt, length, temperature, top_k, top_p)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,8 @@ fixed-binarization figures), and `test_nll_given_label_nats` is -log p(x | y).
 
 Writes `results.json` and `samples.png` (8x8; class-conditional rows cycle
 through the digits 0-9), sampled with the cached fast sampler
-(`--config.sampler=naive` for the naive one).
+(`--config.sampler=naive` for the naive one, or per call
+`Model.sample(key, n, method="naive")`).
 """
 from __future__ import annotations
 

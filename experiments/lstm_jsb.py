@@ -76,6 +76,7 @@ def get_test_config() -> ml_collections.ConfigDict:
 
 class Experiment(JSBExperiment):
     name = "lstm_jsb"
+    sample_methods = ("cached", "naive")
     data_kind = "binary"
     data_shape = (None, music.NUM_KEYS)  # piano rolls [T, 88], T >= 1
     schema = {**JSBExperiment.schema, "cell": Choice(*rnn.CELLS), "hidden": COUNT, "num_layers": COUNT}
@@ -97,11 +98,13 @@ class Experiment(JSBExperiment):
     def step_log_probs(self, params, inputs, targets):
         return rnn.bernoulli_log_probs(self.model, params, inputs, targets)
 
-    def sample(self, params, key: jax.Array, num_samples: int, length=None, temperature=1.0) -> jax.Array:
-        """Piano rolls uint8 [num_samples, length, 88] from the all-zero start frame."""
+    def sample(self, params, key: jax.Array, num_samples: int, length=None, temperature=1.0,
+               method=None) -> jax.Array:
+        """Piano rolls uint8 [num_samples, length, 88] from the all-zero start frame (`method`: "cached",
+        the state carried, or "naive", the recurrence re-run; the same rolls for the same key)."""
         start = jnp.zeros((num_samples, 1, music.NUM_KEYS), jnp.float32)
-        return rnn.sample_cached(self.model, params, key, start, self.length(length), temperature,
-                                 event="bernoulli")[:, 1:]
+        fn = rnn.sample_cached if self.sample_method(method) == "cached" else rnn.sample_naive
+        return fn(self.model, params, key, start, self.length(length), temperature, event="bernoulli")[:, 1:]
 
 
 if __name__ == "__main__":

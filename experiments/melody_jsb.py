@@ -74,6 +74,7 @@ def get_test_config() -> ml_collections.ConfigDict:
 
 class Experiment(JSBExperiment):
     name = "melody_jsb"
+    sample_methods = ("cached", "naive")
     data_kind = "tokens"
     data_shape = (None,)  # melody tokens [T], T >= 1
     num_values = music.MELODY_CLASSES
@@ -97,10 +98,13 @@ class Experiment(JSBExperiment):
     def step_log_probs(self, params, inputs, targets):
         return rnn.token_log_probs(self.model, params, inputs, targets)
 
-    def sample(self, params, key: jax.Array, num_samples: int, length=None, temperature=1.0) -> jax.Array:
-        """Melody tokens int32 [num_samples, length] from the start token (ancestral, state carried)."""
+    def sample(self, params, key: jax.Array, num_samples: int, length=None, temperature=1.0,
+               method=None) -> jax.Array:
+        """Melody tokens int32 [num_samples, length] from the start token (`method`: "cached", the state
+        carried, or "naive", the recurrence re-run; the same tokens for the same key)."""
         start = jnp.full((num_samples, 1), START, jnp.int32)
-        return rnn.sample_cached(self.model, params, key, start, self.length(length), temperature)[:, 1:]
+        fn = rnn.sample_cached if self.sample_method(method) == "cached" else rnn.sample_naive
+        return fn(self.model, params, key, start, self.length(length), temperature)[:, 1:]
 
     def to_rolls(self, samples) -> np.ndarray:
         return np.stack([music.melody_to_roll(t) for t in np.asarray(samples)])

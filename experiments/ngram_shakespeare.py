@@ -63,6 +63,7 @@ def get_test_config() -> ml_collections.ConfigDict:
 
 class Experiment(TextExperiment):
     name = "ngram_shakespeare"
+    sample_methods = ("cached", "naive")
     schema = {**TextExperiment.schema, "smoothing": Choice(*ngram.SMOOTHING), "add_k": POSITIVE, "order": COUNT,
               "eval_window": COUNT}
 
@@ -87,10 +88,11 @@ class Experiment(TextExperiment):
         loss, metrics = self.loss_fn(state.params, batch, keys)
         return state.replace(step=state.step + 1), pmean({"loss": loss, **metrics}, axis_name)
 
-    def sample_tokens(self, params, key, prompt, length, temperature, top_k, top_p):
+    def sample_tokens(self, params, key, prompt, length, temperature, top_k, top_p, method="cached"):
         c = self.config
-        return ngram.sample_cached(params, key, prompt, length, self.vocab_size, c.order, c.smoothing, c.add_k,
-                                   temperature, top_k, top_p)
+        fn = ngram.sample_cached if method == "cached" else ngram.sample_naive
+        return fn(params, key, prompt, length, self.vocab_size, c.order, c.smoothing, c.add_k, temperature, top_k,
+                  top_p)
 
     def evaluate(self, params, key: jax.Array) -> dict:
         return {**super().evaluate(params, key), "order": self.config.order, "smoothing": self.config.smoothing}

@@ -8,7 +8,8 @@ binarization of Larochelle & Murray 2011) with a Bernoulli likelihood per pixel
 -log p(x) = -sum_i log p(x_i | x_<i) averaged over the 10,000 test images.
 Writes `results.json` (`test_nll_nats`, `test_bits_per_dim`, `train_nll_nats`
 on the first 10,000 training images, ...) and `samples.png` (8x8 grid of
-samples from the cached sampler; `--config.sampler=naive` for the naive one).
+samples from the cached sampler; `--config.sampler=naive` for the naive one, or
+per call `Model.sample(key, n, method="naive")`).
 `--paper` starts from the published size (`get_paper_config()`, an
 accelerator run); the default is sized for a 2-core CPU.
 """

@@ -69,6 +69,7 @@ def get_test_config() -> ml_collections.ConfigDict:
 
 class Experiment(ImageLikelihoodExperiment):
     name = "pixelcnn_pp_mnist"
+    sample_methods = ("naive",)  # the cached sampler is issue 21
     data_kind = "uint8"
     likelihood_note = {"discretization": likelihood.DISCRETIZED_LOGISTIC}
     schema = {"features": Range(1, integer=True), "num_resnet": Range(1, integer=True),
@@ -98,8 +99,9 @@ class Experiment(ImageLikelihoodExperiment):
         nll = -lp.mean()
         return nll, {"bits_per_dim": nats_to_bits(nll, self.num_dims)}
 
-    def sample(self, params, key, num_samples: int):
-        """Samples uint8 [num_samples, 28, 28, 1] in 0..255 (naive ancestral sampler)."""
+    def sample(self, params, key, num_samples: int, method=None):
+        """Samples uint8 [num_samples, 28, 28, 1] in 0..255 (`method`: "naive", the only sampler so far)."""
+        self.sample_method(method)
         return pixelcnn_pp.sample_naive(self.model, params, key, num_samples)
 
     def log_prob(self, params, x, key=None):

@@ -94,6 +94,7 @@ def get_test_config() -> ml_collections.ConfigDict:
 
 class Experiment(TextExperiment):
     name = "transformer_shakespeare"
+    sample_methods = ("cached", "naive")
     schema = {**TextExperiment.schema, "sampler": Choice("cached", "naive"),
               "positions": Choice(*transformer.POSITIONS), "block_size": COUNT, "dim": COUNT, "num_layers": COUNT,
               "num_heads": COUNT, "dropout": Range(0.0, 1.0, hi_open=True), "warmup_steps": Range(0, integer=True),
@@ -134,8 +135,8 @@ class Experiment(TextExperiment):
             return nll.sum(axis=-1).mean(), {"bits_per_char": nats_to_bits(nll.mean())}
         return super().loss_fn(params, batch, keys)
 
-    def sample_tokens(self, params, key, prompt, length, temperature, top_k, top_p):
-        fn = transformer.sample_cached if self.config.sampler == "cached" else transformer.sample_naive
+    def sample_tokens(self, params, key, prompt, length, temperature, top_k, top_p, method="cached"):
+        fn = transformer.sample_cached if method == "cached" else transformer.sample_naive
         return fn(self.model, params, key, prompt, length, temperature, top_k, top_p)
 
 

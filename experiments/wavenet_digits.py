@@ -96,6 +96,7 @@ def get_test_config() -> ml_collections.ConfigDict:
 
 class Experiment(AudioExperiment):
     name = "wavenet_digits"
+    sample_methods = ("cached", "naive")
     schema = {**AudioExperiment.schema, "sampler": Choice("cached", "naive"), "layers_per_block": COUNT,
               "num_blocks": COUNT, "residual_channels": COUNT, "skip_channels": COUNT, "cond_dim": COUNT}
 

@@ -99,7 +99,7 @@ class Model:
         n = sum(x.size for x in jax.tree_util.tree_leaves(self.params))
         return f"Model({self.experiment.name!r}, step={self.step}, params={n:,})"
 
-    def sample(self, key: jax.Array, num_samples: int, **conditioning) -> jax.Array:
+    def sample(self, key: jax.Array, num_samples: int, method: str | None = None, **conditioning) -> jax.Array:
         """Draw `num_samples` examples with the model's sampler (jitted).
 
         Bounded requests: the output's size is estimated first (`jax.eval_shape`
@@ -121,6 +121,9 @@ class Model:
         Args:
           key: a PRNG key (`jax.random.key(...)`, or a legacy uint32[2] key).
           num_samples: positive int (Python or NumPy integer).
+          method: the sampler of an autoregressive model, one of
+            `experiment.sample_methods` (e.g. "cached" | "naive": the same samples
+            for the same key; None: `config.sampler`, else the first).
           **conditioning: the experiment's conditioning inputs (e.g. `labels`,
             or `prompt` and `length` for autoregressive models: the limits of
             `length` are in the experiment's `check_conditioning`);
@@ -132,8 +135,9 @@ class Model:
           for 8-bit data). The same key and `eval_batch_size` give identical samples.
 
         Raises:
-          ValueError: a bad `key`; `num_samples` not a positive int; conditioning
-            the experiment does not take or finds out of range
+          ValueError: a bad `key`; `num_samples` not a positive int; a `method`
+            the experiment does not have; conditioning the experiment does not
+            take or finds out of range
             (`experiment.check_conditioning`); an output larger than the free
             memory (the message gives the estimate, the memory available and
             how many samples would fit).
@@ -143,6 +147,8 @@ class Model:
             raise ValueError(f"num_samples must be a positive int, got {num_samples!r}")
         num_samples = int(num_samples)
         conditioning = self.experiment.check_conditioning(num_samples, **conditioning)
+        if method is not None:  # a static argument: each method compiles its own sampler
+            conditioning["method"] = sampling.Static(self.experiment.sample_method(method))
         size = int(self.config.eval_batch_size)
         bounds = [(a, min(a + size, num_samples)) for a in range(0, num_samples, size)]
         first = bounds[0][1]

@@ -62,6 +62,9 @@ class Experiment:
     schema: dict = {}  # config key -> gm_jax.config.Choice | Range
     conditioning: tuple[str, ...] = ()  # keyword arguments `sample` accepts
     log_prob_needs_key: bool = False  # True for sampling estimates (IWAE)
+    # Autoregressive samplers `Model.sample(method=...)` chooses between (same draws for the same key);
+    # the default is `config.sampler` where the config has one, else the first.
+    sample_methods: tuple[str, ...] = ()
     # Config keys that only shape evaluation, sampling and figures: a resumed run may change them
     # (with `gm_jax.training.rundir.RESUMABLE_KEYS`); every other key is part of the run's identity.
     resumable_keys: tuple[str, ...] = (
@@ -109,6 +112,25 @@ class Experiment:
 
     def sample(self, params, key: jax.Array, num_samples: int, **conditioning) -> jax.Array:
         raise NotImplementedError(f"{type(self).__name__} must define sample")
+
+    def sample_method(self, method=None) -> str:
+        """The sampler `method` names (a str, a `sampling.Static` or None: `config.sampler`, else the first
+        of `sample_methods`).
+
+        Raises:
+          ValueError: the experiment has no choice of sampler, or `method` is not one of `sample_methods`.
+        """
+        from gm_jax.sampling import static_value
+
+        method = static_value(method)
+        if method is None:
+            return self.config.get("sampler", None) or (self.sample_methods[0] if self.sample_methods else "")
+        if not self.sample_methods:
+            raise ValueError(f"{self.name} has a single sampler: method={method!r} applies only to "
+                             "autoregressive models (sample_methods)")
+        if method not in self.sample_methods:
+            raise ValueError(f"method must be one of {list(self.sample_methods)} for {self.name}, got {method!r}")
+        return method
 
     @functools.cached_property
     def jit_sample(self):

@@ -11,7 +11,8 @@ tiny model on `data_dir="synthetic"`: no `../shared` needed):
 * with `parallel = none`, the handle: `gm_jax.load(workdir)` restores the
   config and bit-identical parameters of the trained state (so it samples
   exactly what that state samples); samples pass the experiment's own input
-  check (shape, dtype, range); the same key gives the same samples;
+  check (shape, dtype, range); the same key gives the same samples, with
+  every sampler of an autoregressive model (`Model.sample(method=...)`);
   `log_prob` is finite, or raises `NotImplementedError` with a message.
 
 And the layering rules of the house: model files import only
@@ -121,6 +122,10 @@ def test_end_to_end(name, parallel, tmp_path):
     key = jax.random.key(7)
     x = trained.sample(key, 4)
     np.testing.assert_array_equal(np.asarray(x), np.asarray(trained.sample(key, 4)))
+    for method in experiment.sample_methods:  # every sampler of an autoregressive model draws the same samples
+        if method != experiment.sample_method():  # (the default one drew x)
+            np.testing.assert_array_equal(np.asarray(x), np.asarray(trained.sample(key, 4, method=method)),
+                                          err_msg=f"method={method!r}")
     # the sampler is a pure function of (config, params, key): equal configs (above) and bit-equal
     # parameters mean the loaded handle samples exactly these (not re-sampled: a second compile per model)
     jax.tree_util.tree_map(np.testing.assert_array_equal, loaded.params, trained.params)

@@ -99,6 +99,27 @@ def test_vi_elbo_never_decreases_and_recovers_topics():
     assert _matched_error(lda.vi_topics(state)) < 0.25  # random topics: ~1.3
 
 
+def test_vi_best_keeps_the_highest_elbo():
+    """`vi_best` returns the restart with the highest ELBO of stacked VI states (`vi_init_restarts`, stepped under
+    vmap: the experiment, in the tiny run below) and every restart's ELBO."""
+    words, docs, _, _ = _corpus()
+    rng = np.random.default_rng(0)
+    states = {"gamma": jnp.asarray(rng.gamma(5.0, 1.0, (3, 60, K)), jnp.float32),
+              "lam": jnp.asarray(rng.gamma(100.0, 0.01, (3, K, V)), jnp.float32)}
+    best_of = jax.jit(lambda s: lda.vi_best(s, words, docs, 0.2, 0.1))
+    picked = set()
+    for scale in (1.0, 30.0):  # restart 1 as drawn, then changed: whichever restart is best is kept
+        states = {**states, "lam": states["lam"].at[1].multiply(scale)}
+        best, elbos = best_of(states)
+        assert elbos.shape == (3,) and len(set(np.asarray(elbos).tolist())) == 3
+        picked.add(int(np.argmax(elbos)))
+        for name in ("gamma", "lam"):
+            np.testing.assert_array_equal(np.asarray(best[name]), np.asarray(states[name][int(np.argmax(elbos))]))
+    assert len(picked) == 2
+    with pytest.raises(ValueError, match="num_restarts"):
+        lda.vi_init_restarts(jax.random.key(3), words, docs, 60, K, V, 0.2, 0)
+
+
 def test_fold_in_and_completion():
     topics = _topics()
     words = jnp.asarray([0, 1, 2, 3, 8, 9, 10, 11], jnp.int32)  # doc 0 from topic 0, doc 1 from topic 2
@@ -114,8 +135,14 @@ def test_fold_in_and_completion():
 
 
 def test_experiment_config_checks():
-    with pytest.raises(ValueError, match="gibbs_sweeps \\+ vi_iterations"):
+    """num_steps is derived from the sweep counts (0 = derived); a contradicting value is a ValueError."""
+    assert gm_jax.api.build("lda_shakespeare").config.num_steps == 600
+    assert gm_jax.api.build("lda_shakespeare", gibbs_sweeps=7, vi_iterations=3).config.num_steps == 10
+    assert gm_jax.api.build("lda_shakespeare", gibbs_sweeps=7, num_steps=107).config.num_steps == 107
+    with pytest.raises(ValueError, match="num_steps=7 .* gibbs_sweeps \\+ vi_iterations = 500 \\+ 100 = 600"):
         gm_jax.api.build("lda_shakespeare", num_steps=7)
+    with pytest.raises(ValueError, match="vi_restarts"):
+        gm_jax.api.build("lda_shakespeare", vi_restarts=0)
     with pytest.raises(ValueError, match="sample_from"):
         gm_jax.api.build("lda_shakespeare", sample_from="em")
 
@@ -142,8 +169,8 @@ def test_parallel_modes_run_the_same_sweep():
 
 
 def test_lda_shakespeare_tiny_run(shakespeare_dir, tmp_path):
-    experiment = gm_jax.api.build("lda_shakespeare", num_topics=4, gibbs_sweeps=2, vi_iterations=2, num_steps=4,
-                                  fold_in_iters=5, checkpoint_every=4, progress_bar=False)
+    experiment = gm_jax.api.build("lda_shakespeare", num_topics=4, gibbs_sweeps=2, vi_iterations=2, vi_restarts=3,
+                                  fold_in_iters=5, checkpoint_every=4, progress_bar=False)  # num_steps derived: 4
     stats = experiment.corpus()["stats"]
     assert stats["vocab_size"] > 1000 and stats["train_docs"] > 5000
     assert "thou" not in experiment.index and "the" not in experiment.index
@@ -152,7 +179,10 @@ def test_lda_shakespeare_tiny_run(shakespeare_dir, tmp_path):
     results = train_and_evaluate(experiment, tmp_path)
     for key in ("gibbs_perplexity", "vi_perplexity", "unigram_perplexity"):
         assert np.isfinite(results[key]) and results[key] > 1
-    assert len(results["gibbs_topics"]) == 4
+    assert len(results["gibbs_topics"]) == 4 and results["step"] == 4
+    restart_elbos = results["vi_restart_elbo_per_token"]
+    assert len(set(restart_elbos)) == 3 and results["vi_best_restart"] == int(np.argmax(restart_elbos))
+    assert results["vi_final_elbo_per_token"] == pytest.approx(max(restart_elbos), rel=1e-5)
     for f in ("comparison.json", "comparison.md", "topics.txt", "training.png"):
         assert (tmp_path / f).stat().st_size > 100
     model = gm_jax.load(tmp_path)

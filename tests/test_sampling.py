@@ -166,3 +166,23 @@ def test_transformer_cached_equals_naive(positions, length, kw):
     np.testing.assert_array_equal(a[:, :3], np.asarray(prompt))
     other = transformer.sample_cached(model, params, jax.random.key(8), prompt, length, **kw)
     assert not np.array_equal(np.asarray(other), a)
+
+
+
+# -- the public API: Model.sample(method=...) (naive == cached for every experiment: tests/test_contract.py) ----
+def _fresh_model(name):
+    from gm_jax import config as config_lib
+    from gm_jax.api import Model, get_experiment_module
+
+    module = get_experiment_module(name)
+    experiment = module.Experiment(config_lib.apply_overrides(module.get_test_config(), {}, name))
+    return Model(experiment, jax.eval_shape(experiment.init_params, jax.random.key(0)))  # shapes suffice here
+
+
+def test_unknown_sample_method_is_a_value_error():
+    model = _fresh_model("pixelcnn_mnist")
+    with pytest.raises(ValueError, match=r"method must be one of \['cached', 'naive'\]"):
+        model.sample(jax.random.key(3), 2, method="fast")
+    model = _fresh_model("realnvp_toy")
+    with pytest.raises(ValueError, match="single sampler"):
+        model.sample(jax.random.key(0), 2, method="naive")

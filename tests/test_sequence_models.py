@@ -2,6 +2,8 @@
 RNN/LSTM (log_prob = sum of per-step conditionals, the carried-state sampler). The samplers' core and
 cached == naive sampling: tests/test_sampling.py."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -91,3 +93,38 @@ def test_rnn_bernoulli_log_probs():
     frames = rnn.sample_cached(model, params, jax.random.key(2), v[:, :2], 4, event="bernoulli")
     assert frames.shape == (2, 6, 5) and frames.dtype == jnp.uint8
     np.testing.assert_array_equal(np.asarray(frames[:, :2]), np.asarray(v[:, :2], np.uint8))
+
+
+def test_rnn_runs_in_float64():
+    """Under `jax.enable_x64` with float64 parameters the carried state follows them (`init_carry` was float32,
+    so `lax.scan` refused the float64 state the cells return): `lstm_jsb`'s log_prob, loss gradient and sampler
+    and a token LSTM's log-probabilities run in float64 and agree with float32."""
+    from experiments import lstm_jsb
+
+    def random_params(init, *args):  # the parameters' shapes without compiling the init (test time)
+        rng = np.random.default_rng(0)
+        return jax.tree.map(lambda s: jnp.asarray(rng.normal(0, 0.3, s.shape), s.dtype), jax.eval_shape(init, *args))
+
+    exp = lstm_jsb.Experiment(lstm_jsb.get_test_config())
+    params = random_params(exp.init_params, jax.random.key(0))
+    tokens = rnn.RNN(out_dim=V, hidden=8, cell="lstm", vocab_size=V, embed_dim=4)
+    tparams = random_params(functools.partial(rnn.init_params, tokens), jax.random.key(1))
+    rolls = jax.random.bernoulli(jax.random.key(2), 0.2, (2, 5, 88)).astype(jnp.uint8)
+    x = jax.random.randint(jax.random.key(3), (2, 6), 0, V)
+
+    def loss(params):
+        return exp.loss_fn(params, {"x": rolls, "mask": jnp.ones((2, 5))}, None)[0]
+
+    def scores(params, tparams):
+        return (exp.log_prob(params, rolls), jax.grad(loss)(params), exp.sample(params, jax.random.key(4), 2, 3),
+                rnn.log_prob(tokens, tparams, x))
+
+    ref = jax.jit(exp.log_prob)(params, rolls)
+    with jax.enable_x64(True):
+        to64 = functools.partial(jax.tree.map, lambda a: a.astype(jnp.float64))
+        assert rnn.compute_dtype(to64(params)) == jnp.float64 and rnn.compute_dtype(params) == jnp.float32
+        lp, grads, sample, token_lp = jax.jit(scores)(to64(params), to64(tparams))
+    assert lp.dtype == token_lp.dtype == jnp.float64 and np.all(np.isfinite(token_lp))
+    np.testing.assert_allclose(lp, ref, rtol=1e-5)
+    assert all(g.dtype == jnp.float64 for g in jax.tree.leaves(grads))
+    assert sample.shape == (2, 3, 88) and sample.dtype == jnp.uint8

@@ -39,6 +39,10 @@ Inference, the two ways the inference chapter contrasts:
   Every update maximises the ELBO in its block, so `elbo` (with phi at its
   optimum given gamma and lambda) never decreases across iterations.
   Point estimate of the topics: E_q[beta_kw] = lambda_kw / sum_w lambda_kw.
+  The ELBO is not concave: runs from different random lambda end in
+  different local optima, so VI can be run from several initialisations at once
+  (`vi_init_restarts`, one `vi_step` per restart under `jax.vmap`) and the
+  restart with the highest ELBO is kept (`vi_best`).
 
 Held-out evaluation (`fold_in`, `completion_log_likelihood`) is the same for
 both methods: given point topics beta, each held-out document's theta is
@@ -202,6 +206,31 @@ def vi_init(key: jax.Array, words: jax.Array, docs: jax.Array, num_docs: int, nu
     n_d = jax.ops.segment_sum(jnp.ones_like(words, jnp.float32), docs, num_docs)
     gamma = jnp.broadcast_to(alpha + n_d[:, None] / num_topics, (num_docs, num_topics))
     return {"gamma": gamma.astype(jnp.float32), "lam": lam.astype(jnp.float32)}
+
+
+def vi_init_restarts(key: jax.Array, words: jax.Array, docs: jax.Array, num_docs: int, num_topics: int,
+                     vocab_size: int, alpha: float, num_restarts: int) -> dict:
+    """`num_restarts` independent `vi_init`s (restart i from `jax.random.split(key, num_restarts)[i]`), stacked:
+    `{"gamma" float32 [R, D, K], "lam" float32 [R, K, V]}`. Step them with `jax.vmap(vi_step)`.
+
+    Raises:
+      ValueError: num_restarts < 1.
+    """
+    if num_restarts < 1:
+        raise ValueError(f"num_restarts must be an int >= 1, got {num_restarts!r}")
+    keys = jax.random.split(key, num_restarts)
+    return jax.vmap(lambda k: vi_init(k, words, docs, num_docs, num_topics, vocab_size, alpha))(keys)
+
+
+def vi_best(states: dict, words: jax.Array, docs: jax.Array, alpha: float, eta: float) -> tuple[dict, jax.Array]:
+    """The restart with the highest ELBO among stacked VI states (from `vi_init_restarts`).
+
+    Returns:
+      (the best state `{"gamma" [D, K], "lam" [K, V]}`, the ELBO of every restart float32 [R], nats).
+    """
+    elbos = jax.vmap(lambda s: elbo(s, words, docs, alpha, eta))(states)
+    best = jnp.argmax(elbos)
+    return jax.tree_util.tree_map(lambda a: a[best], states), elbos
 
 
 def _local_step(gamma, log_beta, words, docs, alpha):

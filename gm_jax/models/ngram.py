@@ -219,3 +219,21 @@ def sample_cached(tables, key, prompt, length: int, vocab_size: int, order: int,
     x, _ = sampling.ancestral(step, state, buf, key, 1, given=p, temperature=temperature, top_k=top_k, top_p=top_p)
     return x
 
+
+def sample_naive(tables, key, prompt, length: int, vocab_size: int, order: int, smoothing="kneser_ney", k=1.0,
+                 temperature=1.0, top_k=0, top_p=1.0):
+    """Ancestral sampling without a cache: at every position the contexts of the whole buffer are rebuilt
+    (`contexts`), O(T) work per position. The same arguments and result as `sample_cached`, and the
+    same tokens for the same key (the reference the cached sampler is checked against)."""
+    prompt = jnp.asarray(prompt, jnp.int32)
+    n, p = prompt.shape
+
+    def step(cache, x, t):  # p(x_t | x_<t), read from the rebuilt contexts of the whole buffer
+        ctx, valid = contexts(x, order)
+        ctx_t = jax.lax.dynamic_index_in_dim(ctx, t, 1, keepdims=False)
+        valid_t = jax.lax.dynamic_index_in_dim(valid, t, 1, keepdims=False)
+        return jnp.log(probs(tables, ctx_t, valid_t, vocab_size, order, smoothing, k)), cache
+
+    buf = jnp.zeros((n, p + length), jnp.int32).at[:, :p].set(prompt)
+    x, _ = sampling.ancestral(step, None, buf, key, 1, given=p, temperature=temperature, top_k=top_k, top_p=top_p)
+    return x

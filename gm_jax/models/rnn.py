@@ -20,6 +20,11 @@ Likelihoods, in nats:
 * independent Bernoulli per unit given the past (the RNN baseline of
   Boulanger-Lewandowski et al. 2012 for piano rolls): log p(v_t | v_<t) =
   sum_k v_tk log sigmoid(l_tk) + (1 - v_tk) log sigmoid(-l_tk).
+
+Precision: the recurrence computes in `compute_dtype(params, inputs)`, float32
+unless the parameters (or float inputs) are wider: with float64 parameters
+(`jax.enable_x64`, parameters cast with `.astype(jnp.float64)`) the state,
+logits and log-probabilities are float64.
 """
 from __future__ import annotations
 
@@ -63,9 +68,13 @@ class RNN(nn.Module):
         self.head = Dense(self.out_dim)
 
     def step(self, carry, inputs):
-        """One time step. carry: from `init_carry`; inputs: int [N] ids or float [N, D].
-        Returns (new carry, top hidden state float32 [N, hidden])."""
-        x = self.embed(inputs) if self.vocab_size else inputs.astype(jnp.float32)
+        """One time step. carry: from `init_carry`; inputs: int [N] ids, or [N, D] vectors (float, or
+        int / bool {0, 1} frames, read as float32).
+        Returns (new carry, top hidden state [N, hidden] in the carry's dtype, `compute_dtype`)."""
+        if self.vocab_size:
+            x = self.embed(inputs)
+        else:
+            x = inputs if jnp.issubdtype(inputs.dtype, jnp.floating) else inputs.astype(jnp.float32)
         new = []
         for cell, c in zip(self.cells, carry):
             c, x = cell(c, x)
@@ -73,7 +82,7 @@ class RNN(nn.Module):
         return tuple(new), x
 
     def readout(self, h):
-        """Logits float32 [..., out_dim] of hidden states [..., hidden]."""
+        """Logits [..., out_dim] of hidden states [..., hidden] (float32, or float64 with float64 parameters)."""
         return self.head(h)
 
     def __call__(self, carry, inputs):  # for init: one step and the read-out
@@ -81,9 +90,21 @@ class RNN(nn.Module):
         return carry, self.readout(h)
 
 
-def init_carry(model: RNN, n: int):
-    """The zero state of `model` for a batch of n: a tuple per layer ((c, h) for the LSTM, h for the RNN)."""
-    z = jnp.zeros((n, model.hidden), jnp.float32)
+def compute_dtype(params, inputs=None):
+    """The float dtype the recurrence computes in: float32, or the widest float dtype among the parameters
+    and float `inputs` when that is wider (float64 under `jax.enable_x64` with float64 parameters).
+    Int / bool inputs (token ids, {0, 1} frames) do not count."""
+    dtypes = [jnp.float32] + [leaf.dtype for leaf in jax.tree_util.tree_leaves(params)
+                              if jnp.issubdtype(leaf.dtype, jnp.floating)]
+    if inputs is not None and jnp.issubdtype(jnp.asarray(inputs).dtype, jnp.floating):
+        dtypes.append(jnp.asarray(inputs).dtype)
+    return jnp.result_type(*dtypes)
+
+
+def init_carry(model: RNN, n: int, dtype=jnp.float32):
+    """The zero state of `model` for a batch of n: a tuple per layer ((c, h) for the LSTM, h for the RNN),
+    each [n, hidden] of `dtype` (use `compute_dtype(params, inputs)`: a scan's carry keeps its dtype)."""
+    z = jnp.zeros((n, model.hidden), dtype)
     return tuple(((z, z) if model.cell == "lstm" else z) for _ in range(model.num_layers))
 
 
@@ -98,13 +119,13 @@ def run(model: RNN, params, inputs, carry=None):
 
     Args:
       inputs: int [N, T] ids or float [N, T, D] vectors.
-      carry: initial state (default zeros).
+      carry: initial state (default zeros of `compute_dtype(params, inputs)`).
 
     Returns:
-      (logits float32 [N, T, out_dim], final carry).
+      (logits [N, T, out_dim], final carry), float32 (float64 with float64 parameters or inputs).
     """
     n = inputs.shape[0]
-    carry = init_carry(model, n) if carry is None else carry
+    carry = init_carry(model, n, compute_dtype(params, inputs)) if carry is None else carry
 
     def body(c, x_t):
         return model.apply({"params": params}, c, x_t, method=RNN.step)
@@ -114,22 +135,27 @@ def run(model: RNN, params, inputs, carry=None):
 
 
 def token_log_probs(model: RNN, params, inputs, targets, carry=None):
-    """log p(targets_t | inputs_<=t), float32 [N, T] nats (categorical read-out)."""
+    """log p(targets_t | inputs_<=t), [N, T] nats (categorical read-out): float32, float64 with float64
+    parameters."""
     logits, _ = run(model, params, inputs, carry)
-    return -optax.softmax_cross_entropy_with_integer_labels(logits.astype(jnp.float32), targets)
+    logits = logits.astype(jnp.promote_types(logits.dtype, jnp.float32))
+    return -optax.softmax_cross_entropy_with_integer_labels(logits, targets)
 
 
 def bernoulli_log_probs(model: RNN, params, inputs, targets, carry=None):
-    """log p(targets_t | inputs_<=t) = sum over units of Bernoulli(logits) log-likelihoods: float32 [N, T] nats.
+    """log p(targets_t | inputs_<=t) = sum over units of Bernoulli(logits) log-likelihoods: [N, T] nats,
+    float32 (float64 with float64 parameters or inputs).
 
     inputs, targets: float/int {0, 1} [N, T, D].
     """
     logits, _ = run(model, params, inputs, carry)
-    return -optax.sigmoid_binary_cross_entropy(logits, targets.astype(jnp.float32)).sum(-1)
+    logits = logits.astype(jnp.promote_types(logits.dtype, jnp.float32))
+    return -optax.sigmoid_binary_cross_entropy(logits, targets.astype(logits.dtype)).sum(-1)
 
 
 def log_prob(model: RNN, params, tokens):
-    """Exact log p(x_1..x_{T-1} | x_0) of tokens int [N, T]: float32 [N], nats."""
+    """Exact log p(x_1..x_{T-1} | x_0) of tokens int [N, T]: [N] nats (float32; float64 with float64
+    parameters)."""
     return token_log_probs(model, params, tokens[:, :-1], tokens[:, 1:]).sum(-1)
 
 
@@ -154,7 +180,7 @@ def sample_cached(model: RNN, params, key, prompt, length: int, temperature=1.0,
     prompt = jnp.asarray(prompt, jnp.float32 if bernoulli else jnp.int32)
     n, p = prompt.shape[:2]
     buf = jnp.zeros((n, p + length, *prompt.shape[2:]), prompt.dtype).at[:, :p].set(prompt)
-    carry = init_carry(model, n)
+    carry = init_carry(model, n, compute_dtype(params))  # the prompt is cast to float32 / int32 above
     if bernoulli and p > 1:  # frames: the prompt's state in one scan; tokens: the prompt is read by the steps
         _, carry = run(model, params, prompt[:, :-1], carry)
 
@@ -168,3 +194,24 @@ def sample_cached(model: RNN, params, key, prompt, length: int, temperature=1.0,
                               top_p=top_p, event=event)
     return x.astype(jnp.uint8) if bernoulli else x
 
+
+def sample_naive(model: RNN, params, key, prompt, length: int, temperature=1.0, top_k=0, top_p=1.0,
+                 event: str = "categorical"):
+    """Ancestral sampling without a cache: at every position the recurrence is re-run from the first
+    position over the whole buffer (`run`; the model is causal, so the zeros not yet drawn do not reach
+    position t - 1), O(T) work per position. The same arguments and result as `sample_cached`, and the
+    same values for the same key (the reference the cached sampler is checked against)."""
+    bernoulli = event == "bernoulli"
+    prompt = jnp.asarray(prompt, jnp.float32 if bernoulli else jnp.int32)
+    n, p = prompt.shape[:2]
+    buf = jnp.zeros((n, p + length, *prompt.shape[2:]), prompt.dtype).at[:, :p].set(prompt)
+    carry = init_carry(model, n, compute_dtype(params))
+
+    def step(cache, x, t):  # the logits of position t: the whole recurrence, read at t - 1
+        logits, _ = run(model, params, x, carry)
+        return jax.lax.dynamic_index_in_dim(logits, t - 1, 1, keepdims=False), cache
+
+    start = p if bernoulli else 1
+    x, _ = sampling.ancestral(step, None, buf, key, start, given=p, temperature=temperature, top_k=top_k,
+                              top_p=top_p, event=event)
+    return x.astype(jnp.uint8) if bernoulli else x

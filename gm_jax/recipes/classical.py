@@ -4,8 +4,8 @@
   `RingGMMExperiment` fits the 2-D ring of Gaussians (`gm_jax.data.toy`), `PCAGMMExperiment`
   MNIST projected on its principal components;
 * `LDAExperiment`: latent Dirichlet allocation on the speeches of tiny Shakespeare
-  (`gm_jax.data.corpus`): collapsed Gibbs sweeps, then mean-field VI iterations, both
-  scored by held-out document completion.
+  (`gm_jax.data.corpus`): collapsed Gibbs sweeps, then mean-field VI iterations (the best
+  of `vi_restarts` initialisations), both scored by held-out document completion.
 
 The models themselves are `gm_jax.models.gmm` and `gm_jax.models.lda`.
 """
@@ -19,7 +19,7 @@ import numpy as np
 import optax
 
 from gm_jax import viz
-from gm_jax.config import Choice, Range
+from gm_jax.config import Choice, Range, apply_overrides
 from gm_jax.data import corpus, load_split, toy
 from gm_jax.experiment import Experiment
 from gm_jax.models import gmm, lda
@@ -254,7 +254,12 @@ class LDAExperiment(Experiment):
     """LDA on the speeches of tiny Shakespeare: `gibbs_sweeps` collapsed Gibbs sweeps, then `vi_iterations`
     mean-field VI iterations, as the steps of one training loop (see `experiments.lda_shakespeare`).
 
-    Parameters: `{"gibbs": <Gibbs state>, "vi": <VI state>}`; samples are documents of word ids
+    `config.num_steps` is derived: 0 (the default) becomes `gibbs_sweeps + vi_iterations` in
+    `self.config` (so config.json records the length run); any other value must equal that sum.
+
+    Parameters: `{"gibbs": <Gibbs state>, "vi_restarts": <vi_restarts VI states, stacked [R, ...]>,
+    "vi": <the restart with the highest ELBO after the latest VI iteration; restart 0 before the first>}`
+    (VI runs every restart; `vi` is what evaluation and sampling use); samples are documents of word ids
     int32 [N, sample_length] in [0, vocab_size) (`data_kind = "tokens"`).
 
     A Gibbs sweep is sequential, so there is nothing to split over devices: a batch is
@@ -267,13 +272,21 @@ class LDAExperiment(Experiment):
     schema = {"num_topics": Range(1, integer=True), "alpha": Range(0.0, lo_open=True), "eta": Range(0.0, lo_open=True),
               "sample_from": Choice("gibbs", "vi"), "heldout_every": Range(2, integer=True),
               **{k: Range(1, integer=True) for k in ("gibbs_sweeps", "vi_iterations", "vi_inner_steps",
-                                                      "fold_in_iters", "min_count", "sample_length", "top_words")}}
+                                                      "vi_restarts", "fold_in_iters", "min_count", "sample_length",
+                                                      "top_words")}}
 
     def __init__(self, config):
+        """Raises ValueError: a config value outside the schema, or num_steps neither 0 nor
+        gibbs_sweeps + vi_iterations."""
         super().__init__(config)
-        if config.num_steps != config.gibbs_sweeps + config.vi_iterations:
-            raise ValueError(f"config.num_steps ({config.num_steps}) must equal gibbs_sweeps + vi_iterations "
-                             f"({config.gibbs_sweeps} + {config.vi_iterations})")
+        total = config.gibbs_sweeps + config.vi_iterations
+        if config.num_steps == 0:  # derived
+            self.config = apply_overrides(config, {"num_steps": total}, self.name)
+        elif config.num_steps != total:
+            raise ValueError(
+                f"config.num_steps={config.num_steps} for {self.name}, but the run is gibbs_sweeps + vi_iterations "
+                f"= {config.gibbs_sweeps} + {config.vi_iterations} = {total} steps: leave num_steps at 0 (derived) "
+                f"and set gibbs_sweeps / vi_iterations for another length")
         self.data_shape = (int(config.sample_length),)
         self._corpus = None
 
@@ -317,14 +330,16 @@ class LDAExperiment(Experiment):
 
     # -- parameters and updates ----------------------------------------------------------------
     def init_params(self, key: jax.Array):
-        """Gibbs: random assignments; VI: Hoffman et al.'s lambda initialisation (see `gm_jax.models.lda`)."""
+        """Gibbs: random assignments; VI: `vi_restarts` of Hoffman et al.'s lambda initialisation (see
+        `gm_jax.models.lda`), `vi` the first of them."""
         c = self.config
         words, docs = self.corpus()["train"]
         num_docs, v = int(docs[-1]) + 1, self.vocab_size  # NumPy: concrete under jax.eval_shape (gm_jax.load)
         words, docs = jnp.asarray(words), jnp.asarray(docs)
         kg, kv = jax.random.split(key)
-        return {"gibbs": lda.gibbs_init(kg, words, docs, num_docs, c.num_topics, v),
-                "vi": lda.vi_init(kv, words, docs, num_docs, c.num_topics, v, c.alpha)}
+        restarts = lda.vi_init_restarts(kv, words, docs, num_docs, c.num_topics, v, c.alpha, c.vi_restarts)
+        return {"gibbs": lda.gibbs_init(kg, words, docs, num_docs, c.num_topics, v), "vi_restarts": restarts,
+                "vi": jax.tree_util.tree_map(lambda a: a[0], restarts)}
 
     def optimizer(self) -> optax.GradientTransformation:
         return optax.identity()
@@ -339,7 +354,8 @@ class LDAExperiment(Experiment):
             yield batch
 
     def update(self, state, batch: dict, keys: jax.Array, axis_name: str | None = None):
-        """A Gibbs sweep while step < gibbs_sweeps, a VI iteration afterwards (`lax.cond`)."""
+        """A Gibbs sweep while step < gibbs_sweeps, afterwards a VI iteration of every restart (`lax.cond`);
+        `log_lik_per_token` is log p(w | z) / N, then the best restart's ELBO / N."""
         c = self.config
         words, docs = batch["words"][0], batch["docs"][0]  # one copy of the corpus
         n = words.shape[0]
@@ -350,8 +366,10 @@ class LDAExperiment(Experiment):
             return {**params, "gibbs": new}, lda.gibbs_log_likelihood(new, c.eta) / n, jnp.int32(0)
 
         def vi(params):
-            new = lda.vi_step(params["vi"], words, docs, c.alpha, c.eta, c.vi_inner_steps)
-            return {**params, "vi": new}, lda.elbo(new, words, docs, c.alpha, c.eta) / n, jnp.int32(1)
+            new = jax.vmap(lambda s: lda.vi_step(s, words, docs, c.alpha, c.eta, c.vi_inner_steps))(
+                params["vi_restarts"])
+            best, elbos = lda.vi_best(new, words, docs, c.alpha, c.eta)
+            return {**params, "vi_restarts": new, "vi": best}, jnp.max(elbos) / n, jnp.int32(1)
 
         params, value, phase = jax.lax.cond(state.step < c.gibbs_sweeps, gibbs, vi, state.params)
         return state.replace(step=state.step + 1, params=params), {"loss": -value, "log_lik_per_token": value,
@@ -392,11 +410,15 @@ class LDAExperiment(Experiment):
     def evaluate(self, params, key: jax.Array) -> dict:
         c = self.config
         words, docs = (jnp.asarray(a) for a in self.corpus()["train"])
+        elbos = jax.jit(lda.vi_best)(params["vi_restarts"], words, docs, c.alpha, c.eta)[1]
+        elbos = np.asarray(elbos, np.float64) / len(words)
         out = {"gibbs_perplexity": self.heldout_perplexity(self.topics(params, "gibbs")),
                "vi_perplexity": self.heldout_perplexity(self.topics(params, "vi")),
                "unigram_perplexity": self.unigram_perplexity(),
                "gibbs_final_log_lik_per_token": float(lda.gibbs_log_likelihood(params["gibbs"], c.eta)) / len(words),
-               "vi_final_elbo_per_token": float(lda.elbo(params["vi"], words, docs, c.alpha, c.eta)) / len(words),
+               "vi_final_elbo_per_token": float(elbos.max()),  # the ELBO of params["vi"], the best restart
+               "vi_restarts": int(c.vi_restarts), "vi_best_restart": int(np.argmax(elbos)),
+               "vi_restart_elbo_per_token": [float(e) for e in elbos],
                "num_topics": int(c.num_topics), "alpha": float(c.alpha), "eta": float(c.eta),
                "gibbs_sweeps": int(c.gibbs_sweeps), "vi_iterations": int(c.vi_iterations),
                "min_count": int(c.min_count), **self.corpus()["stats"],
@@ -427,15 +449,16 @@ class LDAExperiment(Experiment):
             "gibbs": {"perplexity": res["gibbs_perplexity"], "wall_s": gibbs_wall, "iterations": c.gibbs_sweeps,
                       "s_per_iteration_median": per_iter(g)},
             "vi": {"perplexity": res["vi_perplexity"], "wall_s": vi_wall, "iterations": c.vi_iterations,
-                   "s_per_iteration_median": per_iter(v)},
+                   "restarts": c.vi_restarts, "s_per_iteration_median": per_iter(v)},
             "note": "wall_s from metrics.jsonl; the Gibbs phase includes the single compilation of the update "
-                    "(both phases). Held-out perplexity by document completion; lower is better.",
+                    "(both phases); a VI iteration updates every restart. Held-out perplexity by document "
+                    "completion; lower is better.",
         }
         write_json(workdir / "comparison.json", comparison)
         lines = ["| method | held-out perplexity | iterations | wall time (s) | s / iteration (median) |",
                  "| --- | --- | --- | --- | --- |",
                  f"| unigram (add-one) | {res['unigram_perplexity']:.1f} | - | - | - |"]
-        for m, name in (("gibbs", "collapsed Gibbs"), ("vi", "mean-field VI")):
+        for m, name in (("gibbs", "collapsed Gibbs"), ("vi", f"mean-field VI (best of {c.vi_restarts} restarts)")):
             r = comparison[m]
             lines.append(f"| {name} | {r['perplexity']:.1f} | {r['iterations']} | {r['wall_s']:.1f} | "
                          f"{r['s_per_iteration_median']:.4f} |")

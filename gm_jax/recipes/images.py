@@ -165,6 +165,7 @@ class PixelCNNExperiment(ImageLikelihoodExperiment):
     data_kind = "binary"
     train_eval_size = 10_000
     likelihood_note = {"discretization": likelihood.BINARY_PIXELS}
+    sample_methods = ("cached", "naive")
     schema = {"dataset": Choice(*DATASETS), "sampler": Choice("cached", "naive"),
               "features": Range(1, integer=True), "num_layers": Range(1, integer=True),
               "output_features": Range(1, integer=True)}
@@ -201,9 +202,10 @@ class PixelCNNExperiment(ImageLikelihoodExperiment):
         x = self.binarize_batch(batch["image"], keys, jnp.int32)
         return -self._log_prob(params, x, batch.get("label")).mean(), {}
 
-    def sample(self, params, key: jax.Array, num_samples: int, labels=None) -> jax.Array:
-        """Samples uint8 [num_samples, 28, 28, 1] in {0, 1} (config.sampler: cached | naive)."""
-        fn = pixelcnn.sample_cached if self.config.sampler == "cached" else pixelcnn.sample_naive
+    def sample(self, params, key: jax.Array, num_samples: int, labels=None, method=None) -> jax.Array:
+        """Samples uint8 [num_samples, 28, 28, 1] in {0, 1}; `method`: "cached" | "naive" (default
+        `config.sampler`; the same samples for the same key)."""
+        fn = pixelcnn.sample_cached if self.sample_method(method) == "cached" else pixelcnn.sample_naive
         if self.conditional and labels is None:
             labels = jnp.arange(num_samples) % 10
         return fn(self.model, params, key, num_samples, labels if self.conditional else None)

@@ -88,7 +88,9 @@ class TextExperiment(Experiment):
     def token_log_probs(self, params, inputs, targets) -> jax.Array:
         raise NotImplementedError(f"{type(self).__name__} must define token_log_probs")
 
-    def sample_tokens(self, params, key, prompt, length: int, temperature, top_k, top_p) -> jax.Array:
+    def sample_tokens(self, params, key, prompt, length: int, temperature, top_k, top_p,
+                      method: str = "cached") -> jax.Array:
+        """int32 [N, P + length] tokens, the prompt first, drawn by the sampler `method` (of `sample_methods`)."""
         raise NotImplementedError(f"{type(self).__name__} must define sample_tokens")
 
     def loss_fn(self, params, batch: dict, keys: jax.Array):
@@ -168,7 +170,7 @@ class TextExperiment(Experiment):
                 "temperature": float(temperature), "top_k": int(top_k), "top_p": float(top_p)}
 
     def sample(self, params, key: jax.Array, num_samples: int, prompt=None, length=None, temperature=1.0,
-               top_k=0, top_p=1.0) -> jax.Array:
+               top_k=0, top_p=1.0, method=None) -> jax.Array:
         """Ancestral samples: int32 [num_samples, P + length] token ids, the prompt first.
 
         Args:
@@ -177,12 +179,13 @@ class TextExperiment(Experiment):
           length: new tokens, int or `sampling.Static` (None: `config.sample_length`); at most
             2**31 - 1 - P (see `check_conditioning`).
           temperature, top_k, top_p: see `gm_jax.sampling.filter_logits`.
+          method: one of `sample_methods` (`Experiment.sample_method`); the same tokens for the same key.
         """
         if prompt is None:
             prompt = self.encode_prompt(self.config.sample_prompt, num_samples)
         length = sampling.static_value(length) if length is not None else self.config.sample_length
         return self.sample_tokens(params, key, jnp.asarray(prompt, jnp.int32), int(length), temperature, top_k,
-                                  top_p)
+                                  top_p, method=self.sample_method(method))
 
     # -- evaluation ---------------------------------------------------------------------
     def split_nll(self, params, split: str) -> dict:
@@ -447,10 +450,10 @@ class AudioExperiment(Experiment):
             speaker = jnp.full((num_samples,), audio.SPEAKERS.index("jackson"), jnp.int32)
         seconds = sampling.static_value(seconds) if seconds is not None else self.config.sample_seconds
         length = max(1, round(float(seconds) * audio.SAMPLE_RATE))
-        return self.sample_codes(params, key, digit, speaker, length, temperature, sampler or self.config.sampler)
+        return self.sample_codes(params, key, digit, speaker, length, temperature, self.sample_method(sampler))
 
     def sample(self, params, key: jax.Array, num_samples: int, digit=None, speaker=None, seconds=None,
-               temperature=1.0) -> jax.Array:
+               temperature=1.0, method=None) -> jax.Array:
         """Generated waveforms: float32 [num_samples, round(seconds * 8000)] in [-1, 1] at 8 kHz.
 
         Args:
@@ -458,8 +461,10 @@ class AudioExperiment(Experiment):
             defaults: digits i mod 10, speaker jackson).
           seconds: float or `sampling.Static` (None: `config.sample_seconds`).
           temperature: float > 0, the logits are divided by it.
+          method: "cached" | "naive" (default `config.sampler`); the same waveform for the same key.
         """
-        return audio.mu_law_decode(self.codes(params, key, num_samples, digit, speaker, seconds, temperature))
+        return audio.mu_law_decode(self.codes(params, key, num_samples, digit, speaker, seconds, temperature,
+                                              self.sample_method(method)))
 
     # -- evaluation ------------------------------------------------------------------------------
     def split_nll(self, params, split: str = "test") -> dict:
