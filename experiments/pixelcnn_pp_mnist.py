@@ -104,6 +104,10 @@ class Experiment(ImageLikelihoodExperiment):
         self.sample_method(method)
         return pixelcnn_pp.sample_naive(self.model, params, key, num_samples)
 
+    def log_prob_per_position(self, params, x):
+        """log p(x_ij | x_<ij) of every pixel, nats, float32 [N, 28, 28]; sums to `log_prob`."""
+        return pixelcnn_pp.log_prob_per_pixel(self.model, params, jnp.asarray(x, jnp.int32))
+
     def log_prob(self, params, x, key=None):
         """Exact log p(x), nats, float32 [N] (dropout off)."""
         return pixelcnn_pp.log_prob(self.model, params, jnp.asarray(x, jnp.int32))

@@ -201,15 +201,48 @@ class Model:
                 raise ValueError(f"{self.experiment.name}.log_prob is a sampling estimate and needs a PRNG key")
             key = jax.random.key(0)
         key = _check_key(key)
-        size = int(self.config.eval_batch_size)  # bounds memory; batch i uses fold_in(key, i)
-        n = x.shape[0]
+        return self._batched(  # batch i uses fold_in(key, i)
+            "log_prob", lambda i, a, b: self._log_prob(self.params, x[a:b], jax.random.fold_in(key, i)), x.shape[0])
+
+    def log_prob_per_position(self, x, **conditioning) -> jax.Array:
+        """log p(x_i | x_<i, c) of every position of an autoregressive model, in nats (jitted): the
+        surprise map of an image, a text or a waveform. Summed over the positions it is the
+        log-likelihood given the conditioning (the chain rule); batched like `log_prob`.
+
+        Args:
+          x: [N, *data_shape] examples in the data's own form (as for `log_prob`).
+          **conditioning: what the experiment's per-position terms are conditioned on
+            (`experiment.check_score_conditioning`): `labels` for a class-conditional
+            PixelCNN, `digit` and `speaker` for WaveNet (required there: the marginal
+            over labels has no per-position terms).
+
+        Returns:
+          float32 nats, one value per predicted position: [N, 28, 28, 1] per sub-pixel
+          (PixelCNN family), [N, 28, 28] per pixel (PixelCNN++, channels jointly),
+          [N, T - 1] per token after the first (text), [N, T] per time step (JSB,
+          audio).
+
+        Raises:
+          ValueError: bad `x` (`experiment.check_data`) or conditioning.
+          NotImplementedError: the model is not autoregressive.
+        """
+        x = self.experiment.check_data(x)
+        conditioning = self.experiment.check_score_conditioning(x.shape[0], **conditioning)
+        fn = self.experiment.jit_log_prob_per_position
+        return self._batched("log_prob_per_position", lambda i, a, b: fn(
+            self.params, x[a:b], **{k: v[a:b] for k, v in conditioning.items()}), x.shape[0])
+
+    def _batched(self, what: str, fn, n: int) -> jax.Array:
+        """`fn(i, a, b)` on the batches [a, b) of `config.eval_batch_size` examples (batch i), concatenated;
+        one call when n fits one batch, a progress bar after 2 s otherwise."""
+        size = int(self.config.eval_batch_size)  # bounds memory
         if n <= size:
-            return self._log_prob(self.params, x, jax.random.fold_in(key, 0))
+            return fn(0, 0, n)
         parts = []
-        with tqdm(total=n, desc=f"{self.experiment.name} log_prob", unit="example", delay=2,
+        with tqdm(total=n, desc=f"{self.experiment.name} {what}", unit="example", delay=2,
                   disable=not self.config.progress_bar, dynamic_ncols=True) as bar:
             for i, a in enumerate(range(0, n, size)):
-                parts.append(np.asarray(self._log_prob(self.params, x[a:a + size], jax.random.fold_in(key, i))))
+                parts.append(np.asarray(fn(i, a, min(a + size, n))))
                 bar.update(len(parts[-1]))
         return jnp.asarray(np.concatenate(parts))
 

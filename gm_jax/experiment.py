@@ -145,6 +145,28 @@ class Experiment:
     def log_prob(self, params, x: jax.Array, key: jax.Array) -> jax.Array:
         raise NotImplementedError(f"{self.name} has no explicit density, so log_prob is not available")
 
+    def log_prob_per_position(self, params, x: jax.Array, **conditioning) -> jax.Array:
+        """log p(x_i | x_<i, c) of every position i of an autoregressive model, nats, float32 [N, ...]:
+        summed over the positions it is the log-likelihood given the conditioning c (the chain rule).
+        Default: not available (override in autoregressive experiments)."""
+        raise NotImplementedError(f"{self.name} is not autoregressive: it has no per-position conditionals "
+                                  "p(x_i | x_<i), so log_prob_per_position is not available")
+
+    @functools.cached_property
+    def jit_log_prob_per_position(self):
+        """`log_prob_per_position` jitted once."""
+        return jax.jit(self.log_prob_per_position)
+
+    def check_score_conditioning(self, num_examples: int, **conditioning) -> dict:
+        """Check `log_prob_per_position`'s conditioning (concrete values, before jit); default: none taken.
+
+        Raises:
+          ValueError: a name the experiment does not take, or (overrides) a bad or missing value.
+        """
+        if conditioning:
+            raise ValueError(f"{self.name}.log_prob_per_position takes no conditioning, got {sorted(conditioning)}")
+        return {}
+
     # -- data and evaluation ----------------------------------------------------
     def train_batches(self, start_step: int = 0) -> Iterator[dict]:
         raise NotImplementedError(f"{type(self).__name__} must define train_batches")

@@ -13,7 +13,8 @@ tiny model on `data_dir="synthetic"`: no `../shared` needed):
   exactly what that state samples); samples pass the experiment's own input
   check (shape, dtype, range); the same key gives the same samples, with
   every sampler of an autoregressive model (`Model.sample(method=...)`);
-  `log_prob` is finite, or raises `NotImplementedError` with a message.
+  `log_prob` is finite, or raises `NotImplementedError` with a message; for
+  autoregressive models, `log_prob_per_position` sums to `log_prob`.
 
 And the layering rules of the house: model files import only
 `gm_jax.{nn, distributions, sampling}` (and other models).
@@ -138,3 +139,14 @@ def test_end_to_end(name, parallel, tmp_path):
         assert str(e), "NotImplementedError must say why there is no density"
     else:
         assert lp.shape == (4,) and _finite(lp), lp
+        if experiment.sample_methods and not _needs_score_conditioning(experiment):  # autoregressive
+            per = np.asarray(trained.log_prob_per_position(x))  # conditioned ones: tests/test_sampling.py
+            np.testing.assert_allclose(per.reshape(4, -1).sum(-1), np.asarray(lp), rtol=1e-5, atol=1e-3)
+
+
+def _needs_score_conditioning(experiment) -> bool:
+    try:
+        experiment.check_score_conditioning(4)
+    except ValueError:
+        return True
+    return False

@@ -186,3 +186,39 @@ def test_unknown_sample_method_is_a_value_error():
     model = _fresh_model("realnvp_toy")
     with pytest.raises(ValueError, match="single sampler"):
         model.sample(jax.random.key(0), 2, method="naive")
+
+
+@pytest.mark.parametrize("name,overrides,labels,sample_kw", [
+    ("gated_pixelcnn_mnist", {"conditional": True}, {"labels": list(range(10))}, {}),
+    ("wavenet_digits", {}, None, {"seconds": 0.002}),
+])
+def test_conditioned_per_position_log_probs_marginalise_to_log_prob(name, overrides, labels, sample_kw):
+    """For models whose log_prob marginalises over labels, the per-position terms need the labels, and
+    logsumexp over every label of their sums, minus log(#labels), is log_prob (a uniform label prior)."""
+    from gm_jax import config as config_lib
+    from gm_jax.api import Model, get_experiment_module
+    from gm_jax.data import audio
+
+    module = get_experiment_module(name)
+    experiment = module.Experiment(config_lib.apply_overrides(module.get_test_config(), overrides, name))
+    model = Model(experiment, experiment.init_params(jax.random.key(0)))
+    x = np.asarray(model.sample(jax.random.key(1), 2, **sample_kw))
+    if labels is not None:
+        pairs = [{"labels": y} for y in labels["labels"]]
+    else:
+        pairs = [{"digit": d, "speaker": s} for d in range(len(audio.DIGITS)) for s in audio.SPEAKERS]
+    sums = np.stack([np.asarray(model.log_prob_per_position(x, **c)).reshape(2, -1).sum(-1) for c in pairs])
+    expected = np.asarray(model.log_prob(x))
+    np.testing.assert_allclose(jax.scipy.special.logsumexp(sums, axis=0) - np.log(len(pairs)), expected,
+                               rtol=1e-5, atol=1e-3)
+    with pytest.raises(ValueError, match="needs"):
+        model.log_prob_per_position(x)  # the marginal has no per-position terms
+
+
+def test_log_prob_per_position_of_a_model_that_is_not_autoregressive():
+    model = _fresh_model("realnvp_toy")
+    with pytest.raises(NotImplementedError, match="not autoregressive"):
+        model.log_prob_per_position(np.zeros((2, 2), np.float32))
+    model = _fresh_model("charrnn_shakespeare")
+    with pytest.raises(ValueError, match="takes no conditioning"):
+        model.log_prob_per_position(np.zeros((2, 5), np.int32), labels=1)

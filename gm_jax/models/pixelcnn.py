@@ -367,11 +367,12 @@ def _event(num_values: int) -> str:
 
 # -- likelihood ------------------------------------------------------------------------------
 
-def log_prob_from_logits(logits: jax.Array, x: jax.Array, num_values: int) -> jax.Array:
-    """log p(x) in nats [N] from logits [N, H, W, C, out] and integer pixels x [N, H, W, C]."""
+def log_prob_from_logits(logits: jax.Array, x: jax.Array, num_values: int, event_ndims: int = 3) -> jax.Array:
+    """log p(x) in nats from logits [N, H, W, C, out] and integer pixels x [N, H, W, C]: [N] (summed over
+    the `event_ndims` = 3 trailing axes), or [N, H, W, C] per sub-pixel with `event_ndims=0`."""
     if num_values == 2:
-        return distributions.bernoulli_log_prob(logits[..., 0], x)
-    return distributions.categorical_log_prob(logits, x)
+        return distributions.bernoulli_log_prob(logits[..., 0], x, event_ndims)
+    return distributions.categorical_log_prob(logits, x, event_ndims)
 
 
 def log_prob(model: nn.Module, params, x: jax.Array, labels=None) -> jax.Array:
@@ -388,6 +389,17 @@ def log_prob(model: nn.Module, params, x: jax.Array, labels=None) -> jax.Array:
     """
     check_pixels(x, model.num_values, model.image_shape)
     return log_prob_from_logits(model.apply({"params": params}, x, labels), x, model.num_values)
+
+
+def log_prob_per_pixel(model: nn.Module, params, x: jax.Array, labels=None) -> jax.Array:
+    """log p(x_i | x_<i) of every sub-pixel i (raster order, channels in order), nats, float32
+    [N, H, W, C]; summed over [H, W, C] it is `log_prob` (the chain rule, van den Oord et al. 2016a, Eq. 1).
+
+    Raises:
+      ValueError: (concrete inputs) bad shape, dtype or pixel values.
+    """
+    check_pixels(x, model.num_values, model.image_shape)
+    return log_prob_from_logits(model.apply({"params": params}, x, labels), x, model.num_values, event_ndims=0)
 
 
 def _check_sample_args(model, labels, n):

@@ -155,6 +155,20 @@ def log_prob(model: PixelCNNPP, params, x: jax.Array, dropout_key: jax.Array | N
                                                                num_values=model.num_values)
 
 
+def log_prob_per_pixel(model: PixelCNNPP, params, x: jax.Array) -> jax.Array:
+    """log p(x_ij | x_<ij) of every pixel (its C channels jointly, Salimans et al. 2017, Eq. 2 and
+    Sec. 2.2), nats, float32 [N, H, W]; summed over [H, W] it is `log_prob` (dropout off).
+
+    Raises:
+      ValueError: (concrete inputs) bad shape, dtype or pixel values.
+    """
+    check_pixels(x, model.num_values, model.image_shape)
+    out = model.apply({"params": params}, x, None, False)
+    lw, means, log_scales, coeffs = mixture_params(out, model.image_shape[-1], model.num_mixtures)
+    return distributions.discretized_logistic_mixture_log_prob(x, lw, means, log_scales, coeffs,
+                                                               num_values=model.num_values, event_ndims=0)
+
+
 def sample_naive(model: PixelCNNPP, params, key: jax.Array, num_samples: int, labels=None) -> jax.Array:
     """Ancestral sampling, one full network pass per pixel (`sampling.ancestral`, drawing from the mixture).
 

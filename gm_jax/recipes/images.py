@@ -210,6 +210,33 @@ class PixelCNNExperiment(ImageLikelihoodExperiment):
             labels = jnp.arange(num_samples) % 10
         return fn(self.model, params, key, num_samples, labels if self.conditional else None)
 
+    def log_prob_per_position(self, params, x: jax.Array, labels=None) -> jax.Array:
+        """log p(x_i | x_<i) of every pixel (raster order), nats, float32 [N, 28, 28, 1]; the sum over
+        pixels is `log_prob` (class-conditional models: log p(x | labels), `labels` int32 [N] required)."""
+        return pixelcnn.log_prob_per_pixel(self.model, params, jnp.asarray(x, jnp.int32),
+                                           labels if self.conditional else None)
+
+    def check_score_conditioning(self, num_examples: int, **conditioning) -> dict:
+        """Class-conditional models need `labels` (int, or int [N] in 0..9: a per-pixel decomposition
+        exists for p(x | y), not for the marginal over labels); unconditional ones take none.
+
+        Raises:
+          ValueError: missing labels, labels of the wrong shape or range, or other names.
+        """
+        if not self.conditional:
+            return super().check_score_conditioning(num_examples, **conditioning)
+        unknown = sorted(set(conditioning) - {"labels"})
+        if unknown or "labels" not in conditioning:
+            raise ValueError(f"{self.name} is class-conditional: log_prob_per_position needs labels (an int or "
+                             "int [N] in 0..9; the marginal over labels has no per-pixel terms), got "
+                             f"{sorted(conditioning)}")
+        labels = np.asarray(conditioning["labels"])
+        labels = np.full(num_examples, labels) if labels.ndim == 0 else labels
+        if labels.shape != (num_examples,) or not np.issubdtype(labels.dtype, np.integer) or \
+                labels.min() < 0 or labels.max() > 9:
+            raise ValueError(f"labels must be an int or int [{num_examples}] in 0..9, got {conditioning['labels']!r}")
+        return {"labels": jnp.asarray(labels, jnp.int32)}
+
     def log_prob(self, params, x: jax.Array, key: jax.Array = None) -> jax.Array:
         """Exact log p(x), nats, float32 [N] (class-conditional models: log (1/10) sum_y p(x | y))."""
         x = jnp.asarray(x, jnp.int32)

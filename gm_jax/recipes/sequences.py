@@ -98,6 +98,12 @@ class TextExperiment(Experiment):
         nll = -self.token_log_probs(params, batch["inputs"], batch["targets"])
         return nll.sum(axis=-1).mean(), {"bits_per_char": nats_to_bits(nll.mean())}
 
+    def log_prob_per_position(self, params, x: jax.Array) -> jax.Array:
+        """log p(x_t | x_<t) of tokens t = 1..T-1 of int [N, T], nats, float32 [N, T - 1] (the first token
+        is the given context); sums to `log_prob`."""
+        x = jnp.asarray(x, jnp.int32)
+        return self.token_log_probs(params, x[:, :-1], x[:, 1:])
+
     def log_prob(self, params, x: jax.Array, key: jax.Array = None) -> jax.Array:
         """Exact log p(x_1..x_{T-1} | x_0) for tokens int [N, T]: float32 [N], nats (sum of the per-step
         conditionals; the first token is the given context)."""
@@ -279,6 +285,11 @@ class JSBExperiment(Experiment):
         nll = self.masked_nll(params, batch["x"], batch["mask"])
         return nll.mean(), {"nll_per_step": nll.sum() / batch["mask"].sum()}
 
+    def log_prob_per_position(self, params, x: jax.Array) -> jax.Array:
+        """log p(x_t | x_<t) of every time step t = 0..T-1 (from the start symbol), nats, float32 [N, T];
+        sums to `log_prob`."""
+        return self.step_log_probs(params, self.inputs(x), x)
+
     def log_prob(self, params, x: jax.Array, key: jax.Array = None) -> jax.Array:
         """Exact log p(x_0..x_{T-1}) of whole sequences (every step predicted, from the start symbol): [N] nats."""
         return -self.masked_nll(params, x, jnp.ones(x.shape[:2], jnp.float32))
@@ -390,6 +401,29 @@ class AudioExperiment(Experiment):
         lp = self.conditional_log_probs(params, batch["x"], batch["digit"], batch["speaker"])
         nll = -(lp * batch["mask"]).sum(-1)
         return nll.mean(), {"nats_per_sample": nll.sum() / batch["mask"].sum()}
+
+    def log_prob_per_position(self, params, x: jax.Array, digit=None, speaker=None) -> jax.Array:
+        """log p(x_t | x_<t, digit, speaker) of every sample t, nats, float32 [N, T] (float waveforms are
+        mu-law quantised, int mu-law classes taken as they are); sums to log p(x | digit, speaker).
+        `digit` and `speaker` (int32 [N], from `check_score_conditioning`) are required: the marginal
+        `log_prob` over the 60 label pairs has no per-sample terms."""
+        x = jnp.asarray(x)
+        if jnp.issubdtype(x.dtype, jnp.floating):
+            x = audio.mu_law_encode(x)
+        return self.conditional_log_probs(params, x, digit, speaker)
+
+    def check_score_conditioning(self, num_examples: int, **conditioning) -> dict:
+        """`digit` (0-9) and `speaker` (name or index), each one value or [N] of them; both required.
+
+        Raises:
+          ValueError: a missing or unknown name, or a bad value (listing the valid ones).
+        """
+        unknown = sorted(set(conditioning) - {"digit", "speaker"})
+        if unknown or set(conditioning) != {"digit", "speaker"}:
+            raise ValueError(f"{self.name}.log_prob_per_position needs digit and speaker (the marginal over labels "
+                             f"has no per-sample terms), got {sorted(conditioning)}")
+        return {"digit": _labels(conditioning["digit"], num_examples, "digit", audio.check_digit),
+                "speaker": _labels(conditioning["speaker"], num_examples, "speaker", audio.speaker_id)}
 
     def log_prob(self, params, x: jax.Array, key: jax.Array = None) -> jax.Array:
         """Exact log p(x) in nats, float32 [N], of float waveforms [N, T] in [-1, 1] (mu-law quantised; int
