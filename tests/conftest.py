@@ -1,13 +1,34 @@
-"""Test setup: 4 CPU devices (for the pmap / sharded tests) and real-data fixtures.
+"""Test setup: 4 CPU devices (for the pmap / sharded tests), one XLA compilation cache per session, and
+real-data fixtures.
 
 XLA_FLAGS must be set before JAX initialises its backend, hence at import time here.
 """
 import os
+import shutil
+import tempfile
 
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=4")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
 import pytest  # noqa: E402
+
+
+def pytest_configure(config):
+    """In the controlling process (before pytest-xdist starts its workers, which inherit the environment):
+    a fresh persistent XLA compilation cache for this session, shared by the workers. The contract test's
+    three parallel modes evaluate and sample with the same single-device programs, so these compile once.
+    Programs compiling in under 0.3 s are not cached (writing them costs more than it saves)."""
+    if hasattr(config, "workerinput") or "JAX_COMPILATION_CACHE_DIR" in os.environ:
+        return
+    config._gm_jax_xla_cache = tempfile.mkdtemp(prefix="gm_jax_test_xla_cache_")
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = config._gm_jax_xla_cache
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.3")
+
+
+def pytest_unconfigure(config):
+    cache = getattr(config, "_gm_jax_xla_cache", None)
+    if cache:
+        shutil.rmtree(cache, ignore_errors=True)
 
 from gm_jax.data import DatasetNotFoundError, audio, find_data_dir, music  # noqa: E402
 
