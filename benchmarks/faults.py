@@ -29,6 +29,7 @@ The child processes are `python -m benchmarks.faults child NAME WORKDIR [--poiso
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
@@ -45,6 +46,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+ROOT = Path(__file__).resolve().parents[1]  # the checkout: where the child processes run
 FAMILIES = {"vae_mnist": "likelihood", "gan_toy": "GAN", "realnvp_toy": "flow"}
 CHILD_OVERRIDES = dict(num_steps=40, checkpoint_every=3, log_every=1, keep_checkpoints=2, progress_bar=False)
 CORRUPTIONS = ("truncate", "garbage", "flip", "delete", "empty_dir", "broken_metadata")
@@ -86,10 +88,8 @@ def stored_states(name: str, workdir: Path) -> dict[int, list[np.ndarray]]:
     with checkpoint.Checkpointer(workdir, read_only=True) as ckpt, warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for step in ckpt.steps():
-            try:
+            with contextlib.suppress(ValueError):  # a step that fails verification is left out
                 out[step] = [np.asarray(x) for x in jax.tree_util.tree_leaves(ckpt.restore(target, step))]
-            except ValueError:
-                pass
     return out
 
 
@@ -105,11 +105,9 @@ def raw_states(name: str, workdir: Path) -> dict[int, list[np.ndarray]]:
     with ocp.CheckpointManager((workdir / "checkpoints").resolve(),
                                options=ocp.CheckpointManagerOptions(read_only=True)) as manager:
         for step in manager.all_steps():
-            try:
+            with contextlib.suppress(Exception):  # any failure to read is "not a silent load": left out
                 out[int(step)] = [np.asarray(x) for x in jax.tree_util.tree_leaves(
                     manager.restore(step, args=ocp.args.StandardRestore(target)))]
-            except Exception:  # noqa: BLE001 - any failure to read is "not a silent load"
-                pass
     return out
 
 
@@ -155,7 +153,7 @@ def _env() -> dict:
 
 def run_child(name: str, workdir: Path, poison_at: int | None = None, timeout: float = 300):
     return subprocess.run(child_command(name, workdir, poison_at), capture_output=True, text=True,
-                          timeout=timeout, env=_env(), cwd=Path(__file__).resolve().parents[1])
+                          timeout=timeout, env=_env(), cwd=ROOT)
 
 
 # -- the checks ----------------------------------------------------------------------
@@ -164,7 +162,7 @@ def reference_run(name: str, root: Path) -> dict:
     workdir = root / f"reference-{name}"
     t0 = time.perf_counter()
     proc = subprocess.Popen(child_command(name, workdir), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            text=True, env=_env(), cwd=Path(__file__).resolve().parents[1])
+                            text=True, env=_env(), cwd=ROOT)
     started = None
     while proc.poll() is None:
         if started is None and (workdir / "metrics.jsonl").exists():
@@ -187,7 +185,7 @@ def kill_trial(name: str, reference: dict, workdir: Path, rng: np.random.Generat
         if workdir.exists():
             shutil.rmtree(workdir)
         proc = subprocess.Popen(child_command(name, workdir), stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL, env=_env(), cwd=Path(__file__).resolve().parents[1])
+                                stderr=subprocess.DEVNULL, env=_env(), cwd=ROOT)
         while proc.poll() is None and not (workdir / "metrics.jsonl").exists():
             time.sleep(0.002)
         time.sleep(rng.uniform(0, reference["train_s"]) / 2 ** attempt)
@@ -291,7 +289,7 @@ def wrong_command_check(workdir: Path, other: str, override: str | None = None) 
     cmd = [sys.executable, "-m", f"experiments.{other}", f"--workdir={workdir}"] + \
         ([f"--config.{override}"] if override else [])
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=_env(),
-                          cwd=Path(__file__).resolve().parents[1])
+                          cwd=ROOT)
     identical = tree_digest(workdir) == before
     return {"command": " ".join(cmd[1:]), "rc": proc.returncode, "message": proc.stderr.strip().splitlines()[-1:],
             "byte_identical": identical, "ok": proc.returncode != 0 and identical}
@@ -300,13 +298,13 @@ def wrong_command_check(workdir: Path, other: str, override: str | None = None) 
 def concurrent_check(name: str, workdir: Path) -> dict:
     """Start a long child run, then a second one on the same workdir; the second must be refused at once."""
     first = subprocess.Popen(child_command(name, workdir) + ["--num-steps", "100000"], stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL, env=_env(), cwd=Path(__file__).resolve().parents[1])
+                             stderr=subprocess.DEVNULL, env=_env(), cwd=ROOT)
     try:
         while first.poll() is None and not (workdir / "metrics.jsonl").exists():
             time.sleep(0.01)
         t0 = time.perf_counter()
         second = subprocess.run(child_command(name, workdir) + ["--num-steps", "100000"], capture_output=True,
-                                text=True, timeout=120, env=_env(), cwd=Path(__file__).resolve().parents[1])
+                                text=True, timeout=120, env=_env(), cwd=ROOT)
         refused_s = time.perf_counter() - t0
     finally:
         first.kill()

@@ -38,6 +38,7 @@ import optax
 from flax.training.train_state import TrainState
 
 from gm_jax import config as config_lib
+from gm_jax.sampling import static_value
 from gm_jax.training.steps import loss_update
 
 # data kind -> (what one example holds, the dtype `check_data` returns)
@@ -120,8 +121,6 @@ class Experiment:
         Raises:
           ValueError: the experiment has no choice of sampler, or `method` is not one of `sample_methods`.
         """
-        from gm_jax.sampling import static_value
-
         method = static_value(method)
         if method is None:
             return self.config.get("sampler", None) or (self.sample_methods[0] if self.sample_methods else "")

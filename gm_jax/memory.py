@@ -7,6 +7,7 @@ instead of dying in an allocation (`RESOURCE_EXHAUSTED`) minutes later.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 
 import jax
@@ -20,13 +21,11 @@ def host_available_bytes() -> int:
     cache); elsewhere, or when it cannot be read, the free physical pages
     (`os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")`).
     """
-    try:
+    with contextlib.suppress(OSError, ValueError, IndexError):  # no /proc (macOS) or an unexpected format
         with open("/proc/meminfo") as f:
             for line in f:
                 if line.startswith("MemAvailable:"):
                     return int(line.split()[1]) * 1024  # the value is in kB
-    except (OSError, ValueError, IndexError):
-        pass
     return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
 
 

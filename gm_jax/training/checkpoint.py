@@ -22,7 +22,6 @@ disk, and a checkpoint every few hundred steps costs little next to training.
 """
 from __future__ import annotations
 
-import datetime
 import hashlib
 import json
 import os
@@ -32,6 +31,8 @@ from pathlib import Path
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
+
+from gm_jax.training.rundir import utc_stamp, write_text_atomic
 
 MANIFEST = "gm_jax_manifest.json"
 ITEM = "default"  # orbax's directory for the one item (the train state) of each step
@@ -65,9 +66,7 @@ def write_manifest(step_dir: str | os.PathLike) -> Path:
     step_dir = Path(step_dir)
     files = {rel: {"bytes": p.stat().st_size, "sha256": _file_digest(p)} for rel, p in _step_files(step_dir).items()}
     path = step_dir / MANIFEST
-    tmp = path.with_name(MANIFEST + ".tmp")
-    tmp.write_text(json.dumps({"format": 1, "algorithm": "sha256", "files": files}, indent=1, sort_keys=True))
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps({"format": 1, "algorithm": "sha256", "files": files}, indent=1, sort_keys=True))
     return path
 
 
@@ -175,8 +174,7 @@ class Checkpointer:
     def quarantine(self, step: int, dest: str | os.PathLike) -> Path:
         """Move step `step` out of the checkpoint directory into `dest/<step>-<UTC time>/` (kept for
         inspection, never deleted), so a resumed run can write that step again. Returns the new path."""
-        stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
-        target = Path(dest) / f"{int(step)}-{stamp}"
+        target = Path(dest) / f"{int(step)}-{utc_stamp()}"
         target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(self.step_dir(step), target)
         self._manager.reload()

@@ -37,9 +37,7 @@ def run_keys(seed: int) -> dict[str, jax.Array]:
 
 def write_json(path: Path, obj) -> None:
     """Write JSON atomically (temp file + rename), so a crash never leaves half a file."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+    rundir.write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
 def _run_record(experiment: Experiment) -> dict:

@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 from tensorboardX import SummaryWriter
+
+from gm_jax.training.rundir import write_text_atomic
 
 
 class MetricWriter:
@@ -19,9 +20,7 @@ class MetricWriter:
     def __init__(self, workdir: str | Path, resume_step: int = 0):
         self.path = Path(workdir) / "metrics.jsonl"
         kept = [r for r in read_metrics(self.path) if r["step"] <= resume_step] if resume_step else []
-        tmp = self.path.with_name(self.path.name + ".tmp")  # rewrite atomically: a kill here loses nothing
-        tmp.write_text("".join(json.dumps(r) + "\n" for r in kept))
-        os.replace(tmp, self.path)
+        write_text_atomic(self.path, "".join(json.dumps(r) + "\n" for r in kept))  # a kill here loses nothing
         self.last = kept[-1] if kept else {}
         self._file = self.path.open("a")
         self._tb = SummaryWriter(str(Path(workdir) / "tensorboard"))

@@ -32,6 +32,19 @@ RESUMABLE_KEYS = ("num_steps", "log_every", "checkpoint_every", "keep_checkpoint
                   "progress_bar", "data_dir", "parallel")
 
 
+def utc_stamp() -> str:
+    """The current UTC time as a sortable name part, e.g. `20261130T031500123456Z`."""
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    """Write `text` to `path` through `<path>.tmp` and a rename, so a crash never leaves half a file."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
 class WorkdirMismatchError(ValueError):
     """The workdir holds a different run (another experiment, or a config that changes the run)."""
 
@@ -127,8 +140,7 @@ def move_run_aside(workdir: str | os.PathLike) -> Path | None:
     entries = [p for p in workdir.iterdir() if p.name != LOCK_FILE and not p.name.startswith("replaced-")]
     if not entries:
         return None
-    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
-    dest = workdir / f"replaced-{stamp}"
+    dest = workdir / f"replaced-{utc_stamp()}"
     dest.mkdir()
     for p in entries:
         os.replace(p, dest / p.name)
