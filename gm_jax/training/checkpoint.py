@@ -169,6 +169,7 @@ class Checkpointer:
         return steps[-1] if steps else None
 
     def step_dir(self, step: int) -> Path:
+        """The directory of checkpoint `step` (`<workdir>/checkpoints/<step>`; it may not exist)."""
         return self.directory / str(int(step))
 
     def quarantine(self, step: int, dest: str | os.PathLike) -> Path:

@@ -12,6 +12,8 @@ One process writes a workdir at a time: `RunLock` holds an exclusive advisory
 lock (`fcntl.flock`) on `workdir/.lock` for the run's lifetime. The kernel
 releases it when the process exits, however it exits, so a killed run leaves no
 stale lock behind. (With several JAX processes, only process 0 takes it.)
+
+Every file of a run is written whole or not at all (`write_text_atomic`).
 """
 from __future__ import annotations
 
