@@ -80,10 +80,9 @@ def stored_states(name: str, workdir: Path) -> dict[int, list[np.ndarray]]:
     """Every checkpoint step in `workdir` -> the leaves of its train state, restored with verification
     (steps that fail are left out)."""
     from gm_jax.training import checkpoint
-    from gm_jax.training.loop import run_keys
 
     experiment = build_tiny(name)
-    target = jax.eval_shape(experiment.init_state, run_keys(experiment.config.seed)["init"])
+    target = experiment.abstract_state()
     out = {}
     with checkpoint.Checkpointer(workdir, read_only=True) as ckpt, warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -97,10 +96,8 @@ def raw_states(name: str, workdir: Path) -> dict[int, list[np.ndarray]]:
     """Every step restored by orbax alone (no manifest, no checks): what a reader without verification sees."""
     import orbax.checkpoint as ocp
 
-    from gm_jax.training.loop import run_keys
-
     experiment = build_tiny(name)
-    target = jax.eval_shape(experiment.init_state, run_keys(experiment.config.seed)["init"])
+    target = experiment.abstract_state()
     out = {}
     with ocp.CheckpointManager((workdir / "checkpoints").resolve(),
                                options=ocp.CheckpointManagerOptions(read_only=True)) as manager:

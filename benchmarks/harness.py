@@ -17,7 +17,7 @@ How the timing is done:
   training) is included. Per-step keys are drawn before timing too.
 * **Sampler** (`jax.jit(experiment.sample, static_argnums=2)`): one timing is
   one call with a fresh key, ended by `jax.block_until_ready`. The parameters
-  are the freshly initialised ones (`params_of(init_state(run_keys(seed)["init"]))`).
+  are the freshly initialised ones (`params_of(jit_init_state(run_keys(seed)["init"]))`, as `gm_jax.create`).
 * Each measurement is repeated `repeats` times and the **median** is reported
   (all raw timings are kept in the JSON as `timings_s`). Clocks:
   `time.perf_counter`.
@@ -164,7 +164,7 @@ def time_train_step(experiment: Experiment, parallel: str, repeats: int, steps_p
         raise Unsupported(f"batch size {batch_size} is not divisible by {step.num_devices} devices")
     step_keys = [jax.random.fold_in(keys["train"], i) for i in range(steps_per_timing)]
     # A host copy, placed anew: the step donates its input state.
-    state = step.put_state(jax.device_get(experiment.init_state(keys["init"])))
+    state = step.put_state(jax.device_get(experiment.jit_init_state(keys["init"])))
 
     state, metrics = step(state, batches[0], step_keys[0])  # warm-up: compiles
     jax.block_until_ready((state, metrics))
@@ -200,7 +200,7 @@ def time_sampler(experiment: Experiment, num_samples: int, repeats: int, conditi
     if repeats < 1 or num_samples < 1:
         raise ValueError(f"repeats and num_samples must be >= 1, got {repeats}, {num_samples}")
     keys = run_keys(experiment.config.seed)
-    params = jax.device_put(experiment.params_of(experiment.init_state(keys["init"])))
+    params = jax.device_put(experiment.params_of(experiment.jit_init_state(keys["init"])))
     sample = jax.jit(experiment.sample, static_argnums=2)
     conditioning = conditioning or {}
     call_keys = [jax.random.fold_in(keys["eval"], i) for i in range(repeats + 1)]

@@ -97,6 +97,9 @@ class Experiment(TextExperiment):
     def token_log_probs(self, params, inputs, targets) -> jax.Array:
         return rnn.token_log_probs(self.model, params, inputs, targets)
 
+    def token_logits(self, params, inputs):
+        return rnn.conditional_logits(self.model, params, inputs)
+
     def sample_tokens(self, params, key, prompt, length, temperature, top_k, top_p, method="cached"):
         fn = rnn.sample_cached if method == "cached" else rnn.sample_naive
         return fn(self.model, params, key, prompt, length, temperature, top_k, top_p)

@@ -98,6 +98,11 @@ class Experiment(JSBExperiment):
     def step_log_probs(self, params, inputs, targets):
         return rnn.bernoulli_log_probs(self.model, params, inputs, targets)
 
+    conditionals_kind = "bernoulli"  # the 88 keys of a time step: independent given the past
+
+    def step_logits(self, params, inputs):
+        return rnn.conditional_logits(self.model, params, inputs)
+
     def sample(self, params, key: jax.Array, num_samples: int, length=None, temperature=1.0,
                method=None) -> jax.Array:
         """Piano rolls uint8 [num_samples, length, 88] from the all-zero start frame (`method`: "cached",

@@ -98,6 +98,11 @@ class Experiment(JSBExperiment):
     def step_log_probs(self, params, inputs, targets):
         return rnn.token_log_probs(self.model, params, inputs, targets)
 
+    conditionals_kind = "categorical"
+
+    def step_logits(self, params, inputs):
+        return rnn.conditional_logits(self.model, params, inputs)
+
     def sample(self, params, key: jax.Array, num_samples: int, length=None, temperature=1.0,
                method=None) -> jax.Array:
         """Melody tokens int32 [num_samples, length] from the start token (`method`: "cached", the state

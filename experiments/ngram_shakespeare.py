@@ -15,11 +15,14 @@ project should beat this baseline.
 from __future__ import annotations
 
 import jax
+import jax.numpy as jnp
 import ml_collections
+import numpy as np
 import optax
 
 from gm_jax import config as config_lib
 from gm_jax.config import Choice
+from gm_jax.data import text as text_data
 from gm_jax.models import ngram
 from gm_jax.recipes.sequences import COUNT, POSITIVE, TextExperiment
 from gm_jax.training.steps import pmean
@@ -72,9 +75,32 @@ class Experiment(TextExperiment):
         ngram.check_order(config.order, self.vocab_size)
         self.window = config.eval_window
 
+    jit_init = False  # the parameters are the count tables of the data setup: nothing to compile
+
+    @property
+    def setup_arrays(self) -> tuple[str, ...]:
+        """The vocabulary and the count tables of `ngram.fit` ("m{m}_ids", "m{m}_counts", "m{m}_discount"
+        for the orders m it keeps): counting is the fit, so the tables are the data setup."""
+        orders = range(1, self.config.order + 1) if self.config.smoothing == "kneser_ney" else [self.config.order]
+        return ("vocab", *(f"m{m}_{k}" for m in orders for k in ("ids", "counts", "discount")))
+
+    @property
+    def setup_fields(self) -> tuple[str, ...]:
+        return ("data_dir", "order", "smoothing")
+
+    def compute_data_setup(self) -> dict[str, np.ndarray]:
+        setup = super().compute_data_setup()
+        vocab = text_data.CharVocab("".join(map(chr, setup["vocab"].tolist())))
+        tables = ngram.fit(vocab.encode(self._text("train")), vocab.size, self.config.order, self.config.smoothing)
+        setup.update({f"{m}_{k}": np.asarray(v) for m, t in tables.items() for k, v in t.items()})
+        return setup
+
     def init_params(self, key: jax.Array):
-        """The n-gram count tables of the training split (`key` is unused: counting is deterministic)."""
-        return ngram.fit(self.tokens("train"), self.vocab_size, self.config.order, self.config.smoothing)
+        """The n-gram count tables of the training split (`ngram.fit`, kept in the data setup; `key` is
+        unused: counting is deterministic)."""
+        s = self.data_setup
+        orders = sorted({name.split("_")[0] for name in s if name != "vocab"})
+        return {m: {k: jnp.asarray(s[f"{m}_{k}"]) for k in ("ids", "counts", "discount")} for m in orders}
 
     def optimizer(self) -> optax.GradientTransformation:
         return optax.identity()
@@ -82,6 +108,11 @@ class Experiment(TextExperiment):
     def token_log_probs(self, params, inputs, targets) -> jax.Array:
         c = self.config
         return ngram.token_log_probs(params, inputs, targets, self.vocab_size, c.order, c.smoothing, c.add_k)
+
+    def token_logits(self, params, inputs):
+        """The log-probabilities log p(x_{t+1} | x_<=t) as logits (`ngram.next_token_probs`)."""
+        c = self.config
+        return jnp.log(ngram.next_token_probs(params, inputs, self.vocab_size, c.order, c.smoothing, c.add_k))
 
     def update(self, state, batch: dict, keys: jax.Array, axis_name: str | None = None):
         """No parameter change: counts are fixed. Metrics: the batch NLL in nats per window."""

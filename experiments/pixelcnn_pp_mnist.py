@@ -108,6 +108,13 @@ class Experiment(ImageLikelihoodExperiment):
         """log p(x_ij | x_<ij) of every pixel, nats, float32 [N, 28, 28]; sums to `log_prob`."""
         return pixelcnn_pp.log_prob_per_pixel(self.model, params, jnp.asarray(x, jnp.int32))
 
+    conditionals_kind = "discretized_logistic_mixture"
+
+    def conditionals(self, params, x):
+        """The mixture of every pixel given those before it: {"logit_weights": float32 [N, 28, 28, K], "means",
+        "log_scales": [N, 28, 28, 1, K]} (`pixelcnn_pp.conditionals`; no "coeffs": one channel)."""
+        return pixelcnn_pp.conditionals(self.model, params, jnp.asarray(x, jnp.int32))
+
     def log_prob(self, params, x, key=None):
         """Exact log p(x), nats, float32 [N] (dropout off)."""
         return pixelcnn_pp.log_prob(self.model, params, jnp.asarray(x, jnp.int32))

@@ -126,6 +126,9 @@ class Experiment(TextExperiment):
     def token_log_probs(self, params, inputs, targets) -> jax.Array:
         return transformer.token_log_probs(self.model, params, inputs, targets)
 
+    def token_logits(self, params, inputs):
+        return transformer.logits_fn(self.model, params, inputs).astype(jnp.float32)
+
     def loss_fn(self, params, batch: dict, keys: jax.Array):
         if self.config.dropout > 0:
             # one dropout key per example, so none / pmap / sharded steps drop the same units

@@ -122,6 +122,9 @@ class Experiment(AudioExperiment):
     def conditional_log_probs(self, params, x, digit, speaker):
         return wavenet.log_probs(self.model, params, x, digit, speaker)
 
+    def conditional_logits(self, params, x, digit, speaker):
+        return wavenet.conditional_logits(self.model, params, x, digit, speaker)
+
     def sample_codes(self, params, key, digit, speaker, length, temperature=1.0, sampler="cached"):
         fn = wavenet.sample_cached if sampler == "cached" else wavenet.sample_naive
         return fn(self.model, params, key, digit, speaker, length, temperature)

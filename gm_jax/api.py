@@ -22,7 +22,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from gm_jax import config as config_lib
-from gm_jax import memory, sampling
+from gm_jax import cache, memory, sampling
 from gm_jax.experiment import Experiment
 from gm_jax.training import checkpoint, rundir
 from gm_jax.training.loop import run_keys
@@ -232,9 +232,42 @@ class Model:
         return self._batched("log_prob_per_position", lambda i, a, b: fn(
             self.params, x[a:b], **{k: v[a:b] for k, v in conditioning.items()}), x.shape[0])
 
-    def _batched(self, what: str, fn, n: int) -> jax.Array:
-        """`fn(i, a, b)` on the batches [a, b) of `config.eval_batch_size` examples (batch i), concatenated;
-        one call when n fits one batch, a progress bar after 2 s otherwise."""
+    def conditionals(self, x, **conditioning) -> dict[str, jax.Array]:
+        """The distribution p(x_i | x_<i, c) of every position of an autoregressive model (jitted): the
+        parameters of the family `experiment.conditionals_kind`, at the positions of
+        `log_prob_per_position` (the log-probability of `experiment.conditionals_targets(x)` under them,
+        by the formula of `gm_jax.distributions`, is `log_prob_per_position`); batched like `log_prob`.
+
+        Args:
+          x: [N, *data_shape] examples in the data's own form (as for `log_prob`).
+          **conditioning: as for `log_prob_per_position` (`labels` for a class-conditional PixelCNN,
+            `digit` and `speaker` for WaveNet, required there).
+
+        Returns:
+          {name: float32 array}, by `experiment.conditionals_kind`:
+          "bernoulli": {"logits"} of the value 1, [N, 28, 28, 1] per sub-pixel (binary PixelCNN family),
+            [N, T, 88] per time step and key (lstm_jsb: the keys independent given the past);
+          "categorical": {"logits"} [..., V], unnormalised: [N, T - 1, V] for each token after the first
+            (text; the n-gram's are log-probabilities), [N, T, C] per step (melody_jsb), [N, T, 256] mu-law
+            classes per sample (WaveNet), [N, 28, 28, 1, V] per sub-pixel (a V-valued PixelCNN);
+          "discretized_logistic_mixture" (PixelCNN++, K components): {"logit_weights" [N, 28, 28, K],
+            "means", "log_scales" [N, 28, 28, C, K], and "coeffs" [N, 28, 28, 3, K] only when C = 3}, the
+            arguments of `gm_jax.distributions.discretized_logistic_mixture_log_prob`.
+
+        Raises:
+          ValueError: bad `x` (`experiment.check_data`) or conditioning (`experiment.check_score_conditioning`).
+          NotImplementedError: the model is not autoregressive.
+        """
+        x = self.experiment.check_data(x)
+        conditioning = self.experiment.check_score_conditioning(x.shape[0], **conditioning)
+        fn = self.experiment.jit_conditionals
+        return self._batched("conditionals", lambda i, a, b: fn(
+            self.params, x[a:b], **{k: v[a:b] for k, v in conditioning.items()}), x.shape[0])
+
+    def _batched(self, what: str, fn, n: int):
+        """`fn(i, a, b)` on the batches [a, b) of `config.eval_batch_size` examples (batch i), concatenated
+        (an array, or a dict of arrays concatenated key by key); one call when n fits one batch, a progress
+        bar after 2 s otherwise."""
         size = int(self.config.eval_batch_size)  # bounds memory
         if n <= size:
             return fn(0, 0, n)
@@ -242,8 +275,10 @@ class Model:
         with tqdm(total=n, desc=f"{self.experiment.name} {what}", unit="example", delay=2,
                   disable=not self.config.progress_bar, dynamic_ncols=True) as bar:
             for i, a in enumerate(range(0, n, size)):
-                parts.append(np.asarray(fn(i, a, min(a + size, n))))
-                bar.update(len(parts[-1]))
+                parts.append(jax.tree_util.tree_map(np.asarray, fn(i, a, min(a + size, n))))
+                bar.update(min(a + size, n) - a)
+        if isinstance(parts[0], dict):
+            return {k: jnp.asarray(np.concatenate([p[k] for p in parts])) for k in parts[0]}
         return jnp.asarray(np.concatenate(parts))
 
 
@@ -282,6 +317,11 @@ def _check_key(key) -> jax.Array:
 def create(name: str, seed: int = 0, paper: bool = False, **config_overrides) -> Model:
     """Build experiment `name` with freshly initialised parameters.
 
+    Fast on a second call: the initialisation is jitted (`Experiment.jit_init_state`, the same
+    function training starts from) and compiled once into the persistent compilation cache, and the
+    experiment's data-dependent setup (vocabulary, k-means clusters, PCA, initialisation batch) is
+    computed once into the user cache (`gm_jax.cache`). `benchmarks/create.py` times it.
+
     Args:
       name: an experiment name, e.g. `"vae_mnist"` (see `experiment_names()`).
       seed: the config seed; the parameters are those step 0 of training with
@@ -293,14 +333,16 @@ def create(name: str, seed: int = 0, paper: bool = False, **config_overrides) ->
     Raises:
       ValueError: unknown experiment or config key (the message lists the valid ones).
     """
+    cache.enable_compilation_cache()
     experiment = build(name, paper=paper, seed=seed, **config_overrides)
-    return Model(experiment, experiment.params_of(experiment.init_state(run_keys(seed)["init"])), step=0)
+    return Model(experiment, experiment.params_of(experiment.jit_init_state(run_keys(seed)["init"])), step=0)
 
 
 def load(workdir: str | os.PathLike, step: int | None = None) -> Model:
     """Restore a trained model from `workdir`: its newest intact checkpoint, or exactly `step`.
 
-    Every checkpoint is verified against its SHA-256 manifest and against the
+    The experiment is rebuilt from the run's `config.json` and data setup (`data_setup.npz`, when it
+    has one), so no data is read. Every checkpoint is verified against its SHA-256 manifest and against the
     shapes `config.json` implies (`gm_jax.training.checkpoint`); with
     `step=None`, a newest step that fails is skipped with a `CheckpointWarning`
     and the next older intact one is loaded.
@@ -310,15 +352,17 @@ def load(workdir: str | os.PathLike, step: int | None = None) -> Model:
       ValueError: config.json is unreadable or names an unknown experiment or
         key; `step` (or every step) is corrupt or does not match the config.
     """
+    cache.enable_compilation_cache()
     workdir = Path(workdir)
     saved = rundir.read_run_config(workdir)
     if saved is None:
         raise FileNotFoundError(f"{workdir / rundir.CONFIG_FILE} not found: {workdir} is not a gm_jax run directory")
     name = saved["experiment"]
     module = get_experiment_module(name)
-    experiment = module.Experiment(
-        config_lib.apply_overrides(module.get_config(), rundir.flatten_config(saved["config"]), name))
-    target = jax.eval_shape(experiment.init_state, run_keys(experiment.config.seed)["init"])
+    experiment = module.Experiment.with_data_setup(
+        config_lib.apply_overrides(module.get_config(), rundir.flatten_config(saved["config"]), name),
+        cache.read_setup(workdir / rundir.SETUP_FILE))  # None for a run of an experiment without one
+    target = experiment.abstract_state()
     with checkpoint.Checkpointer(workdir, read_only=True) as ckpt:
         state = ckpt.restore(target, step)
     return Model(experiment, experiment.params_of(state), step=int(state.step))

@@ -17,6 +17,7 @@ Config overrides are parsed by `ml_collections.config_flags` (absl). Unknown
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 from absl import app, flags, logging
 from ml_collections import config_flags
@@ -52,11 +53,18 @@ def main(name: str, argv: list[str] | None = None) -> None:
 
     def _run(_):
         logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO
+        from gm_jax import cache
         from gm_jax.training import checkpoint, rundir
         from gm_jax.training.loop import train_and_evaluate
 
+        cache.enable_compilation_cache()
         try:
-            experiment = module.Experiment(config_lib.apply_overrides(config_flag.value, {}, name))
+            saved = None if fresh_flag.value else rundir.read_run_config(Path(workdir_flag.value))
+            setup = None  # a resumed run continues with its own data setup (vocabulary, clusters, ...)
+            if saved is not None and saved.get("experiment") == name:
+                setup = cache.read_setup(Path(workdir_flag.value) / rundir.SETUP_FILE)
+            experiment = module.Experiment.with_data_setup(config_lib.apply_overrides(config_flag.value, {}, name),
+                                                           setup)
         except ValueError as e:
             sys.exit(f"error: {e}")
         try:

@@ -40,6 +40,11 @@ def base_config() -> ml_collections.ConfigDict:
     c.keep_checkpoints = 2
     c.eval_batch_size = 500
     c.progress_bar = True
+    # evaluation during training: every eval_every steps, Experiment.validate on the first
+    # num_validation_examples validation examples -> metrics.jsonl / TensorBoard, and samples ->
+    # workdir/samples/step_N.* and TensorBoard (gm_jax.training.loop)
+    c.eval_every = 0  # steps between evaluations during training; 0 = off
+    c.num_validation_examples = 500  # size of the validation subset `validate` scores (see the experiment)
     return c
 
 
@@ -107,6 +112,8 @@ BASE_SCHEMA: dict[str, Choice | Range] = {
     "checkpoint_every": Range(1, integer=True),
     "keep_checkpoints": Range(1, integer=True),
     "eval_batch_size": Range(1, integer=True),
+    "eval_every": Range(0, integer=True),
+    "num_validation_examples": Range(1, integer=True),
 }
 
 

@@ -26,7 +26,9 @@ module is `get_config()`, `get_paper_config()`, `get_test_config()` and a small
 """
 from __future__ import annotations
 
+import contextlib
 import functools
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -37,6 +39,7 @@ import numpy as np
 import optax
 from flax.training.train_state import TrainState
 
+from gm_jax import cache
 from gm_jax import config as config_lib
 from gm_jax.sampling import static_value
 from gm_jax.training.steps import loss_update
@@ -73,9 +76,89 @@ class Experiment:
         "sample_prompt", "sample_seconds", "grid_size", "grid_samples", "grid_limit", "min_mode_samples",
         "classifier_dir", "top_words")
 
+    # Data-dependent setup (a vocabulary, k-means clusters, a PCA basis, an initialisation batch): small
+    # arrays computed from the training data by `compute_data_setup`, once per machine and values of the
+    # config fields in `setup_fields` (the user cache, `gm_jax.cache`), and stored with every run
+    # (`rundir.SETUP_FILE`), so that constructing or loading a model never reads the data.
+    setup_fields: tuple[str, ...] = ()  # config keys the setup depends on (besides the data itself)
+    setup_arrays: tuple[str, ...] = ()  # the names of its arrays; () = the experiment has no data setup
+    # False where the initialisation is itself a fit to the data in NumPy (n-gram counts, LDA's corpus
+    # statistics): `jit_init_state` is then `init_state` itself.
+    jit_init: bool = True
+
+    _data_setup: dict | None = None  # see `data_setup`
+    _given_setup: dict | None = None  # set before `__init__` by `with_data_setup`, checked on first use
+
     def __init__(self, config: ml_collections.ConfigDict):
         config_lib.validate(config, self.name, self.schema)
         self.config = config
+
+    @classmethod
+    def with_data_setup(cls, config: ml_collections.ConfigDict, data_setup: dict | None):
+        """`cls(config)` using `data_setup` (a run's `data_setup.npz`; None: the user cache, else the data):
+        the setup is in place before `__init__` runs, so a subclass's construction (a vocabulary's size)
+        already uses it, and no subclass has to pass it along.
+
+        Raises:
+          ValueError: a `data_setup` without exactly `setup_arrays`; what `cls(config)` raises.
+        """
+        experiment = cls.__new__(cls)
+        experiment._given_setup = None if data_setup is None else dict(data_setup)
+        experiment.__init__(config)
+        return experiment
+
+    # -- data-dependent setup -----------------------------------------------------------
+    def compute_data_setup(self) -> dict[str, np.ndarray]:
+        """The data-dependent setup computed from the data: {name in `setup_arrays`: NumPy array}."""
+        raise NotImplementedError(f"{type(self).__name__} declares setup_arrays but no compute_data_setup")
+
+    def setup_key(self) -> dict:
+        """What the setup depends on: the `setup_fields` values and the data location (TFDS_DATA_DIR)."""
+        fields = {k: self.config[k] for k in self.setup_fields}
+        return {**fields, "TFDS_DATA_DIR": os.environ.get("TFDS_DATA_DIR", "")}
+
+    def _check_setup(self, setup: dict, what: str) -> dict[str, np.ndarray]:
+        if sorted(setup) != sorted(self.setup_arrays):
+            raise ValueError(f"{what} of {self.name} must hold the arrays {sorted(self.setup_arrays)}, "
+                             f"got {sorted(setup)}")
+        return {k: np.asarray(v) for k, v in setup.items()}
+
+    def use_data_setup(self, setup: dict, source: str) -> None:
+        """Use `setup` (a run's stored data setup, read from `source`) as this experiment's.
+
+        Raises:
+          ValueError: it lacks `setup_arrays`, or this experiment already holds a different setup (built
+            from other data or by another version): the run cannot continue with this one.
+        """
+        setup = self._check_setup(dict(setup), source)
+        if self._data_setup is None and self._given_setup is None:
+            self._data_setup = setup
+        elif not cache.setups_equal(self.data_setup, setup):
+            raise ValueError(f"the data setup in {source} differs from the one {self.name} was built with "
+                             f"(arrays {sorted(setup)}): the data or its preparation changed since the run began; "
+                             "build the experiment with the run's setup (gm_jax.load) or start a new run")
+
+    @property
+    def data_setup(self) -> dict[str, np.ndarray]:
+        """The data-dependent setup ({} when the experiment has none): given at construction
+        (`with_data_setup`; checked here against `setup_arrays`, which an `__init__` may set), else read
+        from the user cache (`gm_jax.cache.setup_cache_path`), else computed by `compute_data_setup` and
+        written to the cache (an unreadable or stale cache entry is recomputed and replaced)."""
+        if self._data_setup is None and self._given_setup is not None:
+            self._data_setup = self._check_setup(self._given_setup, "the given data setup")
+        if self._data_setup is None:
+            if not self.setup_arrays:
+                return {}
+            path = cache.setup_cache_path(self.name, self.setup_key())
+            setup = None
+            with contextlib.suppress(ValueError):  # a corrupt cache entry is recomputed
+                setup = cache.read_setup(path)
+            if setup is None or sorted(setup) != sorted(self.setup_arrays):
+                setup = self.compute_data_setup()
+                with contextlib.suppress(OSError):  # a read-only cache costs time, never the result
+                    cache.write_setup(path, setup)
+            self._data_setup = self._check_setup(setup, "compute_data_setup()")
+        return self._data_setup
 
     @property
     def data_max(self) -> int:
@@ -93,6 +176,18 @@ class Experiment:
     def init_state(self, key: jax.Array) -> TrainState:
         """A fresh TrainState (step 0) from `key`."""
         return TrainState.create(apply_fn=None, params=self.init_params(key), tx=self.optimizer())
+
+    @functools.cached_property
+    def jit_init_state(self):
+        """`init_state` jitted (`jit_init`; else `init_state` itself): the step-0 state of training and of
+        `gm_jax.create` alike, compiled once per configuration (and kept in the persistent compilation
+        cache, `gm_jax.cache.enable_compilation_cache`)."""
+        return jax.jit(self.init_state) if self.jit_init else self.init_state
+
+    def abstract_state(self):
+        """The step-0 state's structure, shapes and dtypes (`jax.ShapeDtypeStruct` leaves; nothing is
+        computed): the restore target of a checkpoint. Default: `jax.eval_shape(init_state)`."""
+        return jax.eval_shape(self.init_state, jax.random.key(0))  # shapes do not depend on the key
 
     def loss_fn(self, params, batch: dict, keys: jax.Array):
         raise NotImplementedError(f"{type(self).__name__} must define loss_fn (or override update)")
@@ -156,6 +251,30 @@ class Experiment:
         """`log_prob_per_position` jitted once."""
         return jax.jit(self.log_prob_per_position)
 
+    # The family of the per-position distributions `conditionals` returns (autoregressive models):
+    # "bernoulli" ({"logits": [...]}: independent Bernoullis of the values 1), "categorical" ({"logits":
+    # [..., V]}: unnormalised), "discretized_logistic_mixture" (the arguments of
+    # `gm_jax.distributions.discretized_logistic_mixture_log_prob`); "" where there are none.
+    conditionals_kind: str = ""
+
+    def conditionals(self, params, x: jax.Array, **conditioning) -> dict[str, jax.Array]:
+        """The distribution p(x_i | x_<i, c) of every position i of `log_prob_per_position` (the same
+        positions), as the parameters of the `conditionals_kind` family: the log-probability of
+        `conditionals_targets(x)` under them, by the formula of `gm_jax.distributions`, is
+        `log_prob_per_position`. Default: not available (override in autoregressive experiments)."""
+        raise NotImplementedError(f"{self.name} is not autoregressive: it has no per-position conditionals "
+                                  "p(x_i | x_<i), so conditionals is not available")
+
+    @functools.cached_property
+    def jit_conditionals(self):
+        """`conditionals` jitted once."""
+        return jax.jit(self.conditionals)
+
+    def conditionals_targets(self, x: jax.Array) -> jax.Array:
+        """The values `conditionals` predicts, position for position, of examples x [N, ...] (checked by
+        `check_data`). Default: x itself (images, piano rolls, melodies)."""
+        return x
+
     def check_score_conditioning(self, num_examples: int, **conditioning) -> dict:
         """Check `log_prob_per_position`'s conditioning (concrete values, before jit); default: none taken.
 
@@ -163,7 +282,7 @@ class Experiment:
           ValueError: a name the experiment does not take, or (overrides) a bad or missing value.
         """
         if conditioning:
-            raise ValueError(f"{self.name}.log_prob_per_position takes no conditioning, got {sorted(conditioning)}")
+            raise ValueError(f"{self.name}.log_prob_per_position (and .conditionals) takes no conditioning, got {sorted(conditioning)}")
         return {}
 
     # -- data and evaluation ----------------------------------------------------
@@ -176,6 +295,29 @@ class Experiment:
 
     def write_artifacts(self, params, key: jax.Array, workdir: Path) -> None:
         """Figures and files written at the end of training. Default: none."""
+
+    # -- evaluation during training (config.eval_every; gm_jax.training.loop) --------------
+    num_progress_samples: int = 16  # samples drawn at each evaluation during training
+
+    def validate(self, params, key: jax.Array) -> dict[str, float]:
+        """Validation metrics cheap enough to compute every `config.eval_every` steps during training.
+
+        A subset version of `evaluate`, with the same metric functions: at most
+        `config.num_validation_examples` validation examples (the families say which), names
+        carrying the units and starting with `val_` (e.g. `val_nll_nats`, `val_bits_per_dim`).
+        It must not change the training: it draws only from `key`, never from the training data
+        iterator. Default: none ({}); the run then writes only samples.
+
+        Returns:
+          {name: Python float (or int)}, the numbers of one metrics.jsonl record.
+        """
+        return {}
+
+    def progress_samples(self, params, key: jax.Array) -> jax.Array:
+        """The samples written at each evaluation during training: `num_progress_samples` of them with the
+        sampler's default conditioning (`check_conditioning`), in the data's own form (what `sample` returns)."""
+        n = self.num_progress_samples
+        return self.jit_sample(params, key, n, **self.check_conditioning(n))
 
     # -- input checks shared by the handle ----------------------------------------
     def check_conditioning(self, num_samples: int, **conditioning) -> dict:

@@ -1,5 +1,5 @@
-"""Test setup: 4 CPU devices (for the pmap / sharded tests), one XLA compilation cache per session, and
-real-data fixtures.
+"""Test setup: 4 CPU devices (for the pmap / sharded tests), one XLA compilation cache and one gm_jax
+data-setup cache per session, and real-data fixtures.
 
 XLA_FLAGS must be set before JAX initialises its backend, hence at import time here.
 """
@@ -18,7 +18,12 @@ def pytest_configure(config):
     a fresh persistent XLA compilation cache for this session, shared by the workers. The contract test's
     three parallel modes evaluate and sample with the same single-device programs, so these compile once.
     Programs compiling in under 0.3 s are not cached (writing them costs more than it saves)."""
-    if hasattr(config, "workerinput") or "JAX_COMPILATION_CACHE_DIR" in os.environ:
+    if hasattr(config, "workerinput"):
+        return
+    if "GM_JAX_CACHE_DIR" not in os.environ:  # the data-setup cache (gm_jax.cache): never the user's
+        config._gm_jax_cache = tempfile.mkdtemp(prefix="gm_jax_test_cache_")
+        os.environ["GM_JAX_CACHE_DIR"] = config._gm_jax_cache
+    if "JAX_COMPILATION_CACHE_DIR" in os.environ:
         return
     config._gm_jax_xla_cache = tempfile.mkdtemp(prefix="gm_jax_test_xla_cache_")
     os.environ["JAX_COMPILATION_CACHE_DIR"] = config._gm_jax_xla_cache
@@ -26,9 +31,9 @@ def pytest_configure(config):
 
 
 def pytest_unconfigure(config):
-    cache = getattr(config, "_gm_jax_xla_cache", None)
-    if cache:
-        shutil.rmtree(cache, ignore_errors=True)
+    for cache in (getattr(config, "_gm_jax_xla_cache", None), getattr(config, "_gm_jax_cache", None)):
+        if cache:
+            shutil.rmtree(cache, ignore_errors=True)
 
 from gm_jax.data import DatasetNotFoundError, audio, find_data_dir, music  # noqa: E402
 

@@ -14,6 +14,7 @@ import pytest
 from PIL import Image
 
 from gm_jax import command
+from gm_jax.viz import samples
 from gm_jax.api import experiment_names
 
 # realnvp_toy.get_test_config() as flags, 2 steps, a checkpoint at each
@@ -133,32 +134,32 @@ def test_write_samples_by_data_kind(tmp_path):
 
     images = np.zeros((4, 5, 6, 1), np.uint8)
     images[:, 0, 0] = 255
-    [png] = command.write_samples(_stub("uint8", data_shape=(5, 6, 1), data_max=255), None, images,
+    [png] = samples.write_samples(_stub("uint8", data_shape=(5, 6, 1), data_max=255), None, images,
                                   tmp_path / "grid.png")
     assert np.asarray(Image.open(png)).max() == 255
 
     vocab = SimpleNamespace(decode=lambda ids: "".join("ab"[i] for i in ids))
-    [txt] = command.write_samples(_stub("tokens", vocab=vocab), None, np.array([[0, 1, 1], [1, 0, 0]]),
+    [txt] = samples.write_samples(_stub("tokens", vocab=vocab), None, np.array([[0, 1, 1], [1, 0, 0]]),
                                   tmp_path / "s.txt")
     assert "abb" in txt.read_text() and "baa" in txt.read_text()
 
     rolls = np.zeros((3, 4, 88), np.uint8)
     rolls[:, :2, 39] = 1  # middle C for two frames
     music = _stub("binary", to_rolls=np.asarray, config={"step_seconds": 0.25})
-    mids = command.write_samples(music, None, rolls, tmp_path / "piece.mid")
+    mids = samples.write_samples(music, None, rolls, tmp_path / "piece.mid")
     assert [p.name for p in mids] == ["piece_0.mid", "piece_1.mid", "piece_2.mid"]
     notes = pretty_midi.PrettyMIDI(str(mids[1])).instruments[0].notes
     assert [(n.pitch, n.end - n.start) for n in notes] == [(60, pytest.approx(0.5))]
-    [roll_png] = command.write_samples(music, None, rolls, tmp_path / "rolls.png")
+    [roll_png] = samples.write_samples(music, None, rolls, tmp_path / "rolls.png")
     assert Image.open(roll_png).format == "PNG"
 
     wave = np.sin(np.linspace(0, 100, 800, dtype=np.float32))[None] * 0.5
-    [wav] = command.write_samples(_stub("audio"), None, wave, tmp_path / "clip.wav")
+    [wav] = samples.write_samples(_stub("audio"), None, wave, tmp_path / "clip.wav")
     data, rate = soundfile.read(wav)
     assert rate == 8000 and data.shape == (800,) and np.abs(data - wave[0]).max() < 1e-3
 
-    with pytest.raises(command.UsageError, match=r"\.wav"):
-        command.write_samples(_stub("audio"), None, wave, tmp_path / "clip.png")
+    with pytest.raises(ValueError, match=r"\.wav"):
+        samples.write_samples(_stub("audio"), None, wave, tmp_path / "clip.png")
 
 
 def test_parse_conditioning():

@@ -9,12 +9,14 @@ tiny model on `data_dir="synthetic"`: no `../shared` needed):
 * end to end under `parallel = none | pmap | sharded` on 4 CPU devices:
   train (2 steps), `evaluate`, `write_artifacts`, `results.json`;
 * with `parallel = none`, the handle: `gm_jax.load(workdir)` restores the
-  config and bit-identical parameters of the trained state (so it samples
+  config and bit-identical parameters of the trained state without reading
+  any data (the run's `data_setup.npz` holds vocabularies, clusters, ...) (so it samples
   exactly what that state samples); samples pass the experiment's own input
   check (shape, dtype, range); the same key gives the same samples, with
   every sampler of an autoregressive model (`Model.sample(method=...)`);
   `log_prob` is finite, or raises `NotImplementedError` with a message; for
-  autoregressive models, `log_prob_per_position` sums to `log_prob`.
+  autoregressive models, `log_prob_per_position` sums to `log_prob`, and the
+  per-position distributions of `Model.conditionals` give those terms.
 
 And the layering rules of the house: model files import only
 `gm_jax.{nn, distributions, sampling}` (and other models).
@@ -32,7 +34,9 @@ import pytest
 
 import gm_jax
 from gm_jax import config as config_lib
+from gm_jax import distributions
 from gm_jax.api import Model
+from gm_jax.data import synthetic
 from gm_jax.training.loop import RESULTS_FILE, train, train_and_evaluate
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -103,7 +107,7 @@ def _finite(tree) -> bool:
 
 @pytest.mark.parametrize("parallel", ["none", "pmap", "sharded"])
 @pytest.mark.parametrize("name", NAMES)
-def test_end_to_end(name, parallel, tmp_path):
+def test_end_to_end(name, parallel, tmp_path, monkeypatch):
     experiment = _experiment(name, parallel)
     assert experiment.config.batch_size % 4 == 0, "test configs use a batch size divisible by 4 devices"
     results = train_and_evaluate(experiment, tmp_path)
@@ -118,7 +122,9 @@ def test_end_to_end(name, parallel, tmp_path):
     # the handle, on the trained parameters and on the restored run
     state = train(experiment, tmp_path)  # already at num_steps: restores the last checkpoint
     trained = Model(experiment, experiment.params_of(state), step=int(state.step))
-    loaded = gm_jax.load(tmp_path)
+    with monkeypatch.context() as m:  # every data reader asks is_synthetic first: loading reads no data
+        m.setattr(synthetic, "is_synthetic", _no_data_read)
+        loaded = gm_jax.load(tmp_path)
     assert loaded.step == 2 and loaded.config.to_dict() == experiment.config.to_dict()
     key = jax.random.key(7)
     x = trained.sample(key, 4)
@@ -142,6 +148,34 @@ def test_end_to_end(name, parallel, tmp_path):
         if experiment.sample_methods and not _needs_score_conditioning(experiment):  # autoregressive
             per = np.asarray(trained.log_prob_per_position(x))  # conditioned ones: tests/test_sampling.py
             np.testing.assert_allclose(per.reshape(4, -1).sum(-1), np.asarray(lp), rtol=1e-5, atol=1e-3)
+            check_conditionals(trained, x, per)
+
+
+# The elementwise log p of the targets under `Model.conditionals`, by kind (jitted: one compile, not one per op).
+CONDITIONALS_LOG_PROB = {
+    "bernoulli": jax.jit(lambda c, t: distributions.bernoulli_log_prob(c["logits"], t, event_ndims=0)),
+    "categorical": jax.jit(lambda c, t: distributions.categorical_log_prob(c["logits"], t, event_ndims=0)),
+    "discretized_logistic_mixture": jax.jit(lambda c, t: distributions.discretized_logistic_mixture_log_prob(
+        t, **c, event_ndims=0)),
+}
+
+
+def check_conditionals(model, x, per, **conditioning) -> None:
+    """`model.conditionals(x)` are finite float32 arrays of the experiment's `conditionals_kind`, and the
+    log-probabilities of `conditionals_targets(x)` under them, by the generic formulas of `gm_jax.distributions`
+    (summed over the axes after the positions: the 88 keys of a piano-roll step), are `per`
+    (`log_prob_per_position(x)`)."""
+    experiment = model.experiment
+    cond = model.conditionals(x, **conditioning)
+    assert experiment.conditionals_kind in CONDITIONALS_LOG_PROB, experiment.conditionals_kind
+    assert isinstance(cond, dict) and cond and all(v.dtype == np.float32 and _finite(v) for v in cond.values())
+    targets = experiment.conditionals_targets(experiment.check_data(x))
+    lp = np.asarray(CONDITIONALS_LOG_PROB[experiment.conditionals_kind](cond, targets))
+    np.testing.assert_allclose(lp.reshape(*per.shape, -1).sum(-1), per, rtol=1e-5, atol=1e-4)
+
+
+def _no_data_read(data_dir):
+    raise AssertionError(f"gm_jax.load read data (data_dir={data_dir!r}): a run must hold what loading needs")
 
 
 def _needs_score_conditioning(experiment) -> bool:

@@ -10,6 +10,7 @@ from gm_jax import sampling
 from gm_jax.models import pixelcnn as pc
 from gm_jax.models import transformer, wavenet
 from properties import assert_cached_equals_naive
+from test_contract import check_conditionals
 
 
 def _kept(x):
@@ -207,18 +208,44 @@ def test_conditioned_per_position_log_probs_marginalise_to_log_prob(name, overri
         pairs = [{"labels": y} for y in labels["labels"]]
     else:
         pairs = [{"digit": d, "speaker": s} for d in range(len(audio.DIGITS)) for s in audio.SPEAKERS]
-    sums = np.stack([np.asarray(model.log_prob_per_position(x, **c)).reshape(2, -1).sum(-1) for c in pairs])
+    per = [np.asarray(model.log_prob_per_position(x, **c)) for c in pairs]
+    sums = np.stack([p.reshape(2, -1).sum(-1) for p in per])
     expected = np.asarray(model.log_prob(x))
     np.testing.assert_allclose(jax.scipy.special.logsumexp(sums, axis=0) - np.log(len(pairs)), expected,
                                rtol=1e-5, atol=1e-3)
-    with pytest.raises(ValueError, match="needs"):
+    with pytest.raises(ValueError, match="need"):
         model.log_prob_per_position(x)  # the marginal has no per-position terms
+    # the per-position distributions given the labels give those terms (as in tests/test_contract.py)
+    check_conditionals(model, x, per[-1], **pairs[-1])
+    with pytest.raises(ValueError, match="need"):
+        model.conditionals(x)
+
+
+def test_conditionals_in_batches_are_one_call():
+    """Inputs larger than eval_batch_size: the dict of conditionals is concatenated batch by batch."""
+    from gm_jax import config as config_lib
+    from gm_jax.api import Model, get_experiment_module
+
+    module = get_experiment_module("lstm_jsb")
+    experiment = module.Experiment(config_lib.apply_overrides(module.get_test_config(), {"eval_batch_size": 1},
+                                                              "lstm_jsb"))
+    rng = np.random.default_rng(0)  # random parameters of the right shapes (no init to compile)
+    params = jax.tree_util.tree_map(lambda s: rng.normal(size=s.shape).astype(s.dtype),
+                                    jax.eval_shape(experiment.init_params, jax.random.key(0)))
+    model = Model(experiment, params)
+    x = (rng.random((2, 2, 88)) < 0.1).astype(np.uint8)
+    got = model.conditionals(x)  # two batches of 1
+    assert set(got) == {"logits"} and got["logits"].shape == (2, 2, 88)
+    parts = [model.conditionals(x[:1])["logits"], model.conditionals(x[1:])["logits"]]  # one call each
+    np.testing.assert_array_equal(got["logits"], np.concatenate(parts))
 
 
 def test_log_prob_per_position_of_a_model_that_is_not_autoregressive():
     model = _fresh_model("realnvp_toy")
     with pytest.raises(NotImplementedError, match="not autoregressive"):
         model.log_prob_per_position(np.zeros((2, 2), np.float32))
+    with pytest.raises(NotImplementedError, match="not autoregressive"):
+        model.conditionals(np.zeros((2, 2), np.float32))
     model = _fresh_model("charrnn_shakespeare")
     with pytest.raises(ValueError, match="takes no conditioning"):
         model.log_prob_per_position(np.zeros((2, 5), np.int32), labels=1)

@@ -137,7 +137,7 @@ class Pair:
         self.twin = twin
         self.experiment = gm_jax.build(twin.experiment, **twin.overrides)
         keys = run_keys(self.experiment.config.seed)
-        self.state = jax.device_get(self.experiment.init_state(keys["init"]))
+        self.state = jax.device_get(self.experiment.jit_init_state(keys["init"]))
         self.params = (twin.variables or (lambda e, s: e.params_of(s)))(self.experiment, self.state)
         self.batch = next(iter(self.experiment.train_batches(0)))
         self.np_batch = _np_batch(self.batch)

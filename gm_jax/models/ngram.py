@@ -177,15 +177,21 @@ def contexts(tokens: jax.Array, order: int) -> tuple[jax.Array, jax.Array]:
     return ctx, jnp.broadcast_to(jnp.minimum(jnp.arange(t), order - 1), (n, t)).astype(jnp.int32)
 
 
+def next_token_probs(tables, inputs, vocab_size: int, order: int, smoothing="kneser_ney", k=1.0):
+    """p(x_{t+1} = . | x_<=t) after every step t of inputs int [N, T]: float32 [N, T, V], rows summing to 1
+    (`probs` of the contexts x_{t-order+2}..x_t)."""
+    inputs = jnp.asarray(inputs, jnp.int32)
+    ctx, valid = contexts(jnp.pad(inputs, ((0, 0), (0, 1))), order)  # positions 1..T read x_0..x_{T-1} only
+    ctx, valid = ctx[:, 1:], valid[:, 1:]
+    n, t = inputs.shape
+    p = probs(tables, ctx.reshape(n * t, -1), valid.reshape(-1), vocab_size, order, smoothing, k)
+    return p.reshape(n, t, vocab_size)
+
+
 def token_log_probs(tables, inputs, targets, vocab_size: int, order: int, smoothing="kneser_ney", k=1.0):
     """log p(targets_t | inputs_<=t) float32 [N, T] (targets = inputs shifted by one), nats."""
-    seq = jnp.concatenate([inputs[:, :1], targets], axis=1)  # the full sequence x_0..x_T
-    ctx, valid = contexts(seq, order)
-    ctx, valid = ctx[:, 1:], valid[:, 1:]
-    n, t = targets.shape
-    p = probs(tables, ctx.reshape(n * t, -1), valid.reshape(-1), vocab_size, order, smoothing, k)
-    lp = jnp.log(jnp.take_along_axis(p, targets.reshape(-1, 1), axis=-1)[:, 0])
-    return lp.reshape(n, t)
+    p = next_token_probs(tables, inputs, vocab_size, order, smoothing, k)
+    return jnp.log(jnp.take_along_axis(p, jnp.asarray(targets, jnp.int32)[..., None], axis=-1)[..., 0])
 
 
 def sample_cached(tables, key, prompt, length: int, vocab_size: int, order: int, smoothing="kneser_ney", k=1.0,

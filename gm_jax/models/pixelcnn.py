@@ -391,15 +391,31 @@ def log_prob(model: nn.Module, params, x: jax.Array, labels=None) -> jax.Array:
     return log_prob_from_logits(model.apply({"params": params}, x, labels), x, model.num_values)
 
 
-def log_prob_per_pixel(model: nn.Module, params, x: jax.Array, labels=None) -> jax.Array:
-    """log p(x_i | x_<i) of every sub-pixel i (raster order, channels in order), nats, float32
-    [N, H, W, C]; summed over [H, W, C] it is `log_prob` (the chain rule, van den Oord et al. 2016a, Eq. 1).
+def conditional_logits(model: nn.Module, params, x: jax.Array, labels=None) -> jax.Array:
+    """The logits of p(x_i | x_<i) of every sub-pixel i (raster order, channels in order), one network pass:
+    float32 [N, H, W, C] Bernoulli logits of x_i = 1 (binary data, `num_values=2`) or [N, H, W, C, num_values]
+    categorical logits (unnormalised).
 
     Raises:
       ValueError: (concrete inputs) bad shape, dtype or pixel values.
     """
     check_pixels(x, model.num_values, model.image_shape)
-    return log_prob_from_logits(model.apply({"params": params}, x, labels), x, model.num_values, event_ndims=0)
+    logits = model.apply({"params": params}, x, labels)
+    return logits[..., 0] if model.num_values == 2 else logits
+
+
+def log_prob_per_pixel(model: nn.Module, params, x: jax.Array, labels=None) -> jax.Array:
+    """log p(x_i | x_<i) of every sub-pixel i (raster order, channels in order), nats, float32
+    [N, H, W, C] (from `conditional_logits`); summed over [H, W, C] it is `log_prob` (the chain rule,
+    van den Oord et al. 2016a, Eq. 1).
+
+    Raises:
+      ValueError: (concrete inputs) bad shape, dtype or pixel values.
+    """
+    logits = conditional_logits(model, params, x, labels)
+    if model.num_values == 2:
+        return distributions.bernoulli_log_prob(logits, x, event_ndims=0)
+    return distributions.categorical_log_prob(logits, x, event_ndims=0)
 
 
 def _check_sample_args(model, labels, n):

@@ -155,9 +155,11 @@ def log_prob(model: PixelCNNPP, params, x: jax.Array, dropout_key: jax.Array | N
                                                                num_values=model.num_values)
 
 
-def log_prob_per_pixel(model: PixelCNNPP, params, x: jax.Array) -> jax.Array:
-    """log p(x_ij | x_<ij) of every pixel (its C channels jointly, Salimans et al. 2017, Eq. 2 and
-    Sec. 2.2), nats, float32 [N, H, W]; summed over [H, W] it is `log_prob` (dropout off).
+def conditionals(model: PixelCNNPP, params, x: jax.Array) -> dict:
+    """The discretized logistic mixture p(x_ij | x_<ij) of every pixel (dropout off), one network pass:
+    {"logit_weights": float32 [N, H, W, K], "means" and "log_scales": [N, H, W, C, K] (means in the [-1, 1]
+    scale, before the channel coupling), and "coeffs": [N, H, W, 3, K] (raw, tanh not applied) only when
+    C = 3}: the arguments of `distributions.discretized_logistic_mixture_log_prob`.
 
     Raises:
       ValueError: (concrete inputs) bad shape, dtype or pixel values.
@@ -165,7 +167,18 @@ def log_prob_per_pixel(model: PixelCNNPP, params, x: jax.Array) -> jax.Array:
     check_pixels(x, model.num_values, model.image_shape)
     out = model.apply({"params": params}, x, None, False)
     lw, means, log_scales, coeffs = mixture_params(out, model.image_shape[-1], model.num_mixtures)
-    return distributions.discretized_logistic_mixture_log_prob(x, lw, means, log_scales, coeffs,
+    d = {"logit_weights": lw, "means": means, "log_scales": log_scales}
+    return d if coeffs is None else {**d, "coeffs": coeffs}
+
+
+def log_prob_per_pixel(model: PixelCNNPP, params, x: jax.Array) -> jax.Array:
+    """log p(x_ij | x_<ij) of every pixel (its C channels jointly, Salimans et al. 2017, Eq. 2 and
+    Sec. 2.2), nats, float32 [N, H, W] (from `conditionals`); summed over [H, W] it is `log_prob` (dropout off).
+
+    Raises:
+      ValueError: (concrete inputs) bad shape, dtype or pixel values.
+    """
+    return distributions.discretized_logistic_mixture_log_prob(x, **conditionals(model, params, x),
                                                                num_values=model.num_values, event_ndims=0)
 
 

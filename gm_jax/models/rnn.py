@@ -134,11 +134,18 @@ def run(model: RNN, params, inputs, carry=None):
     return model.apply({"params": params}, jnp.swapaxes(hs, 0, 1), method=RNN.readout), carry
 
 
+def conditional_logits(model: RNN, params, inputs, carry=None):
+    """The logits of p(x_{t+1} | inputs_<=t) of every step t (`run`'s read-out, at least float32): [N, T,
+    out_dim], categorical logits over `out_dim` classes (token models) or `out_dim` independent Bernoulli
+    logits (frame models); float64 with float64 parameters or inputs."""
+    logits, _ = run(model, params, inputs, carry)
+    return logits.astype(jnp.promote_types(logits.dtype, jnp.float32))
+
+
 def token_log_probs(model: RNN, params, inputs, targets, carry=None):
     """log p(targets_t | inputs_<=t), [N, T] nats (categorical read-out): float32, float64 with float64
     parameters."""
-    logits, _ = run(model, params, inputs, carry)
-    logits = logits.astype(jnp.promote_types(logits.dtype, jnp.float32))
+    logits = conditional_logits(model, params, inputs, carry)
     return -optax.softmax_cross_entropy_with_integer_labels(logits, targets)
 
 
@@ -148,8 +155,7 @@ def bernoulli_log_probs(model: RNN, params, inputs, targets, carry=None):
 
     inputs, targets: float/int {0, 1} [N, T, D].
     """
-    logits, _ = run(model, params, inputs, carry)
-    logits = logits.astype(jnp.promote_types(logits.dtype, jnp.float32))
+    logits = conditional_logits(model, params, inputs, carry)
     return -optax.sigmoid_binary_cross_entropy(logits, targets.astype(logits.dtype)).sum(-1)
 
 

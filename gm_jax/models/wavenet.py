@@ -202,14 +202,25 @@ def init_params(model: WaveNet, key: jax.Array, length: int = 16):
     return model.init(key, x, lab, lab)["params"]
 
 
-def log_probs(model: WaveNet, params, x: jax.Array, digit, speaker) -> jax.Array:
-    """log p(x_t | x_<t, c) of every sample: float32 [B, T] nats.
+def conditional_logits(model: WaveNet, params, x: jax.Array, digit, speaker) -> jax.Array:
+    """The logits of p(x_t | x_<t, c) of every sample t (one pass over `shift_inputs(x)`): float32
+    [B, T, 256] over the mu-law classes.
 
     Args:
       x: int32 [B, T] mu-law classes in 0..255.
       digit, speaker: int32 [B].
     """
-    logits = model.apply({"params": params}, shift_inputs(x), digit, speaker).astype(jnp.float32)
+    return model.apply({"params": params}, shift_inputs(x), digit, speaker).astype(jnp.float32)
+
+
+def log_probs(model: WaveNet, params, x: jax.Array, digit, speaker) -> jax.Array:
+    """log p(x_t | x_<t, c) of every sample: float32 [B, T] nats (from `conditional_logits`).
+
+    Args:
+      x: int32 [B, T] mu-law classes in 0..255.
+      digit, speaker: int32 [B].
+    """
+    logits = conditional_logits(model, params, x, digit, speaker)
     return jnp.take_along_axis(jax.nn.log_softmax(logits), jnp.asarray(x, jnp.int32)[..., None], -1)[..., 0]
 
 

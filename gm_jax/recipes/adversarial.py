@@ -124,6 +124,17 @@ class ToyGANExperiment(ToyData, GANExperiment):
         return {**out, "problem": c.problem, "num_eval_samples": int(c.num_eval_samples),
                 "figures": ["samples.png", "training.png", "losses.png"]}
 
+    def validate(self, params, key: jax.Array) -> dict:
+        """`evaluate`'s sample metrics on `config.num_validation_examples` samples: ring8 `val_modes_covered`
+        (modes with at least `min_mode_samples` samples within 3 std) and `val_high_quality_fraction`;
+        gauss1d `val_sample_mean`, `val_sample_std`."""
+        c = self.config
+        x = np.asarray(self.jit_sample(params, key, c.num_validation_examples))
+        if c.problem == "ring8":
+            m = toy_eval.ring_metrics(x, self.centers(), c.ring_std, c.min_mode_samples)
+            return {"val_modes_covered": m["modes_covered"], "val_high_quality_fraction": m["high_quality_fraction"]}
+        return {"val_sample_mean": float(x.mean()), "val_sample_std": float(x.std())}
+
     def snapshots(self, workdir: Path) -> list[tuple[int, gan.GANState]]:
         """(step, state) at step 0 and every checkpoint kept in `workdir`."""
         init = self.init_state(run_keys(self.config.seed)["init"])
@@ -196,32 +207,32 @@ class DCGANExperiment(GANExperiment):
             g_opt, d_opt, lambda k: jax.random.normal(k, (z_dim,)), k=config.k, loss=config.generator_loss,
             ema_decay=config.g_ema_decay)
         self._classifier = None
-        self._clusters = None
+        if config.clusters:  # the k-means clusters are the data setup (`Experiment.data_setup`)
+            self.setup_fields = ("data_dir", "clusters", "seed")
+            self.setup_arrays = ("cluster", "log_prior")
 
     # -- data -------------------------------------------------------------------------
     def _split(self, split: str) -> dict:
         return load_split("mnist", split, self.config.data_dir or None)
 
+    def compute_data_setup(self) -> dict[str, np.ndarray]:
+        """The self-conditioning clusters (`config.clusters` = K > 1): k-means (scikit-learn `KMeans`,
+        k-means++ init, one run, `random_state = config.seed`) of the training images as pixel vectors
+        in [0, 1]. `cluster` int32 [N]: the cluster of each training image, in `_split("train")`'s order;
+        `log_prior` float32 [K]: the log of each cluster's share of the training images."""
+        from sklearn.cluster import KMeans
+
+        images = self._split("train")["image"]
+        pixels = images.reshape(len(images), -1).astype(np.float32) / 255.0
+        k = int(self.config.clusters)
+        cluster = KMeans(k, n_init=1, random_state=int(self.config.seed)).fit(pixels).labels_.astype(np.int32)
+        log_prior = np.log(np.bincount(cluster, minlength=k) / len(cluster)).astype(np.float32)
+        return {"cluster": cluster, "log_prior": log_prior}
+
     def clusters(self) -> tuple[np.ndarray, np.ndarray]:
-        """The self-conditioning clusters (`config.clusters` = K > 1), computed once.
-
-        k-means (scikit-learn `KMeans`, k-means++ init, one run, `random_state = config.seed`)
-        of the training images as pixel vectors in [0, 1].
-
-        Returns:
-          (cluster int32 [N], the cluster of each training image, in `_split("train")`'s
-          order; log_prior float32 [K], the log of each cluster's share of the training images).
-        """
-        if self._clusters is None:
-            from sklearn.cluster import KMeans
-
-            images = self._split("train")["image"]
-            pixels = images.reshape(len(images), -1).astype(np.float32) / 255.0
-            k = int(self.config.clusters)
-            cluster = KMeans(k, n_init=1, random_state=int(self.config.seed)).fit(pixels).labels_.astype(np.int32)
-            log_prior = np.log(np.bincount(cluster, minlength=k) / len(cluster)).astype(np.float32)
-            self._clusters = (cluster, log_prior)
-        return self._clusters
+        """(cluster int32 [N], log_prior float32 [K]) of the data setup (`compute_data_setup`), computed once
+        per machine and stored with each run; only with `config.clusters` > 1."""
+        return self.data_setup["cluster"], self.data_setup["log_prior"]
 
     def train_batches(self, start_step: int = 0):
         data = self._split("train")
@@ -247,8 +258,6 @@ class DCGANExperiment(GANExperiment):
         state = super().init_state(key)
         if not self.config.clusters:
             return state
-        if not _is_concrete(key):  # jax.eval_shape (gm_jax.load's restore target): shapes only
-            return state.replace(label_log_prior=jnp.zeros((int(self.config.clusters),), jnp.float32))
         return state.replace(label_log_prior=jnp.asarray(self.clusters()[1]))
 
     # -- sampling ---------------------------------------------------------------------
@@ -371,6 +380,21 @@ class DCGANExperiment(GANExperiment):
         out["nn_mean_l2"] = float(sample_quality.nearest_neighbours(x[:1000], train["image"])[1].mean())
         out["real_test_nn_mean_l2"] = float(
             sample_quality.nearest_neighbours(test["image"][:1000], train["image"])[1].mean())
+        return out
+
+    def validate(self, params, key: jax.Array) -> dict:
+        """`val_mnist_fid` and `val_mnist_is` (and `val_label_accuracy` of a conditional GAN) of
+        `config.num_validation_examples` samples, scored as `evaluate` scores `num_eval_samples` (the same
+        classifier and training-set reference). FID is biased upwards at small sample sizes: compare values
+        of the same size only."""
+        clf, reference = self.classifier()
+        n = int(self.config.num_validation_examples)
+        labels = self.eval_labels(n)
+        logits, feats = clf.outputs(self._samples(params, key, n, labels))
+        out = {"val_mnist_fid": sample_quality.frechet_distance(*sample_quality.feature_stats(feats), *reference),
+               "val_mnist_is": sample_quality.inception_score(classifier_lib.softmax64(logits))}
+        if labels is not None:
+            out["val_label_accuracy"] = float(np.mean(np.argmax(logits, 1) == labels))
         return out
 
     def write_artifacts(self, params, key: jax.Array, workdir: Path) -> None:

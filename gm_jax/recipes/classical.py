@@ -11,12 +11,14 @@ The models themselves are `gm_jax.models.gmm` and `gm_jax.models.lda`.
 """
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from flax.training.train_state import TrainState
 
 from gm_jax import viz
 from gm_jax.config import Choice, Range, apply_overrides
@@ -62,13 +64,30 @@ class GMMExperiment(Experiment):
     def extra_params(self) -> dict:
         return {}
 
-    def init_params(self, key: jax.Array):
+    def init_params(self, key: jax.Array, x=None):
+        """k-means++ and `kmeans_iters` Lloyd iterations on the training data `x` (float [N, D]; None:
+        `train_data()`), then an M step (`gmm.init_params`), plus `extra_params()`."""
         c = self.config
-        x = self.train_data()
+        x = self.train_data() if x is None else x
         if x.shape[0] < c.num_components:
             raise ValueError(f"{x.shape[0]} training points for {c.num_components} components")
         return {"gmm": gmm.init_params(key, x, c.num_components, c.covariance_type, c.reg_covar, c.kmeans_iters),
                 **self.extra_params()}
+
+    def _init_state_from(self, key: jax.Array, x) -> TrainState:
+        return TrainState.create(apply_fn=None, params=self.init_params(key, x), tx=self.optimizer())
+
+    @functools.cached_property
+    def jit_init_state(self):
+        """`init_state` jitted with the training data as an argument (a constant of its size would slow the
+        compilation down), so training and `gm_jax.create` start from the same state."""
+        jitted = jax.jit(self._init_state_from)
+        return lambda key: jitted(key, jnp.asarray(self.train_data()))
+
+    def abstract_state(self):
+        """The state's shapes without reading the data (they do not depend on the number of points)."""
+        x = jax.ShapeDtypeStruct((int(self.config.num_components), *self.data_shape), jnp.float32)
+        return jax.eval_shape(self._init_state_from, jax.random.key(0), x)
 
     def optimizer(self):
         return optax.identity()
@@ -99,6 +118,13 @@ class GMMExperiment(Experiment):
         size = self.config.eval_batch_size
         total = sum(float(jnp.sum(f(params, jnp.asarray(x[i:i + size])))) for i in range(0, len(x), size))
         return total / len(x)
+
+    def validate(self, params, key: jax.Array) -> dict:
+        """`val_log_likelihood_nats`: `evaluate`'s exact test log-likelihood (nats per example) on the first
+        `config.num_validation_examples` test points (the ring's test draws; MNIST's test images, which has
+        no validation split)."""
+        x = self.test_data()[:self.config.num_validation_examples]
+        return {"val_log_likelihood_nats": self.mean_log_prob(params, x)}
 
 
 class RingGMMExperiment(GMMExperiment):
@@ -138,6 +164,8 @@ class RingGMMExperiment(GMMExperiment):
         rows, cols = linear_sum_assignment(cost)
         return cost[rows, cols]
 
+    num_progress_samples = 500  # points of evaluation during training, drawn as a scatter plot
+
     def evaluate(self, params, key: jax.Array) -> dict:
         errs = self.mean_errors(params)
         true_ll = float(np.mean(np.asarray(gmm.log_prob(self.true_params(), self.test_data()))))
@@ -176,6 +204,10 @@ class PCAGMMExperiment(GMMExperiment):
     `gm_jax.load` restores it with the mixture. `encode` / `decode` map images <-> coordinates.
     """
 
+    # The PCA is the data setup (`Experiment.data_setup`); it is also in the parameters (`params["pca"]`).
+    setup_fields = ("data_dir", "pca_dim")
+    setup_arrays = ("mean", "basis", "explained")
+
     def __init__(self, config):
         super().__init__(config)
         self.data_shape = (int(config.pca_dim),)
@@ -187,18 +219,23 @@ class PCAGMMExperiment(GMMExperiment):
         images = load_split("mnist", split, self.config.data_dir or None)["image"]
         return images.reshape(len(images), -1).astype(np.float32) / 255.0
 
-    def pca(self) -> dict:
+    def compute_data_setup(self) -> dict[str, np.ndarray]:
         """The PCA of the training images: `mean` float32 [784], `basis` float32 [pca_dim, 784]
-        (orthonormal rows, by decreasing variance) and `explained` (fraction of the variance kept)."""
-        if "pca" not in self._cache:
-            x = self._images("train").astype(np.float64)
-            mean = x.mean(0)
-            cov = np.cov(x - mean, rowvar=False)
-            vals, vecs = np.linalg.eigh(cov)
-            order = np.argsort(vals)[::-1][: self.config.pca_dim]
-            self._cache["pca"] = {"mean": mean.astype(np.float32), "basis": vecs[:, order].T.astype(np.float32),
-                                  "explained": float(vals[order].sum() / vals.sum())}
-        return self._cache["pca"]
+        (orthonormal rows, by decreasing variance) and `explained` (float64 scalar: the fraction of the
+        variance kept)."""
+        x = self._images("train").astype(np.float64)
+        mean = x.mean(0)
+        cov = np.cov(x - mean, rowvar=False)
+        vals, vecs = np.linalg.eigh(cov)
+        order = np.argsort(vals)[::-1][: self.config.pca_dim]
+        return {"mean": mean.astype(np.float32), "basis": vecs[:, order].T.astype(np.float32),
+                "explained": np.float64(vals[order].sum() / vals.sum())}
+
+    def pca(self) -> dict:
+        """The PCA of the training images (the data setup, `compute_data_setup`): `mean`, `basis` and
+        `explained` (a float)."""
+        s = self.data_setup
+        return {"mean": s["mean"], "basis": s["basis"], "explained": float(s["explained"])}
 
     def encode(self, images) -> np.ndarray:
         """Images (uint8 [N, 28, 28, 1] in 0..255) -> PCA coordinates float32 [N, pca_dim]."""
@@ -291,16 +328,39 @@ class LDAExperiment(Experiment):
         self._corpus = None
 
     # -- corpus -----------------------------------------------------------------------------
+    # The corpus is the data setup (`Experiment.data_setup`): built once from the text, kept in the user
+    # cache and with each run, so a model is created or loaded without re-reading the speeches.
+    setup_fields = ("data_dir", "heldout_every", "min_count")
+    setup_arrays = ("vocab", "train_words", "train_docs", "heldout_words", "heldout_docs", "train_speeches",
+                    "heldout_speeches")
+
+    def compute_data_setup(self) -> dict[str, np.ndarray]:
+        """The corpus of `gm_jax.data.corpus.speech_corpus` as arrays: `vocab` str [V] (by decreasing count),
+        `train_words` / `train_docs` and `heldout_words` / `heldout_docs` int32 [N] (`lda.corpus_arrays`),
+        and the speech counts before empty documents were dropped (int64 scalars)."""
+        c = self.config
+        built = corpus.speech_corpus(c.data_dir or None, c.heldout_every, c.min_count)
+        v = len(built["vocab"])
+        (tw, td), (hw, hd) = lda.corpus_arrays(built["train"], v), lda.corpus_arrays(built["heldout"], v)
+        return {"vocab": np.array(built["vocab"], dtype=str), "train_words": tw, "train_docs": td,
+                "heldout_words": hw, "heldout_docs": hd,
+                "train_speeches": np.int64(built["stats"]["train_speeches"]),
+                "heldout_speeches": np.int64(built["stats"]["heldout_speeches"])}
+
     def corpus(self) -> dict:
-        """Vocabulary and token arrays (cached): `vocab` (list of words, by decreasing count), `train` and
-        `heldout` = (words, docs) int32 arrays, and statistics (`gm_jax.data.corpus.speech_corpus`)."""
+        """Vocabulary and token arrays (from the data setup): `vocab` (list of words, by decreasing count),
+        `train` and `heldout` = (words, docs) int32 arrays, and statistics (those of
+        `gm_jax.data.corpus.speech_corpus`)."""
         if self._corpus is None:
-            c = self.config
-            built = corpus.speech_corpus(c.data_dir or None, c.heldout_every, c.min_count)
-            self.index = built["index"]
-            v = len(built["vocab"])
-            self._corpus = {"vocab": built["vocab"], "train": lda.corpus_arrays(built["train"], v),
-                            "heldout": lda.corpus_arrays(built["heldout"], v), "stats": built["stats"]}
+            s = self.data_setup
+            vocab = s["vocab"].tolist()
+            self.index = {w: i for i, w in enumerate(vocab)}
+            train, heldout = (s["train_words"], s["train_docs"]), (s["heldout_words"], s["heldout_docs"])
+            stats = {"vocab_size": len(vocab), "train_speeches": int(s["train_speeches"]),
+                     "train_docs": int(train[1][-1]) + 1, "train_tokens": len(train[0]),
+                     "heldout_speeches": int(s["heldout_speeches"]), "heldout_docs": int(heldout[1][-1]) + 1,
+                     "heldout_tokens": len(heldout[0])}
+            self._corpus = {"vocab": vocab, "train": train, "heldout": heldout, "stats": stats}
         return self._corpus
 
     def encode(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -386,10 +446,15 @@ class LDAExperiment(Experiment):
         return lda.sample(self.topics(params, c.sample_from), key, num_samples, c.sample_length, c.alpha)
 
     # -- evaluation -----------------------------------------------------------------------------
-    def heldout_perplexity(self, topics) -> float:
-        """Document-completion perplexity of the held-out speeches (see the module docstring)."""
-        (ow, od), (hw, hd) = lda.split_for_completion(*self.corpus()["heldout"])
-        num_docs = int(self.corpus()["heldout"][1][-1]) + 1
+    def heldout_perplexity(self, topics, max_docs: int | None = None) -> float:
+        """Document-completion perplexity of the held-out speeches (see the module docstring); `max_docs`: of
+        the first that many only."""
+        words, docs = self.corpus()["heldout"]
+        if max_docs is not None and max_docs < int(docs[-1]) + 1:
+            keep = docs < max_docs
+            words, docs = words[keep], docs[keep]
+        (ow, od), (hw, hd) = lda.split_for_completion(words, docs)
+        num_docs = int(docs[-1]) + 1
         theta = jax.jit(lda.fold_in, static_argnums=(3, 5))(topics, jnp.asarray(ow), jnp.asarray(od), num_docs,
                                                             self.config.alpha, self.config.fold_in_iters)
         ll = lda.completion_log_likelihood(topics, theta, jnp.asarray(hw), jnp.asarray(hd))
@@ -429,6 +494,15 @@ class LDAExperiment(Experiment):
                "figures": ["training.png"], "files": ["comparison.json", "comparison.md", "topics.txt"]}
         self._last_eval = out
         return out
+
+    num_progress_samples = 4  # documents of `config.sample_length` words (`sample_from` topics)
+
+    def validate(self, params, key: jax.Array) -> dict:
+        """`val_gibbs_perplexity` and `val_vi_perplexity`: `evaluate`'s held-out perplexity by document completion
+        on the first `config.num_validation_examples` held-out speeches, with the topics of each method (VI's
+        are its initialisation until the VI phase, `step > gibbs_sweeps`)."""
+        n = self.config.num_validation_examples
+        return {f"val_{m}_perplexity": self.heldout_perplexity(self.topics(params, m), n) for m in ("gibbs", "vi")}
 
     def write_artifacts(self, params, key: jax.Array, workdir: Path) -> None:
         workdir = Path(workdir)

@@ -193,6 +193,22 @@ class ToyEBMExperiment(ToyData, EBMExperiment):
                 "sample_steps": int(c.sample_steps), "step_size": float(c.step_size),
                 "noise_scale": float(c.noise_scale), "figures": ["energy.png", "chains.png", "losses.png"]}
 
+    def validate(self, params, key: jax.Array) -> dict:
+        """`evaluate`'s metrics at `config.num_validation_examples` Langevin samples and test points (from
+        `default_rng([seed, 10**9])`): ring8 `val_modes_covered`, `val_high_quality_fraction`; moons
+        `val_within_3sigma_fraction`; both `val_grid_test_log_likelihood_nats` (exp(-E) normalised on the grid)."""
+        c = self.config
+        x = np.asarray(self.jit_sample(params, key, c.num_validation_examples))
+        if c.problem == "ring8":
+            m = toy_eval.ring_metrics(x, self.centers(), c.ring_std, c.min_mode_samples)
+            out = {"val_modes_covered": m["modes_covered"], "val_high_quality_fraction": m["high_quality_fraction"]}
+        else:
+            out = {"val_within_3sigma_fraction": toy_eval.moons_metrics(x, c.moons_noise)["within_3sigma_fraction"]}
+        test = self.draw_data(np.random.default_rng([c.seed, 10**9]), c.num_validation_examples)
+        out["val_grid_test_log_likelihood_nats"] = toy_eval.grid_log_likelihood(
+            self.grid_log_density(params)[1], test, *self.box, self.grid_size)
+        return out
+
     def write_artifacts(self, params, key: jax.Array, workdir: Path) -> None:
         workdir = Path(workdir)
         c, n = self.config, self.grid_size
@@ -267,6 +283,15 @@ class ImageEBMExperiment(EBMExperiment):
         if "smoke_test" in clf.info:
             out["classifier_smoke_test"] = clf.info["smoke_test"]
         return out
+
+    def validate(self, params, key: jax.Array) -> dict:
+        """`val_mnist_fid` and `val_mnist_is` of `config.num_validation_examples` Langevin samples, scored as
+        `evaluate` scores `num_eval_samples` (FID is biased upwards at small sizes: compare equal sizes only)."""
+        c = self.config
+        clf, reference = classifier_lib.classifier_and_reference(c.classifier_dir or None, c.data_dir or None)
+        x = self._samples(params, key, c.num_validation_examples)
+        return {"val_mnist_fid": sample_quality.mnist_fid(clf, x, reference),
+                "val_mnist_is": sample_quality.mnist_is(clf, x)}
 
     def write_artifacts(self, params, key: jax.Array, workdir: Path) -> None:
         workdir = Path(workdir)

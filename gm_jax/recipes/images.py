@@ -25,6 +25,7 @@ PixelCNN++ experiments subclass `ImageLikelihoodExperiment` directly.
 """
 from __future__ import annotations
 
+import functools
 import math
 from pathlib import Path
 
@@ -37,6 +38,7 @@ import optax
 
 from gm_jax.config import Choice, Range
 from gm_jax.data import dynamic_binarize, load_split, train_batches
+from gm_jax.data.datasets import DATASETS as TFDS_DATASETS
 from gm_jax.distributions import nats_to_bits
 from gm_jax.evaluation import likelihood
 from gm_jax.experiment import Experiment
@@ -141,6 +143,35 @@ class ImageLikelihoodExperiment(Experiment):
     def write_artifacts(self, params, key: jax.Array, workdir: Path) -> None:
         viz_images.save_samples(Path(workdir) / "samples.png", self.grid_images(params, key), self.data_max)
 
+    # -- evaluation during training -----------------------------------------------------
+    @property
+    def num_progress_samples(self) -> int:
+        """16 images, or `num_grid_samples` where that is fewer (PixelCNN++'s naive sampler)."""
+        return min(16, self.num_grid_samples)
+
+    @property
+    def validation_split(self) -> str:
+        """The split `validate` reads: "validation" where the dataset has one (binarized_mnist), else "test"
+        (8-bit mnist has none, and every training image is trained on)."""
+        return "validation" if "validation" in TFDS_DATASETS[self.dataset_name]["splits"] else "test"
+
+    @functools.cached_property
+    def _jit_eval_terms(self):
+        return jax.jit(self.eval_terms)  # the parameters are an argument: compiled once for every evaluation
+
+    def validate(self, params, key: jax.Array) -> dict:
+        """`evaluate`'s test likelihood on the first `config.num_validation_examples` images of
+        `validation_split`: `val_nll_nats` (nats per image; the same estimate as `test_nll_nats`),
+        `val_bits_per_dim` and the other `eval_terms` as `val_<term>_nats` (8-bit images of a binary model
+        binarized once with the evaluation's binarization key)."""
+        keys = self.eval_keys(key)
+        data = self.load(self.validation_split, self.config.num_validation_examples, keys["binarize"])
+        terms = likelihood.mean_over_dataset(lambda batch, k: self._jit_eval_terms(params, batch, k), data,
+                                             self.config.eval_batch_size, keys["test"])
+        out = likelihood.nll_metrics("val", terms.pop("nll"), self.num_dims)
+        out.update({f"val_{k}_nats": v for k, v in terms.items()})
+        return out
+
 
 # -- PixelCNN and Gated PixelCNN: binary pixels, exact likelihood ------------------------------------
 
@@ -216,6 +247,17 @@ class PixelCNNExperiment(ImageLikelihoodExperiment):
         return pixelcnn.log_prob_per_pixel(self.model, params, jnp.asarray(x, jnp.int32),
                                            labels if self.conditional else None)
 
+    @property
+    def conditionals_kind(self) -> str:
+        return "bernoulli" if self.model.num_values == 2 else "categorical"
+
+    def conditionals(self, params, x: jax.Array, labels=None) -> dict:
+        """{"logits": float32 [N, 28, 28, 1]} Bernoulli logits of x_i = 1 of every pixel given the pixels
+        before it (binary models; [N, 28, 28, 1, V] categorical logits for V-valued pixels): the
+        distributions of `log_prob_per_position` (`labels` as there)."""
+        return {"logits": pixelcnn.conditional_logits(self.model, params, jnp.asarray(x, jnp.int32),
+                                                      labels if self.conditional else None)}
+
     def check_score_conditioning(self, num_examples: int, **conditioning) -> dict:
         """Class-conditional models need `labels` (int, or int [N] in 0..9: a per-pixel decomposition
         exists for p(x | y), not for the marginal over labels); unconditional ones take none.
@@ -227,8 +269,8 @@ class PixelCNNExperiment(ImageLikelihoodExperiment):
             return super().check_score_conditioning(num_examples, **conditioning)
         unknown = sorted(set(conditioning) - {"labels"})
         if unknown or "labels" not in conditioning:
-            raise ValueError(f"{self.name} is class-conditional: log_prob_per_position needs labels (an int or "
-                             "int [N] in 0..9; the marginal over labels has no per-pixel terms), got "
+            raise ValueError(f"{self.name} is class-conditional: log_prob_per_position and conditionals need labels "
+                             "(an int or int [N] in 0..9; the marginal over labels has no per-pixel terms), got "
                              f"{sorted(conditioning)}")
         labels = np.asarray(conditioning["labels"])
         labels = np.full(num_examples, labels) if labels.ndim == 0 else labels
@@ -318,14 +360,22 @@ class ImageFlowExperiment(ImageLikelihoodExperiment):
     def build_flow(self) -> nn.Module:
         raise NotImplementedError
 
-    def init_params(self, key):
-        """Parameters with the actnorm data-dependent init on `init_batch_size` dequantized training
-        images (chosen by `config.seed`, dequantized with `key`). Needs the mnist data."""
+    # The actnorm initialisation batch is the data setup (`Experiment.data_setup`).
+    setup_fields = ("data_dir", "seed", "init_batch_size")
+    setup_arrays = ("init_images",)
+
+    def compute_data_setup(self) -> dict[str, np.ndarray]:
+        """{"init_images": uint8 [init_batch_size, 28, 28, 1]}: training images chosen by `config.seed`."""
         train = self.load("train")["image"]
         idx = np.sort(np.random.default_rng([self.config.seed, 7]).choice(len(train), self.config.init_batch_size,
                                                                             replace=False))
+        return {"init_images": train[idx]}
+
+    def init_params(self, key):
+        """Parameters with the actnorm data-dependent init on the `init_batch_size` training images of the
+        data setup, dequantized with `key`."""
         init_key, u_key = jax.random.split(key)
-        x = flows.dequantize(u_key, jnp.asarray(train[idx]))
+        x = flows.dequantize(u_key, jnp.asarray(self.data_setup["init_images"]))
         return self.flow.init(init_key, x, method="forward_and_log_det")["params"]
 
     def optimizer(self):

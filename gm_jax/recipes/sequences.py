@@ -21,6 +21,7 @@ sampling checks and the artifacts of its data; an experiment adds its model:
 """
 from __future__ import annotations
 
+import functools
 import math
 from pathlib import Path
 
@@ -54,7 +55,8 @@ class TextExperiment(Experiment):
     `eval_stride` (steps between evaluation windows; None: consecutive) and
     `max_len` (the longest sequence `log_prob` takes; None: any), and define
     `init_params`, `token_log_probs(params, inputs, targets)` (float32 [N, T]
-    nats of targets given inputs up to each step) and `sample_tokens(params,
+    nats of targets given inputs up to each step), `token_logits(params, inputs)` (float32 [N, T, V],
+    for `conditionals`) and `sample_tokens(params,
     key, prompt, length, temperature, top_k, top_p)` (int32 [N, P + length]).
     """
 
@@ -66,11 +68,20 @@ class TextExperiment(Experiment):
     window = 128
     eval_stride: int | None = None
     max_len: int | None = None
+    # The character vocabulary (code points, sorted) of the training text: the data setup, so a model is
+    # built (and a run loaded) without reading the text.
+    setup_fields = ("data_dir",)
+    setup_arrays = ("vocab",)
 
     def __init__(self, config: ml_collections.ConfigDict):
         super().__init__(config)
-        self.vocab = text_data.CharVocab.from_text(self._text("train"))
+        self.vocab = text_data.CharVocab("".join(map(chr, self.data_setup["vocab"].tolist())))
         self.vocab_size = self.num_values = self.vocab.size
+
+    def compute_data_setup(self) -> dict[str, np.ndarray]:
+        """{"vocab": uint32 [V] code points of the training text's distinct characters, sorted}."""
+        chars = text_data.CharVocab.from_text(self._text("train")).chars
+        return {"vocab": np.array([ord(c) for c in chars], np.uint32)}
 
     # -- data ---------------------------------------------------------------------
     def _text(self, split: str) -> str:
@@ -88,6 +99,10 @@ class TextExperiment(Experiment):
     def token_log_probs(self, params, inputs, targets) -> jax.Array:
         raise NotImplementedError(f"{type(self).__name__} must define token_log_probs")
 
+    def token_logits(self, params, inputs) -> jax.Array:
+        """float32 [N, T, V] logits of p(x_{t+1} | inputs_<=t) (for `conditionals`; log-probabilities count)."""
+        raise NotImplementedError(f"{type(self).__name__} must define token_logits")
+
     def sample_tokens(self, params, key, prompt, length: int, temperature, top_k, top_p,
                       method: str = "cached") -> jax.Array:
         """int32 [N, P + length] tokens, the prompt first, drawn by the sampler `method` (of `sample_methods`)."""
@@ -103,6 +118,17 @@ class TextExperiment(Experiment):
         is the given context); sums to `log_prob`."""
         x = jnp.asarray(x, jnp.int32)
         return self.token_log_probs(params, x[:, :-1], x[:, 1:])
+
+    conditionals_kind = "categorical"
+
+    def conditionals(self, params, x: jax.Array) -> dict:
+        """{"logits": float32 [N, T - 1, V]}: p(x_t | x_<t) of tokens t = 1..T-1 of int [N, T] (the positions
+        of `log_prob_per_position`; targets `conditionals_targets(x)` = x[:, 1:])."""
+        return {"logits": self.token_logits(params, jnp.asarray(x, jnp.int32)[:, :-1])}
+
+    def conditionals_targets(self, x: jax.Array) -> jax.Array:
+        """The tokens the conditionals predict: x[:, 1:] (the first token is the given context)."""
+        return x[:, 1:]
 
     def log_prob(self, params, x: jax.Array, key: jax.Array = None) -> jax.Array:
         """Exact log p(x_1..x_{T-1} | x_0) for tokens int [N, T]: float32 [N], nats (sum of the per-step
@@ -194,18 +220,26 @@ class TextExperiment(Experiment):
                                   top_p, method=self.sample_method(method))
 
     # -- evaluation ---------------------------------------------------------------------
-    def split_nll(self, params, split: str) -> dict:
-        """Exact NLL of a split in windows of `self.window` steps started every `self.eval_stride` steps
-        (`gm_jax.data.text.windows`): every character after the first is scored exactly once, the
-        `len(split) - 1` of them (`chars`)."""
-        data = text_data.windows(self.tokens(split), self.window, self.eval_stride)
-
+    @functools.cached_property
+    def _jit_window_nll(self):
+        """NLL of each window, nats [B] (jitted once: the parameters are an argument)."""
         @jax.jit
-        def nll(batch, _):
+        def nll(params, batch):
             logp = self.token_log_probs(params, batch["inputs"], batch["targets"])
             return {"nll": -(logp * batch["mask"]).sum(axis=-1)}
 
-        mean = mean_over_dataset(nll, data, self.config.eval_batch_size, jax.random.key(0))["nll"]
+        return nll
+
+    def split_nll(self, params, split: str, max_windows: int | None = None) -> dict:
+        """Exact NLL of a split in windows of `self.window` steps started every `self.eval_stride` steps
+        (`gm_jax.data.text.windows`): every character after the first is scored exactly once, the
+        `len(split) - 1` of them (`chars`). `max_windows`: only the first that many windows (a prefix of
+        the split, each of its characters after the first scored once)."""
+        data = text_data.windows(self.tokens(split), self.window, self.eval_stride)
+        if max_windows is not None:
+            data = {k: v[:max_windows] for k, v in data.items()}
+        mean = mean_over_dataset(lambda batch, _: self._jit_window_nll(params, batch), data,
+                                 self.config.eval_batch_size, jax.random.key(0))["nll"]
         chars = int(data["mask"].sum())
         total = mean * len(data["targets"])
         return {"nats_per_char": total / chars, "bits_per_char": nats_to_bits(total, chars), "chars": chars}
@@ -217,6 +251,14 @@ class TextExperiment(Experiment):
                 "test_chars": test["chars"], "validation_bits_per_char": val["bits_per_char"],
                 "eval_window": self.window, "eval_stride": self.eval_stride or self.window,
                 "vocab_size": self.vocab_size}
+
+    num_progress_samples = 4  # texts of `config.sample_length` characters from `config.sample_prompt`
+
+    def validate(self, params, key: jax.Array) -> dict:
+        """`val_bits_per_char` and `val_nats_per_char` of the first `config.num_validation_examples` evaluation
+        windows of the validation split (a prefix of it, scored as `evaluate` scores the whole split)."""
+        val = self.split_nll(params, "validation", self.config.num_validation_examples)
+        return {"val_bits_per_char": val["bits_per_char"], "val_nats_per_char": val["nats_per_char"]}
 
     def write_artifacts(self, params, key: jax.Array, workdir: Path) -> None:
         """`samples.txt`: 4 samples of `config.sample_length` characters from `config.sample_prompt`."""
@@ -237,7 +279,7 @@ class JSBExperiment(Experiment):
     Subclasses set `data_kind` / `data_shape` (/ `num_values`) and define `pieces(split)` (a list of
     arrays [T_i, ...]), `init_params`, `inputs(x)` (what the model reads before each step: a start
     symbol, then x_0 .. x_{T-2}), `step_log_probs(params, inputs, targets)` (float32 [N, T] nats),
-    `sample` and `to_rolls(samples)` (piano rolls [N, T, 88] of samples, for the artifacts).
+    `step_logits(params, inputs)` and `conditionals_kind` (for `conditionals`), `sample` and `to_rolls(samples)` (piano rolls [N, T, 88] of samples, for the artifacts).
     """
 
     conditioning = ("length", "temperature")
@@ -252,6 +294,10 @@ class JSBExperiment(Experiment):
 
     def step_log_probs(self, params, inputs, targets) -> jax.Array:
         raise NotImplementedError(f"{type(self).__name__} must define step_log_probs")
+
+    def step_logits(self, params, inputs) -> jax.Array:
+        """float32 [N, T, D] logits of p(x_t | inputs_<=t) (for `conditionals`, of `conditionals_kind`)."""
+        raise NotImplementedError(f"{type(self).__name__} must define step_logits")
 
     def to_rolls(self, samples) -> np.ndarray:
         """Piano rolls uint8 [N, T, 88] of samples (default: the samples are piano rolls)."""
@@ -290,25 +336,41 @@ class JSBExperiment(Experiment):
         sums to `log_prob`."""
         return self.step_log_probs(params, self.inputs(x), x)
 
+    def conditionals(self, params, x: jax.Array) -> dict:
+        """{"logits": float32 [N, T, D]}: p(x_t | x_<t) of every time step t = 0..T-1 (from the start symbol),
+        the positions of `log_prob_per_position` (D: 88 Bernoulli keys or the melody classes)."""
+        return {"logits": self.step_logits(params, self.inputs(x))}
+
     def log_prob(self, params, x: jax.Array, key: jax.Array = None) -> jax.Array:
         """Exact log p(x_0..x_{T-1}) of whole sequences (every step predicted, from the start symbol): [N] nats."""
         return -self.masked_nll(params, x, jnp.ones(x.shape[:2], jnp.float32))
 
-    def split_nll(self, params, split: str) -> tuple[float, int]:
-        """(NLL in nats per time step over every real step of a split, the number of those steps)."""
+    @functools.cached_property
+    def _jit_masked_nll(self):
+        """`masked_nll` jitted once (the parameters are an argument)."""
+        return jax.jit(self.masked_nll)
+
+    def split_nll(self, params, split: str, max_pieces: int | None = None) -> tuple[float, int]:
+        """(NLL in nats per time step over every real step of a split, the number of those steps);
+        `max_pieces`: of its first that many pieces only."""
         data = self.arrays(split)
-
-        @jax.jit
-        def nll(batch, _):
-            return {"nll": self.masked_nll(params, batch["x"], batch["mask"])}
-
-        mean = mean_over_dataset(nll, data, self.config.eval_batch_size, jax.random.key(0))["nll"]
+        if max_pieces is not None:
+            data = {k: v[:max_pieces] for k, v in data.items()}
+        mean = mean_over_dataset(lambda batch, _: {"nll": self._jit_masked_nll(params, batch["x"], batch["mask"])},
+                                 data, self.config.eval_batch_size, jax.random.key(0))["nll"]
         return mean * len(data["mask"]) / float(data["mask"].sum()), int(data["mask"].sum())
 
     def evaluate(self, params, key: jax.Array) -> dict:
         test, steps = self.split_nll(params, "test")
         val, _ = self.split_nll(params, "valid")
         return {"test_nll_per_step_nats": test, "validation_nll_per_step_nats": val, "test_steps": steps}
+
+    num_progress_samples = 4  # pieces of `config.sample_length` steps, written as one piano-roll image
+
+    def validate(self, params, key: jax.Array) -> dict:
+        """`val_nll_per_step_nats`: `evaluate`'s NLL per time step on the first `config.num_validation_examples`
+        pieces of the validation split ("valid")."""
+        return {"val_nll_per_step_nats": self.split_nll(params, "valid", self.config.num_validation_examples)[0]}
 
     def check_conditioning(self, num_samples: int, **conditioning) -> dict:
         """length (time steps, an int in [1, 2**31 - 2]: positions are int32 and the start step is one of them;
@@ -346,7 +408,8 @@ class AudioExperiment(Experiment):
 
     The handle's data are float waveforms [T] in [-1, 1] at 8 kHz (data kind "audio"); the model sees
     their mu-law classes. Subclasses define `init_params`, `conditional_log_probs(params, x, digit,
-    speaker)` (float32 [N, T] nats of mu-law classes int32 [N, T] given labels int32 [N]) and
+    speaker)` (float32 [N, T] nats of mu-law classes int32 [N, T] given labels int32 [N]),
+    `conditional_logits(params, x, digit, speaker)` (float32 [N, T, 256], for `conditionals`) and
     `sample_codes(params, key, digit, speaker, length, temperature, sampler)` (int32 [N, length]).
     Config fields used: crop_length, silence_db, sample_seconds, sample_temperature, ar_order,
     sampler, eval_batch_size.
@@ -367,6 +430,10 @@ class AudioExperiment(Experiment):
     # -- the model interface ------------------------------------------------------------
     def conditional_log_probs(self, params, x, digit, speaker) -> jax.Array:
         raise NotImplementedError(f"{type(self).__name__} must define conditional_log_probs")
+
+    def conditional_logits(self, params, x, digit, speaker) -> jax.Array:
+        """float32 [N, T, 256] logits of p(x_t | x_<t, digit, speaker) of mu-law classes int32 [N, T]."""
+        raise NotImplementedError(f"{type(self).__name__} must define conditional_logits")
 
     def sample_codes(self, params, key, digit, speaker, length: int, temperature=1.0, sampler=None) -> jax.Array:
         raise NotImplementedError(f"{type(self).__name__} must define sample_codes")
@@ -412,6 +479,18 @@ class AudioExperiment(Experiment):
             x = audio.mu_law_encode(x)
         return self.conditional_log_probs(params, x, digit, speaker)
 
+    conditionals_kind = "categorical"
+
+    def conditionals(self, params, x: jax.Array, digit=None, speaker=None) -> dict:
+        """{"logits": float32 [N, T, 256]}: p(x_t | x_<t, digit, speaker) over the 256 mu-law classes of every
+        sample t (the positions of `log_prob_per_position`; x and the labels as there)."""
+        return {"logits": self.conditional_logits(params, self.conditionals_targets(x), digit, speaker)}
+
+    def conditionals_targets(self, x: jax.Array) -> jax.Array:
+        """The mu-law classes int32 [N, T] of x (float waveforms quantised, int classes as they are)."""
+        x = jnp.asarray(x)
+        return audio.mu_law_encode(x) if jnp.issubdtype(x.dtype, jnp.floating) else x.astype(jnp.int32)
+
     def check_score_conditioning(self, num_examples: int, **conditioning) -> dict:
         """`digit` (0-9) and `speaker` (name or index), each one value or [N] of them; both required.
 
@@ -420,7 +499,7 @@ class AudioExperiment(Experiment):
         """
         unknown = sorted(set(conditioning) - {"digit", "speaker"})
         if unknown or set(conditioning) != {"digit", "speaker"}:
-            raise ValueError(f"{self.name}.log_prob_per_position needs digit and speaker (the marginal over labels "
+            raise ValueError(f"{self.name}.log_prob_per_position and .conditionals need digit and speaker (the marginal over labels "
                              f"has no per-sample terms), got {sorted(conditioning)}")
         return {"digit": _labels(conditioning["digit"], num_examples, "digit", audio.check_digit),
                 "speaker": _labels(conditioning["speaker"], num_examples, "speaker", audio.speaker_id)}
@@ -501,12 +580,19 @@ class AudioExperiment(Experiment):
                                               self.sample_method(method)))
 
     # -- evaluation ------------------------------------------------------------------------------
-    def split_nll(self, params, split: str = "test") -> dict:
+    @functools.cached_property
+    def _jit_masked_log_prob(self):
+        """Summed log p(x | digit, speaker) over the real samples of a padded batch, jitted once."""
+        return jax.jit(lambda p, x, m, dg, sp: (self.conditional_log_probs(p, x, dg, sp) * m).sum())
+
+    def split_nll(self, params, split: str = "test", max_recordings: int | None = None) -> dict:
         """Exact NLL of every recording of a split, whole (zero context before it), given its labels: nats per
-        sample over the split."""
-        fn = jax.jit(lambda p, x, m, dg, sp: (self.conditional_log_probs(p, x, dg, sp) * m).sum())
+        sample over the split (`max_recordings`: over its first that many recordings only)."""
+        fn = self._jit_masked_log_prob
         total, count = 0.0, 0
         d = self.recordings(split)
+        if max_recordings is not None:
+            d = {k: v[:max_recordings] for k, v in d.items()}
         for b in audio.padded_batches(d, self.config.eval_batch_size):
             total -= float(fn(params, b["x"], b["mask"], b["digit"], b["speaker"]))
             count += int(b["mask"].sum())
@@ -546,6 +632,16 @@ class AudioExperiment(Experiment):
         self._generated = gen
         out.update(audio_eval.audio_checks(gen.reshape(-1, gen.shape[-1]), self.recordings("test")["audio"], key))
         return out
+
+    num_progress_samples = 2  # recordings of `config.sample_seconds` (digits 0 and 1, speaker jackson)
+
+    def validate(self, params, key: jax.Array) -> dict:
+        """`val_nll_nats_per_sample` and `val_nll_bits_per_sample`: `evaluate`'s exact NLL given the labels, on
+        the first `config.num_validation_examples` recordings of the test split (FSDD has no validation
+        split, and the training recordings are all trained on)."""
+        val = self.split_nll(params, "test", self.config.num_validation_examples)
+        return {"val_nll_nats_per_sample": val["nats_per_sample"],
+                "val_nll_bits_per_sample": nats_to_bits(val["nats_per_sample"])}
 
     def write_artifacts(self, params, key: jax.Array, workdir: Path) -> None:
         """`samples/digit_{d}.wav` (speaker jackson, 16-bit PCM at 8 kHz) and `spectrograms.png` (generated vs

@@ -26,6 +26,7 @@ class ToyData:
     """Mixin: float points [N, d] drawn afresh; subclasses define `draw_data(rng, n) -> float32 [n, d]`."""
 
     data_kind = "float_points"
+    num_progress_samples = 500  # points of evaluation during training, drawn as a scatter plot
 
     def draw_data(self, rng: np.random.Generator, n: int) -> np.ndarray:
         raise NotImplementedError(f"{type(self).__name__} must define draw_data")
@@ -97,6 +98,13 @@ class ToyFlowExperiment(ToyData, Experiment):
         return {"test_nll_nats": nll, "density_integral": integral, "problem": c.problem,
                 "grid_limit": float(c.grid_limit), "grid_size": int(c.grid_size),
                 "num_eval_points": int(c.num_eval_points), "figures": ["density.png", "samples.png"]}
+
+    def validate(self, params, key) -> dict:
+        """`val_nll_nats`: `evaluate`'s exact test NLL, nats per point, on `config.num_validation_examples` points
+        drawn from `default_rng([seed, 10**9 + 1])`."""
+        c = self.config
+        x = self.draw_data(np.random.default_rng([c.seed, 10 ** 9 + 1]), c.num_validation_examples)
+        return {"val_nll_nats": -float(np.mean(np.asarray(self.jit_log_prob(params, jnp.asarray(x)), np.float64)))}
 
     def write_artifacts(self, params, key, workdir: Path) -> None:
         c = self.config

@@ -6,6 +6,16 @@
 
 Keys: `init_key, train_key, eval_key = split(key(config.seed), 3)`; step `s`
 uses `fold_in(train_key, s)`.
+
+Evaluation during training (`config.eval_every` = N > 0): at every step that is a
+multiple of N, `Experiment.validate` (metrics on `config.num_validation_examples`
+validation examples) and `Experiment.progress_samples` run on the plain parameters
+of that step (one device, whatever `config.parallel`) with `fold_in(eval_key, step)`;
+the metrics join that step's metrics.jsonl record (which then always holds the loss
+too) with `eval_wall_s`, and the samples are written to `workdir/samples/step_{N}.*`
+and TensorBoard (`evaluate_during_training`). It reads no training data and no
+training key, so the parameters are the same with or without it; its time is left
+out of `wall_s`.
 """
 from __future__ import annotations
 
@@ -20,6 +30,7 @@ import numpy as np
 from absl import logging
 from tqdm.auto import tqdm
 
+from gm_jax import cache
 from gm_jax.experiment import Experiment
 from gm_jax.training import checkpoint, rundir
 from gm_jax.training.metrics import MetricWriter, read_metrics
@@ -27,6 +38,7 @@ from gm_jax.training.steps import TrainStep, all_finite
 
 CONFIG_FILE = rundir.CONFIG_FILE
 RESULTS_FILE = "results.json"
+SAMPLES_DIR = "samples"  # workdir/samples/step_{N}.{png,txt,wav}: the samples of evaluation during training
 
 
 def run_keys(seed: int) -> dict[str, jax.Array]:
@@ -46,11 +58,13 @@ def _run_record(experiment: Experiment) -> dict:
 
 def open_run(experiment: Experiment, workdir: Path, stack: contextlib.ExitStack, fresh: bool = False) -> None:
     """Claim `workdir` for `experiment` inside `stack`: check the run's identity (before writing
-    anything), take the single-writer lock, then write `config.json` when it is new or changed.
+    anything), take the single-writer lock, then write `config.json` when it is new or changed. The
+    run's data setup (`rundir.SETUP_FILE`) is written with a new run and used by a resumed one.
 
     Raises:
       WorkdirMismatchError: the workdir holds another run (and `fresh` is False).
       WorkdirInUseError: another process holds the workdir's lock.
+      ValueError: the run's data setup is unreadable or differs from the one `experiment` was built with.
     """
     allowed = rundir.resumable_keys(experiment)
     if not fresh:
@@ -62,6 +76,12 @@ def open_run(experiment: Experiment, workdir: Path, stack: contextlib.ExitStack,
         moved = rundir.move_run_aside(workdir)
         logging.warning("--fresh: the previous run in %s was moved to %s", workdir, moved)
     saved = rundir.check_identity(workdir, experiment.name, experiment.config, allowed)  # again, under the lock
+    if experiment.setup_arrays:  # the run keeps its data setup: a resumed run or `gm_jax.load` uses it
+        stored = cache.read_setup(workdir / rundir.SETUP_FILE)
+        if stored is not None:
+            experiment.use_data_setup(stored, f"{workdir / rundir.SETUP_FILE}")
+        elif jax.process_index() == 0:
+            cache.write_setup(workdir / rundir.SETUP_FILE, experiment.data_setup)
     record = _run_record(experiment)
     if saved != json.loads(json.dumps(record)):
         write_json(workdir / CONFIG_FILE, record)
@@ -74,7 +94,9 @@ def train(experiment: Experiment, workdir: str | os.PathLike, fresh: bool = Fals
     `gm_jax.load`), `workdir/checkpoints/` (verified, see
     `gm_jax.training.checkpoint`), `workdir/metrics.jsonl` (records with `step`,
     the loss terms in nats and `wall_s`, the cumulative training time in
-    seconds) and TensorBoard events in `workdir/tensorboard/`.
+    seconds, evaluation during training excluded) and TensorBoard events in
+    `workdir/tensorboard/`; with `config.eval_every` > 0 also validation metrics
+    and samples every `eval_every` steps (`evaluate_during_training`).
 
     A workdir that holds a run is resumed from its newest intact checkpoint;
     newer steps that fail verification are moved to
@@ -101,12 +123,12 @@ def train(experiment: Experiment, workdir: str | os.PathLike, fresh: bool = Fals
         ckpt = stack.enter_context(
             checkpoint.Checkpointer(workdir, config.checkpoint_every, config.keep_checkpoints))
         if ckpt.steps():  # resume: restore into the state's shapes, without running the (eager, data-dependent) init
-            state = ckpt.restore(jax.eval_shape(experiment.init_state, keys["init"]))
+            state = ckpt.restore(experiment.abstract_state())
             for bad in sorted(ckpt.skipped):
                 moved = ckpt.quarantine(bad, workdir / "corrupt_checkpoints")
                 logging.warning("checkpoint step %d failed verification and was moved to %s", bad, moved)
         else:
-            state = experiment.init_state(keys["init"])
+            state = experiment.jit_init_state(keys["init"])
         start = int(state.step)
         if start >= config.num_steps:
             return jax.device_put(state, jax.local_devices()[0])
@@ -122,6 +144,7 @@ def _train_steps(experiment: Experiment, workdir: Path, ckpt: checkpoint.Checkpo
     state = step_fn.put_state(state)
     batches = experiment.train_batches(start)
     t0 = time.perf_counter()
+    eval_s = 0.0  # seconds spent in evaluation during training, left out of wall_s
     bar = tqdm(total=config.num_steps, initial=start, desc=experiment.name, unit="step",
                disable=not config.progress_bar, dynamic_ncols=True)
     try:
@@ -129,13 +152,20 @@ def _train_steps(experiment: Experiment, workdir: Path, ckpt: checkpoint.Checkpo
             state, metrics = step_fn(state, next(batches), jax.random.fold_in(keys["train"], step - 1))
             bar.update(1)
             is_save = step % config.checkpoint_every == 0 or step == config.num_steps
-            if step % config.log_every == 0 or is_save:
+            is_eval = config.eval_every > 0 and step % config.eval_every == 0
+            if step % config.log_every == 0 or is_save or is_eval:
                 values = {k: float(v) for k, v in metrics.items()}
                 if not np.all(np.isfinite(list(values.values()))):
                     kept = (f"the last good checkpoint (step {last_saved}) is kept" if last_saved
                             else "no checkpoint had been written yet")
                     raise FloatingPointError(f"non-finite metrics at step {step}: {values}; {kept}")
-                values["wall_s"] = wall_before + time.perf_counter() - t0
+                values["wall_s"] = wall_before + time.perf_counter() - t0 - eval_s
+                if is_eval:  # one record per step: the validation metrics join the loss terms
+                    params = jax.device_put(experiment.params_of(step_fn.get_state(state)), jax.local_devices()[0])
+                    evaluated = evaluate_during_training(experiment, params, step,
+                                                         jax.random.fold_in(keys["eval"], step), workdir, writer)
+                    eval_s += evaluated["eval_wall_s"]
+                    values.update(evaluated)
                 writer.write(step, values)
                 bar.set_postfix(loss=f"{values['loss']:.3f}")
             if is_save:
@@ -148,6 +178,53 @@ def _train_steps(experiment: Experiment, workdir: Path, ckpt: checkpoint.Checkpo
         bar.close()
         writer.close()
     return jax.device_put(step_fn.get_state(state), jax.local_devices()[0])
+
+
+def evaluate_during_training(experiment: Experiment, params, step: int, key: jax.Array, workdir: str | os.PathLike,
+                             writer: MetricWriter) -> dict[str, float]:
+    """One evaluation during training: validation metrics and samples of `params` (training step `step`).
+
+    Runs `experiment.validate` (key `split(key)[0]`) and `experiment.progress_samples` (`split(key)[1]`);
+    writes the samples by their kind of data (`gm_jax.viz.samples.write_samples`) to
+    `workdir/samples/step_{step}.png` (images; toy points as a scatter plot; JSB music as a piano roll),
+    `.txt` (text) or `step_{step}_{i}.wav` (audio, one file per sample), and the same files to
+    TensorBoard under the tag `samples` (`samples/{i}` for several files) at `step`.
+
+    Args:
+      params: plain parameters on one device (`experiment.params_of` of the train state).
+      key: the evaluation key of this step (the loop passes `fold_in(run_keys(seed)["eval"], step)`).
+      writer: the run's `MetricWriter` (the caller writes the returned metrics with the step's record).
+
+    Returns:
+      The validation metrics (floats, `val_*`) and `eval_wall_s`, the seconds this evaluation took.
+    """
+    from gm_jax.viz.samples import OUTPUT_FORMS, output_form, write_samples  # (matplotlib only when used)
+
+    t0 = time.perf_counter()
+    val_key, sample_key = jax.random.split(key)
+    metrics = {k: float(v) for k, v in experiment.validate(params, val_key).items()}
+    samples = np.asarray(experiment.progress_samples(params, sample_key))
+    form = output_form(experiment)
+    suffix = ".png" if form == "music" else OUTPUT_FORMS[form][0][0]  # music: one piano-roll image
+    paths = write_samples(experiment, params, samples, Path(workdir) / SAMPLES_DIR / f"step_{step}{suffix}",
+                          title=f"{experiment.name} step {step}: {len(samples)} samples")
+    for i, path in enumerate(paths):
+        tag = "samples" if len(paths) == 1 else f"samples/{i}"
+        if path.suffix == ".png":
+            from PIL import Image
+
+            with Image.open(path) as image:
+                writer.write_image(tag, np.asarray(image if image.mode in ("L", "RGB", "RGBA") else
+                                                   image.convert("RGBA")), step)
+        elif path.suffix == ".wav":
+            import soundfile
+
+            wave, rate = soundfile.read(path, dtype="float32")
+            writer.write_audio(tag, wave, rate, step)
+        else:
+            writer.write_text(tag, path.read_text(), step)
+    metrics["eval_wall_s"] = time.perf_counter() - t0
+    return metrics
 
 
 def train_and_evaluate(experiment: Experiment, workdir: str | os.PathLike, fresh: bool = False) -> dict:

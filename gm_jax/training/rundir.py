@@ -22,16 +22,18 @@ import fcntl
 import json
 import os
 import socket
+import tempfile
 from pathlib import Path
 
 import ml_collections
 
 CONFIG_FILE = "config.json"
+SETUP_FILE = "data_setup.npz"  # the run's data-dependent setup (`Experiment.data_setup`, `gm_jax.cache`)
 LOCK_FILE = ".lock"
 # Config keys a resumed run may change: the run's length and bookkeeping, where the data
 # is read from and how the step is parallelised -- none changes what the checkpoints hold.
 RESUMABLE_KEYS = ("num_steps", "log_every", "checkpoint_every", "keep_checkpoints", "eval_batch_size",
-                  "progress_bar", "data_dir", "parallel")
+                  "progress_bar", "data_dir", "parallel", "eval_every", "num_validation_examples")
 
 
 def utc_stamp() -> str:
@@ -39,12 +41,24 @@ def utc_stamp() -> str:
     return datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
 
 
-def write_text_atomic(path: str | os.PathLike, text: str) -> None:
-    """Write `text` to `path` through `<path>.tmp` and a rename, so a crash never leaves half a file."""
+def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
+    """Write `data` to `path` through a uniquely named temp file in the same directory and a rename, so a
+    crash never leaves half a file and concurrent writers of the same path never mix their bytes."""
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    """`write_bytes_atomic` of `text` encoded as UTF-8."""
+    write_bytes_atomic(path, text.encode())
 
 
 class WorkdirMismatchError(ValueError):
