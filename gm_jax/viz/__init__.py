@@ -1,13 +1,14 @@
 """Every figure and file a run writes besides its metrics: PNG image grids (Pillow), matplotlib plots.
 
 This package is the only place that imports matplotlib (through `pyplot()`,
-which selects the non-interactive Agg backend once). Family-specific writers
+which selects the non-interactive Agg backend unless pyplot is in use already). Family-specific writers
 live in its modules (e.g. audio and MIDI writers, 2-D density plots); models
 and experiments never import matplotlib themselves.
 """
 from __future__ import annotations
 
 import math
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,10 +16,13 @@ from PIL import Image
 
 
 def pyplot():
-    """`matplotlib.pyplot` with the non-interactive Agg backend (files only, no screen needed)."""
+    """`matplotlib.pyplot` for writing figures to files: with the non-interactive Agg backend (no screen
+    needed) unless pyplot was imported already (a notebook's inline backend is left as it is, so its own
+    figures keep showing; the writers here close every figure they save)."""
     import matplotlib
 
-    matplotlib.use("Agg")
+    if "matplotlib.pyplot" not in sys.modules:
+        matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     return plt
