@@ -94,3 +94,21 @@ def test_a_configured_compilation_cache_is_left_as_it_is(user_cache):
     configured = jax.config.jax_compilation_cache_dir  # the test session's (tests/conftest.py)
     assert configured and cache.enable_compilation_cache() == configured
     assert not (user_cache / "xla").exists()
+
+
+def test_decoded_splits_are_cached_on_disk(user_cache, mnist_dir, monkeypatch):
+    from gm_jax.data import datasets
+
+    first = datasets._load_split_cached.__wrapped__("mnist", "test", str(mnist_dir))  # decodes, writes
+    with monkeypatch.context() as m:
+        m.setattr(datasets, "_decode_split", lambda *a: pytest.fail("decoded again"))
+        again = datasets._load_split_cached.__wrapped__("mnist", "test", str(mnist_dir))
+    assert sorted(again) == ["image", "label"] and not again["image"].flags.writeable
+    for k in first:
+        np.testing.assert_array_equal(again[k], first[k])
+        assert again[k].dtype == first[k].dtype
+    [entry] = (user_cache / "datasets").glob("mnist-test-*.npz")
+    entry.write_bytes(b"corrupt")  # an unreadable entry is decoded again (and rewritten), not an error
+    np.testing.assert_array_equal(datasets._load_split_cached.__wrapped__("mnist", "test", str(mnist_dir))["label"],
+                                  first["label"])
+    assert cache.read_setup(entry)["label"].shape == first["label"].shape

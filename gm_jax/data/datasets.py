@@ -16,12 +16,16 @@ Where the data lives, in order (the first that holds the dataset wins):
 """
 from __future__ import annotations
 
+import contextlib
 import functools
+import hashlib
+import json
 import os
 from pathlib import Path
 
 import numpy as np
 
+from gm_jax import cache
 from gm_jax.data import synthetic
 
 # name -> (features kept, expected image shape, value range of the images)
@@ -106,8 +110,33 @@ def find_data_dir(name: str, data_dir: str | os.PathLike | None = None) -> Path:
     )
 
 
+def _decoded_cache_path(name: str, split: str, data_dir: str) -> Path:
+    """The user-cache file of a decoded split (`gm_jax.cache`): keyed by the names, sizes and modification
+    times of the dataset's files, so a re-prepared dataset is decoded again."""
+    files = sorted(p for p in Path(data_dir, name).rglob("*") if p.is_file())
+    stamp = [(str(p.relative_to(data_dir)), p.stat().st_size, p.stat().st_mtime_ns) for p in files]
+    digest = hashlib.sha256(json.dumps([name, split, str(Path(data_dir).resolve()), stamp]).encode()).hexdigest()
+    return cache.cache_dir() / "datasets" / f"{name}-{split}-{digest[:16]}.npz"
+
+
 @functools.lru_cache(maxsize=None)
 def _load_split_cached(name: str, split: str, data_dir: str) -> dict[str, np.ndarray]:
+    """The decoded split: from the user cache when it holds this split of these files, else decoded from
+    TFDS (and written to the cache; an unreadable cache entry is decoded again)."""
+    path = _decoded_cache_path(name, split, data_dir)
+    with contextlib.suppress(ValueError):  # a corrupt entry: decode again
+        out = cache.read_setup(path)
+        if out is not None and sorted(out) == sorted(DATASETS[name]["features"]):
+            for v in out.values():
+                v.setflags(write=False)
+            return out
+    out = _decode_split(name, split, data_dir)
+    with contextlib.suppress(OSError):  # a read-only cache costs time, never the data
+        cache.write_setup(path, out)
+    return out
+
+
+def _decode_split(name: str, split: str, data_dir: str) -> dict[str, np.ndarray]:
     import tensorflow_datasets as tfds  # imported lazily: slow, and not needed by samplers
 
     try:
@@ -127,7 +156,8 @@ def _load_split_cached(name: str, split: str, data_dir: str) -> dict[str, np.nda
 
 
 def load_split(name: str, split: str, data_dir: str | os.PathLike | None = None) -> dict[str, np.ndarray]:
-    """Decode one split of a prepared TFDS dataset into arrays (cached per process).
+    """Decode one split of a prepared TFDS dataset into arrays (cached per process, and on disk in the
+    user cache, `gm_jax.cache`: decoding MNIST's training PNGs takes about 6 s, reading the arrays 0.1 s).
 
     Args:
       name: `"mnist"` or `"binarized_mnist"`.

@@ -22,10 +22,11 @@ import fcntl
 import json
 import os
 import socket
-import tempfile
 from pathlib import Path
 
 import ml_collections
+
+from gm_jax.cache import write_bytes_atomic
 
 CONFIG_FILE = "config.json"
 SETUP_FILE = "data_setup.npz"  # the run's data-dependent setup (`Experiment.data_setup`, `gm_jax.cache`)
@@ -41,23 +42,8 @@ def utc_stamp() -> str:
     return datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
 
 
-def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
-    """Write `data` to `path` through a uniquely named temp file in the same directory and a rename, so a
-    crash never leaves half a file and concurrent writers of the same path never mix their bytes."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:
-    """`write_bytes_atomic` of `text` encoded as UTF-8."""
+    """`gm_jax.cache.write_bytes_atomic` of `text` encoded as UTF-8: a crash never leaves half a file."""
     write_bytes_atomic(path, text.encode())
 
 
