@@ -25,6 +25,7 @@ How the timing is done:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import math
 import platform
@@ -42,6 +43,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import gm_jax
+from benchmarks import flops
 from gm_jax.experiment import Experiment
 from gm_jax.training.loop import run_keys, write_json
 from gm_jax.training.steps import PARALLEL_CHOICES, TrainStep
@@ -143,13 +145,24 @@ def _summary(timings: Sequence[float], calls_per_timing: int, items_per_call: in
     }
 
 
+@functools.lru_cache(maxsize=None)
+def hardware_peak() -> tuple[float, str]:
+    """The peak FLOP/s MFU is measured against, once per process (`benchmarks.flops.peak_flops`: a
+    measured float32 matmul on a CPU, the vendor's dense float32 peak on a known GPU/TPU)."""
+    return flops.peak_flops(jax.devices()[0], "float32")
+
+
 def time_train_step(experiment: Experiment, parallel: str, repeats: int, steps_per_timing: int) -> dict:
     """Steady-state throughput of one train step of `experiment` under `parallel`.
 
     Returns:
       A record: `throughput` in examples/s, `median_s_per_call` in seconds per
       step, `batch_size` (global), `num_devices`, `timings_s` (seconds per block
-      of `steps_per_timing` steps), ...
+      of `steps_per_timing` steps), `flops_per_step` (XLA's count of the compiled
+      step, over all its devices: `benchmarks.flops.compiled_flops`),
+      `achieved_flops_per_s` (that / the median seconds per step), `peak_flops_per_s`
+      with `peak_source` (`hardware_peak`) and `mfu` (achieved / peak, of the
+      devices the step runs on), ...
 
     Raises:
       Unsupported: the batch size is not divisible by the device count.
@@ -166,6 +179,9 @@ def time_train_step(experiment: Experiment, parallel: str, repeats: int, steps_p
     # A host copy, placed anew: the step donates its input state.
     state = step.put_state(jax.device_get(experiment.jit_init_state(keys["init"])))
 
+    # XLA's FLOP count of the step program (the jitted or pmapped function TrainStep calls)
+    step_flops = flops.compiled_flops(step._step.lower(state, step.put_batch(batches[0]), step_keys[0]).compile(),
+                                      step.num_devices)
     state, metrics = step(state, batches[0], step_keys[0])  # warm-up: compiles
     jax.block_until_ready((state, metrics))
     timings = []
@@ -176,6 +192,15 @@ def time_train_step(experiment: Experiment, parallel: str, repeats: int, steps_p
         jax.block_until_ready((state, metrics))
         timings.append(time.perf_counter() - t0)
     loss = float(np.asarray(metrics["loss"]))
+    summary = _summary(timings, steps_per_timing, batch_size)
+    peak, peak_source = hardware_peak()
+    if jax.devices()[0].platform == "cpu":  # XLA's CPU devices share the host's cores: one host peak
+        copies = 1
+        peak_source += f" (the host's cores, shared by its {step.num_devices} CPU devices)" * (step.num_devices > 1)
+    else:
+        copies = step.num_devices
+        peak_source += f", x {copies} devices" * (copies > 1)
+    achieved = step_flops / summary["median_s_per_call"] if step_flops else None
     return {
         "what": TRAIN,
         "parallel": parallel,
@@ -186,7 +211,12 @@ def time_train_step(experiment: Experiment, parallel: str, repeats: int, steps_p
         "repeats": repeats,
         "unit": UNITS[TRAIN],
         "final_loss": loss,
-        **_summary(timings, steps_per_timing, batch_size),
+        "flops_per_step": step_flops,
+        "achieved_flops_per_s": achieved,
+        "peak_flops_per_s": peak * copies,
+        "peak_source": peak_source,
+        "mfu": achieved / (peak * copies) if achieved else None,
+        **summary,
     }
 
 
@@ -279,8 +309,9 @@ def _jsonable(x):
 def markdown_table(records: Sequence[dict]) -> str:
     """One row per record: entry, what, parallel, devices, batch / num_samples, median s/call, throughput."""
     lines = [
-        "| entry | what | parallel | devices | batch / num_samples | median s/call | throughput |",
-        "|---|---|---|---:|---:|---:|---:|",
+        "| entry | what | parallel | devices | batch / num_samples | median s/call | throughput | GFLOP/step (XLA) "
+        "| GFLOP/s | MFU |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in records:
         if r.get("skipped") or r.get("error"):
@@ -289,8 +320,12 @@ def markdown_table(records: Sequence[dict]) -> str:
         else:
             per_call, thr = f"{r['median_s_per_call']:.3e}", f"{r['throughput']:,.1f} {r['unit']}"
         size = f"batch {r['size']}" if r["what"] == TRAIN else f"n {r['size']}"
+        flop_cells = "| - | - | - |"
+        if r.get("flops_per_step") and r.get("achieved_flops_per_s"):
+            flop_cells = (f"| {r['flops_per_step'] / 1e9:,.3f} | {r['achieved_flops_per_s'] / 1e9:,.1f} "
+                          f"| {100 * r['mfu']:.1f}% |")
         lines.append(f"| {r['entry']} | {r['what']} | {r['parallel']} | {r.get('num_devices', '-')} "
-                     f"| {size} | {per_call} | {thr} |")
+                     f"| {size} | {per_call} | {thr} {flop_cells}")
     return "\n".join(lines)
 
 
@@ -311,9 +346,17 @@ def markdown_report(payload: dict) -> str:
         f"{settings['steps_per_timing']} steps; quick: {settings['quick']}",
         "- compiled once (warm-up call excluded), steady state, each timing ended by `jax.block_until_ready`;",
         "  throughput in examples/s (train step) and samples/s (sampler).",
+        "- train steps: FLOPs per step from XLA's cost analysis of the compiled step (all its devices),",
+        "  GFLOP/s = that / median s per step, MFU = GFLOP/s / the peak of the devices used: "
+        + _peak_note(payload["records"]) + ".",
         "",
     ]
     return "\n".join(header) + "\n" + markdown_table(payload["records"]) + "\n"
+
+
+def _peak_note(records: Sequence[dict]) -> str:
+    peaks = {(r["peak_flops_per_s"], r["peak_source"]) for r in records if r.get("peak_flops_per_s")}
+    return "; ".join(f"{p / 1e9:,.1f} GFLOP/s ({src})" for p, src in sorted(peaks)) or "none measured"
 
 
 def write_report(out, stem: str, settings: dict, records: list, markdown) -> dict:

@@ -1,0 +1,101 @@
+"""FLOPs of a train step and how close it runs to the hardware's limit (MFU).
+
+* `compiled_flops(compiled, num_devices)`: XLA's count (`Compiled.cost_analysis()["flops"]`)
+  of one call of a compiled program, summed over devices (a pmapped or sharded
+  step's program is the per-device one, so it is multiplied by the device count).
+* `analytic_vae_mlp_train_flops` / `analytic_transformer_train_flops`: the
+  matmul FLOPs of one training step written out by hand (forward, plus the
+  weight and input gradients of every matmul whose input needs one), to
+  cross-check XLA's count; XLA counts elementwise work too (activations,
+  softmax, layer norm, the optimizer), so it should be a few percent above.
+* `peak_flops(device)`: the peak the MFU is measured against. On a CPU, the
+  measured throughput of a large jitted float32 matmul on the same device in
+  the same process (`measured_matmul_flops`: the practical limit, not a
+  datasheet figure); on a GPU/TPU, the vendor's dense peak for the device
+  (`VENDOR_PEAK_FLOPS`, float32 without TF32 and bfloat16).
+
+MFU = achieved FLOP/s (XLA's FLOPs per step / median seconds per step) / peak.
+"""
+from __future__ import annotations
+
+import statistics
+import time
+
+import jax
+import jax.numpy as jnp
+
+# device kind substring -> dense peak FLOP/s by dtype (vendor datasheets; SXM parts)
+VENDOR_PEAK_FLOPS = {
+    "H200": {"float32": 67e12, "bfloat16": 989e12},
+    "H100": {"float32": 67e12, "bfloat16": 989e12},
+    "A100": {"float32": 19.5e12, "bfloat16": 312e12},
+    "L4": {"float32": 30.3e12, "bfloat16": 121e12},
+    "TPU v4": {"float32": 275e12, "bfloat16": 275e12},
+    "TPU v5e": {"float32": 197e12, "bfloat16": 197e12},
+}
+
+
+def compiled_flops(compiled, num_devices: int = 1) -> float | None:
+    """XLA's FLOP count of one call of `compiled` (a `jax.stages.Compiled`), over all `num_devices`
+    devices running it; None when the backend reports none."""
+    analysis = compiled.cost_analysis()
+    if isinstance(analysis, (list, tuple)):  # older JAX: one dict per program
+        analysis = analysis[0] if analysis else None
+    if not analysis or analysis.get("flops") is None:
+        return None
+    return float(analysis["flops"]) * num_devices
+
+
+def _mlp_flops(dims: list[int], batch: int, input_grad: bool) -> float:
+    """Matmul FLOPs of a training step through dense layers dims[0] -> dims[1] -> ...: forward, weight
+    gradients, and input gradients (the first layer's only when `input_grad`)."""
+    fwd = sum(2 * batch * a * b for a, b in zip(dims[:-1], dims[1:]))
+    first = 2 * batch * dims[0] * dims[1]
+    return 3 * fwd - (0 if input_grad else first)
+
+
+def analytic_vae_mlp_train_flops(hidden: tuple[int, ...], latent_dim: int, batch: int, data_dim: int = 784) -> float:
+    """Matmul FLOPs of one ELBO training step of the MLP VAE (`gm_jax.models.vae`, one latent sample per
+    example): the encoder data_dim -> hidden... -> 2 * latent_dim (mean, log-variance; no input gradient: the
+    data) and the decoder latent_dim -> reversed(hidden) -> data_dim (its input z needs a gradient)."""
+    enc = [data_dim, *hidden, 2 * latent_dim]
+    dec = [latent_dim, *reversed(hidden), data_dim]
+    return _mlp_flops(enc, batch, input_grad=False) + _mlp_flops(dec, batch, input_grad=True)
+
+
+def analytic_transformer_train_flops(dim: int, num_layers: int, seq_len: int, vocab_size: int, batch: int) -> float:
+    """Matmul FLOPs of one training step of the decoder-only Transformer (`gm_jax.models.transformer.GPT`):
+    per layer and token, the QKV (d x 3d), output (d x d) and MLP (d x 4d, 4d x d) projections and the
+    attention scores and weighted values (T x d each, computed for the whole T x T square), then the head
+    (d x V); every matmul's backward is two matmuls of the same size (all inputs need gradients), so the
+    step is 3x the forward."""
+    per_token_layer = 2 * (3 * dim * dim + dim * dim + 8 * dim * dim) + 2 * 2 * seq_len * dim
+    forward = batch * seq_len * (num_layers * per_token_layer + 2 * dim * vocab_size)
+    return 3.0 * forward
+
+
+def measured_matmul_flops(device=None, n: int = 2048, repeats: int = 7) -> float:
+    """The FLOP/s of a jitted float32 [n, n] @ [n, n] matmul on `device` (default: the first), median of
+    `repeats` timed calls after a compiling one: the practical peak of dense float32 work there."""
+    device = device or jax.devices()[0]
+    a = jax.device_put(jax.random.normal(jax.random.key(0), (n, n), jnp.float32), device)
+    b = jax.device_put(jax.random.normal(jax.random.key(1), (n, n), jnp.float32), device)
+    matmul = jax.jit(jnp.matmul)
+    jax.block_until_ready(matmul(a, b))
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        jax.block_until_ready(matmul(a, b))
+        times.append(time.perf_counter() - t0)
+    return 2.0 * n**3 / statistics.median(times)
+
+
+def peak_flops(device=None, dtype: str = "float32") -> tuple[float, str]:
+    """(peak FLOP/s, where it comes from) for `device`: the vendor's dense `dtype` peak for a known
+    GPU/TPU (`VENDOR_PEAK_FLOPS`), else (CPUs, unknown devices) `measured_matmul_flops` on it."""
+    device = device or jax.devices()[0]
+    if device.platform != "cpu":
+        for kind, peaks in VENDOR_PEAK_FLOPS.items():
+            if kind.lower() in device.device_kind.lower() and dtype in peaks:
+                return peaks[dtype], f"vendor dense {dtype} peak of {kind}"
+    return measured_matmul_flops(device), f"measured jitted float32 2048^2 matmul on {device.device_kind}"
