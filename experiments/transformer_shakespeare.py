@@ -94,6 +94,7 @@ def get_test_config() -> ml_collections.ConfigDict:
 
 class Experiment(TextExperiment):
     name = "transformer_shakespeare"
+    compute_dtypes = ("float32", "bfloat16")
     sample_methods = ("cached", "naive")
     schema = {**TextExperiment.schema, "sampler": Choice("cached", "naive"),
               "positions": Choice(*transformer.POSITIONS), "block_size": COUNT, "dim": COUNT, "num_layers": COUNT,
@@ -110,7 +111,7 @@ class Experiment(TextExperiment):
         self.max_len = config.block_size + 1
         self.model = transformer.GPT(vocab_size=self.vocab_size, block_size=config.block_size, dim=config.dim,
                                      num_layers=config.num_layers, num_heads=config.num_heads,
-                                     positions=config.positions, dropout=config.dropout)
+                                     positions=config.positions, dropout=config.dropout, dtype=self.compute_dtype)
 
     def init_params(self, key: jax.Array):
         return transformer.init_params(self.model, key)

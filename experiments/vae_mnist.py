@@ -73,6 +73,7 @@ def get_test_config() -> ml_collections.ConfigDict:
 
 class Experiment(ImageLikelihoodExperiment):
     name = "vae_mnist"
+    compute_dtypes = ("float32", "bfloat16")
     data_kind = "binary"
     log_prob_needs_key = True
     train_eval_size = 10_000
@@ -86,7 +87,7 @@ class Experiment(ImageLikelihoodExperiment):
     def __init__(self, config: ml_collections.ConfigDict):
         super().__init__(config)
         self.model = vae.VAE(latent_dim=config.latent_dim, image_shape=self.data_shape,
-                             architecture=config.architecture, hidden=tuple(config.hidden))
+                             architecture=config.architecture, hidden=tuple(config.hidden), dtype=self.compute_dtype)
 
     def init_params(self, key: jax.Array):
         return vae.init_params(self.model, key)

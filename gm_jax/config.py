@@ -44,6 +44,9 @@ def base_config() -> ml_collections.ConfigDict:
     # num_validation_examples validation examples -> metrics.jsonl / TensorBoard, and samples ->
     # workdir/samples/step_N.* and TensorBoard (gm_jax.training.loop)
     c.eval_every = 0  # steps between evaluations during training; 0 = off
+    # mixed precision: float32 | bfloat16, the dtype the model's matmuls and convolutions run in (parameters,
+    # optimizer state and the likelihood terms stay float32); bfloat16 where the experiment implements it
+    c.compute_dtype = "float32"
     c.num_validation_examples = 500  # size of the validation subset `validate` scores (see the experiment)
     return c
 
@@ -104,6 +107,7 @@ class Range:
 
 BASE_SCHEMA: dict[str, Choice | Range] = {
     "parallel": Choice(*PARALLEL_CHOICES),
+    "compute_dtype": Choice("float32", "bfloat16"),
     "seed": Range(0, integer=True),
     "num_steps": Range(0, integer=True),
     "batch_size": Range(1, integer=True),

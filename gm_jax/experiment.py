@@ -89,9 +89,24 @@ class Experiment:
     _data_setup: dict | None = None  # see `data_setup`
     _given_setup: dict | None = None  # set before `__init__` by `with_data_setup`, checked on first use
 
+    # `config.compute_dtype` values the experiment implements (mixed precision: "bfloat16" where its model
+    # takes a compute dtype, see `gm_jax.models.vae.VAE.dtype`, `gm_jax.models.transformer.GPT.dtype`).
+    compute_dtypes: tuple[str, ...] = ("float32",)
+
     def __init__(self, config: ml_collections.ConfigDict):
+        """Raises ValueError: a config value outside the schema, or a `compute_dtype` the experiment does not
+        implement."""
         config_lib.validate(config, self.name, self.schema)
+        dtype = config.get("compute_dtype", "float32")
+        if dtype not in self.compute_dtypes:
+            raise ValueError(f"config.compute_dtype={dtype!r}: {self.name} implements {list(self.compute_dtypes)} "
+                             "(bfloat16 so far: vae_mnist, transformer_shakespeare)")
         self.config = config
+
+    @property
+    def compute_dtype(self):
+        """`config.compute_dtype` as a jnp dtype (float32 where the config predates the field)."""
+        return jnp.dtype(self.config.get("compute_dtype", "float32"))
 
     @classmethod
     def with_data_setup(cls, config: ml_collections.ConfigDict, data_setup: dict | None):

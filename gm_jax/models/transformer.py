@@ -26,6 +26,8 @@ through the network for every token (O(block_size^2)).
 """
 from __future__ import annotations
 
+from typing import Any
+
 import functools
 
 import flax.linen as nn
@@ -56,6 +58,7 @@ class Block(nn.Module):
     dim: int
     num_heads: int
     dropout: float = 0.0
+    dtype: Any = jnp.float32  # the compute dtype (see `GPT`)
 
     @nn.compact
     def __call__(self, x, mask, kv=None, index=None, train: bool = False):
@@ -64,19 +67,19 @@ class Block(nn.Module):
         Returns (x [N, T, d], (K, V))."""
         n, t, _ = x.shape
         hd = self.dim // self.num_heads
-        h = nn.LayerNorm(name="ln_attn")(x)
+        h = nn.LayerNorm(dtype=self.dtype, name="ln_attn")(x)
         qkv = Dense(3 * self.dim, name="qkv")(h).reshape(n, t, 3, self.num_heads, hd)
         q, k, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]
         if kv is not None:
             k = jax.lax.dynamic_update_slice(kv[0], k.astype(kv[0].dtype), (0, index, 0, 0))
             v = jax.lax.dynamic_update_slice(kv[1], v.astype(kv[1].dtype), (0, index, 0, 0))
-        att = jnp.einsum("nqhd,nkhd->nhqk", q, k) / np.sqrt(hd).astype(np.float32)
+        att = jnp.einsum("nqhd,nkhd->nhqk", q, k.astype(q.dtype)).astype(jnp.float32) / np.sqrt(hd).astype(np.float32)
         att = jnp.where(mask, att, jnp.finfo(att.dtype).min)
-        att = jax.nn.softmax(att, axis=-1)
+        att = jax.nn.softmax(att, axis=-1).astype(self.dtype)  # the softmax in float32 (its sum and exp)
         att = nn.Dropout(self.dropout, deterministic=not train)(att)
-        out = jnp.einsum("nhqk,nkhd->nqhd", att, v).reshape(n, t, self.dim)
+        out = jnp.einsum("nhqk,nkhd->nqhd", att, v.astype(att.dtype)).reshape(n, t, self.dim)
         x = x + nn.Dropout(self.dropout, deterministic=not train)(Dense(self.dim, name="proj")(out))
-        h = nn.LayerNorm(name="ln_mlp")(x)
+        h = nn.LayerNorm(dtype=self.dtype, name="ln_mlp")(x)
         h = Dense(4 * self.dim, name="fc")(h)
         h = Dense(self.dim, name="fc_out")(nn.gelu(h))
         x = x + nn.Dropout(self.dropout, deterministic=not train)(h)
@@ -92,6 +95,9 @@ class GPT(nn.Module):
       dim, num_layers, num_heads: width d (divisible by heads), depth, heads.
       positions: `"learned"` or `"sinusoidal"`.
       dropout: dropout rate in training.
+      dtype: the compute dtype of the blocks (`jnp.bfloat16` for mixed precision): the float32
+        parameters are cast to it; the attention softmax and the output logits are float32, so the
+        log-softmax of the likelihood is never computed in bfloat16.
     """
 
     vocab_size: int
@@ -101,6 +107,7 @@ class GPT(nn.Module):
     num_heads: int = 4
     positions: str = "learned"
     dropout: float = 0.0
+    dtype: Any = jnp.float32
 
     def setup(self):
         if self.positions not in POSITIONS:
@@ -110,8 +117,9 @@ class GPT(nn.Module):
         self.tok_emb = nn.Embed(self.vocab_size, self.dim, embedding_init=nn.initializers.normal(0.02))
         if self.positions == "learned":
             self.pos_emb = self.param("pos_emb", nn.initializers.normal(0.02), (self.block_size, self.dim))
-        self.blocks = [Block(self.dim, self.num_heads, self.dropout, name=f"block_{i}") for i in range(self.num_layers)]
-        self.ln_f = nn.LayerNorm()
+        self.blocks = [Block(self.dim, self.num_heads, self.dropout, self.dtype, name=f"block_{i}")
+                       for i in range(self.num_layers)]
+        self.ln_f = nn.LayerNorm(dtype=self.dtype)
         self.head = Dense(self.vocab_size)
 
     def _pos(self):
@@ -130,13 +138,13 @@ class GPT(nn.Module):
         if t > self.block_size:
             raise ValueError(f"sequence length {t} exceeds block_size={self.block_size}")
         emb = tokens @ self.tok_emb.embedding if jnp.ndim(tokens) == 3 else self.tok_emb(tokens)
-        x = emb + self._pos()[:t][None]
+        x = (emb + self._pos()[:t][None]).astype(self.dtype)
         mask = jnp.tril(jnp.ones((t, t), bool))[None, None]
         cache = []
         for block in self.blocks:
             x, kv = block(x, mask, train=train)
             cache.append(kv)
-        return self.head(self.ln_f(x)), cache
+        return self.head(self.ln_f(x)).astype(jnp.float32), cache
 
     def decode(self, tokens, cache, index):
         """One cached step. tokens: int32 [N, 1] at position `index` (int32 scalar, < block_size);
@@ -144,13 +152,13 @@ class GPT(nn.Module):
 
         Returns (logits float32 [N, V], the cache with position `index` written).
         """
-        x = self.tok_emb(tokens) + jax.lax.dynamic_slice_in_dim(self._pos(), index, 1)[None]
+        x = (self.tok_emb(tokens) + jax.lax.dynamic_slice_in_dim(self._pos(), index, 1)[None]).astype(self.dtype)
         mask = (jnp.arange(self.block_size) <= index)[None, None, None, :]
         new_cache = []
         for block, kv in zip(self.blocks, cache):
             x, kv = block(x, mask, kv=kv, index=index)
             new_cache.append(kv)
-        return self.head(self.ln_f(x))[:, 0], new_cache
+        return self.head(self.ln_f(x))[:, 0].astype(jnp.float32), new_cache
 
 
 def init_params(model: GPT, key: jax.Array):

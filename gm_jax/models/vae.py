@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -97,6 +98,9 @@ class VAE(nn.Module):
     image_shape: Sequence[int]
     architecture: str = "mlp"
     hidden: Sequence[int] = (500, 500)
+    # Mixed precision: the dtype the layers compute in (their float32 parameters are cast to it);
+    # `encode` / `decode` return float32, so the ELBO's log-likelihood and KL terms stay in float32.
+    dtype: Any = jnp.float32
 
     def setup(self):
         if self.architecture == "mlp":
@@ -112,12 +116,13 @@ class VAE(nn.Module):
         return self.encode(x), self.decode(z)
 
     def encode(self, x):
-        """x float [B, H, W, C] in [0, 1] -> (mean, log_var) float32 [B, latent_dim]."""
-        return self.encoder(x)
+        """x float [B, H, W, C] in [0, 1] -> (mean, log_var) float32 [B, latent_dim] (computed in `dtype`)."""
+        mean, log_var = self.encoder(jnp.asarray(x).astype(self.dtype))
+        return mean.astype(jnp.float32), log_var.astype(jnp.float32)
 
     def decode(self, z):
-        """z float [B, latent_dim] -> logits float32 [B, H, W, C] of p(x = 1 | z)."""
-        return self.decoder(z)
+        """z float [B, latent_dim] -> logits float32 [B, H, W, C] of p(x = 1 | z) (computed in `dtype`)."""
+        return self.decoder(jnp.asarray(z).astype(self.dtype)).astype(jnp.float32)
 
 
 def init_params(model: VAE, key: jax.Array):
