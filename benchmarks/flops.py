@@ -18,6 +18,7 @@ MFU = achieved FLOP/s (XLA's FLOPs per step / median seconds per step) / peak.
 """
 from __future__ import annotations
 
+import functools
 import statistics
 import time
 
@@ -44,6 +45,16 @@ def compiled_flops(compiled, num_devices: int = 1) -> float | None:
     if not analysis or analysis.get("flops") is None:
         return None
     return float(analysis["flops"]) * num_devices
+
+
+def compiled_bytes(compiled) -> int | None:
+    """Device memory of one call of `compiled` on one device, bytes: its arguments, outputs and temporaries
+    (`Compiled.memory_analysis()`; outputs aliased to donated arguments counted once); None when the
+    backend reports nothing."""
+    m = compiled.memory_analysis()
+    if m is None:
+        return None
+    return int(m.argument_size_in_bytes + m.output_size_in_bytes - m.alias_size_in_bytes + m.temp_size_in_bytes)
 
 
 def _mlp_flops(dims: list[int], batch: int, input_grad: bool) -> float:
@@ -74,9 +85,11 @@ def analytic_transformer_train_flops(dim: int, num_layers: int, seq_len: int, vo
     return 3.0 * forward
 
 
+@functools.lru_cache(maxsize=None)
 def measured_matmul_flops(device=None, n: int = 2048, repeats: int = 7) -> float:
     """The FLOP/s of a jitted float32 [n, n] @ [n, n] matmul on `device` (default: the first), median of
-    `repeats` timed calls after a compiling one: the practical peak of dense float32 work there."""
+    `repeats` timed calls after a compiling one: the practical peak of dense float32 work there (measured
+    once per process and device)."""
     device = device or jax.devices()[0]
     a = jax.device_put(jax.random.normal(jax.random.key(0), (n, n), jnp.float32), device)
     b = jax.device_put(jax.random.normal(jax.random.key(1), (n, n), jnp.float32), device)

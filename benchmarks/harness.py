@@ -146,10 +146,10 @@ def _summary(timings: Sequence[float], calls_per_timing: int, items_per_call: in
 
 
 @functools.lru_cache(maxsize=None)
-def hardware_peak() -> tuple[float, str]:
-    """The peak FLOP/s MFU is measured against, once per process (`benchmarks.flops.peak_flops`: a
-    measured float32 matmul on a CPU, the vendor's dense float32 peak on a known GPU/TPU)."""
-    return flops.peak_flops(jax.devices()[0], "float32")
+def hardware_peak(dtype: str = "float32") -> tuple[float, str]:
+    """The peak FLOP/s MFU is measured against, once per process and dtype (`benchmarks.flops.peak_flops`:
+    a measured float32 matmul on a CPU, the vendor's dense `dtype` peak on a known GPU/TPU)."""
+    return flops.peak_flops(jax.devices()[0], dtype)
 
 
 def time_train_step(experiment: Experiment, parallel: str, repeats: int, steps_per_timing: int) -> dict:
@@ -160,7 +160,8 @@ def time_train_step(experiment: Experiment, parallel: str, repeats: int, steps_p
       step, `batch_size` (global), `num_devices`, `timings_s` (seconds per block
       of `steps_per_timing` steps), `flops_per_step` (XLA's count of the compiled
       step, over all its devices: `benchmarks.flops.compiled_flops`),
-      `achieved_flops_per_s` (that / the median seconds per step), `peak_flops_per_s`
+      `achieved_flops_per_s` (that / the median seconds per step), `memory_bytes` (the
+      compiled step's arguments, outputs and temporaries on one device), `peak_flops_per_s`
       with `peak_source` (`hardware_peak`) and `mfu` (achieved / peak, of the
       devices the step runs on), ...
 
@@ -179,9 +180,10 @@ def time_train_step(experiment: Experiment, parallel: str, repeats: int, steps_p
     # A host copy, placed anew: the step donates its input state.
     state = step.put_state(jax.device_get(experiment.jit_init_state(keys["init"])))
 
-    # XLA's FLOP count of the step program (the jitted or pmapped function TrainStep calls)
-    step_flops = flops.compiled_flops(step._step.lower(state, step.put_batch(batches[0]), step_keys[0]).compile(),
-                                      step.num_devices)
+    # XLA's FLOP count and memory of the step program (the jitted or pmapped function TrainStep calls)
+    compiled = step._step.lower(state, step.put_batch(batches[0]), step_keys[0]).compile()
+    step_flops = flops.compiled_flops(compiled, step.num_devices)
+    step_bytes = flops.compiled_bytes(compiled)
     state, metrics = step(state, batches[0], step_keys[0])  # warm-up: compiles
     jax.block_until_ready((state, metrics))
     timings = []
@@ -193,7 +195,7 @@ def time_train_step(experiment: Experiment, parallel: str, repeats: int, steps_p
         timings.append(time.perf_counter() - t0)
     loss = float(np.asarray(metrics["loss"]))
     summary = _summary(timings, steps_per_timing, batch_size)
-    peak, peak_source = hardware_peak()
+    peak, peak_source = hardware_peak(str(experiment.config.get("compute_dtype", "float32")))
     if jax.devices()[0].platform == "cpu":  # XLA's CPU devices share the host's cores: one host peak
         copies = 1
         peak_source += f" (the host's cores, shared by its {step.num_devices} CPU devices)" * (step.num_devices > 1)
@@ -212,6 +214,7 @@ def time_train_step(experiment: Experiment, parallel: str, repeats: int, steps_p
         "unit": UNITS[TRAIN],
         "final_loss": loss,
         "flops_per_step": step_flops,
+        "memory_bytes": step_bytes,
         "achieved_flops_per_s": achieved,
         "peak_flops_per_s": peak * copies,
         "peak_source": peak_source,

@@ -95,3 +95,21 @@ def test_xla_flop_counts_agree_with_the_analytic_counts():
     c = gpt.config
     analytic = flops.analytic_transformer_train_flops(c.dim, c.num_layers, c.block_size, gpt.vocab_size, c.batch_size)
     assert 1.0 <= xla / analytic <= 1.1, (xla, analytic)
+
+
+def test_accelerator_suite_times_both_dtypes(tmp_path):
+    """`python -m benchmarks.accelerator --quick`: float32 and bfloat16 rows (bfloat16 where implemented),
+    with FLOPs, MFU and memory."""
+    from benchmarks import accelerator
+
+    assert accelerator.main(["--quick", "--only", "vae_mnist", "pixelcnn_mnist", "--repeats", "1",
+                             "--steps-per-timing", "1", "--out", str(tmp_path)]) == 0
+    records = {(r["experiment"], r["compute_dtype"]): r
+               for r in json.loads((tmp_path / "accelerator.json").read_text())["records"]}
+    assert sorted(records) == [("pixelcnn_mnist", "bfloat16"), ("pixelcnn_mnist", "float32"),
+                               ("vae_mnist", "bfloat16"), ("vae_mnist", "float32")]
+    assert "not implemented" in records["pixelcnn_mnist", "bfloat16"]["skipped"]
+    for key in (("vae_mnist", "float32"), ("vae_mnist", "bfloat16"), ("pixelcnn_mnist", "float32")):
+        r = records[key]
+        assert r["flops_per_step"] > 0 and r["mfu"] > 0 and r["memory_bytes"] > 0 and _ok(r), r
+    assert "| vae_mnist | bfloat16 |" in (tmp_path / "accelerator.md").read_text()
