@@ -11,6 +11,12 @@ config is refused before anything is written (`gm_jax.training.rundir`), unless
 Errors a user can fix (bad config values, a workdir of another run or in use,
 no intact checkpoint) exit with `error: ...` and status 1, without a traceback.
 
+Multi-process runs (every process runs the same command; see README, "Running on many
+devices and hosts"): `--coordinator_address=HOST:PORT --num_processes=N --process_id=I`,
+else `$JAX_COORDINATOR_ADDRESS`, `$JAX_NUM_PROCESSES`, `$JAX_PROCESS_ID`, else JAX's
+cluster auto-detection (Slurm, Open MPI, TPU); `--distributed_timeout_s` bounds the wait
+for the coordinator and the other processes (`gm_jax.training.distributed.initialize`).
+
 Config overrides are parsed by `ml_collections.config_flags` (absl). Unknown
 `--config.*` keys are rejected before parsing, with the list of valid keys.
 """
@@ -50,6 +56,16 @@ def main(name: str, argv: list[str] | None = None) -> None:
                                        required=True)
     fresh_flag = flags.DEFINE_boolean("fresh", False, "start a new run in --workdir; the old run's files are "
                                       "moved to <workdir>/replaced-<time>/")
+    from gm_jax.training import distributed
+
+    coordinator_flag = flags.DEFINE_string("coordinator_address", None, "multi-process run: HOST:PORT of process 0's "
+                                           f"coordinator (default ${distributed.ENV_COORDINATOR})")
+    num_processes_flag = flags.DEFINE_integer("num_processes", None, "multi-process run: number of processes "
+                                              f"(default ${distributed.ENV_NUM_PROCESSES})")
+    process_id_flag = flags.DEFINE_integer("process_id", None, "multi-process run: this process's index, 0.."
+                                           f"num_processes-1 (default ${distributed.ENV_PROCESS_ID})")
+    timeout_flag = flags.DEFINE_float("distributed_timeout_s", distributed.DEFAULT_TIMEOUT_S,
+                                      "multi-process run: seconds to wait for the coordinator and the other processes")
 
     def _run(_):
         logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO
@@ -58,13 +74,18 @@ def main(name: str, argv: list[str] | None = None) -> None:
         from gm_jax.training.loop import train_and_evaluate
 
         cache.enable_compilation_cache()
-        try:
+        try:  # before anything starts JAX's backend
+            distributed.initialize(coordinator_flag.value, num_processes_flag.value, process_id_flag.value,
+                                   timeout_flag.value)
             saved = None if fresh_flag.value else rundir.read_run_config(Path(workdir_flag.value))
             setup = None  # a resumed run continues with its own data setup (vocabulary, clusters, ...)
             if saved is not None and saved.get("experiment") == name:
                 setup = cache.read_setup(Path(workdir_flag.value) / rundir.SETUP_FILE)
             experiment = module.Experiment.with_data_setup(config_lib.apply_overrides(config_flag.value, {}, name),
                                                            setup)
+            from gm_jax.training import TrainStep  # parallel mode and batch size fit the processes and devices
+
+            TrainStep(experiment.update, experiment.config.parallel).check_batch_size(experiment.config.batch_size)
         except ValueError as e:
             sys.exit(f"error: {e}")
         try:

@@ -30,7 +30,7 @@ def host_available_bytes() -> int:
 
 
 def available_bytes(device: jax.Device | None = None) -> tuple[int, str]:
-    """Free bytes where a computation on `device` (default: JAX's first device) puts its output.
+    """Free bytes where a computation on `device` (default: this process's first device) puts its output.
 
     Returns:
       (bytes, where): `bytes_limit - bytes_in_use` of `device.memory_stats()`
@@ -38,7 +38,7 @@ def available_bytes(device: jax.Device | None = None) -> tuple[int, str]:
       memory"; otherwise `host_available_bytes()` with where = "host memory"
       (the CPU backend reports no limit).
     """
-    device = device if device is not None else jax.devices()[0]
+    device = device if device is not None else jax.local_devices()[0]
     try:
         stats = device.memory_stats()
     except (NotImplementedError, RuntimeError):  # backends without memory statistics (XlaRuntimeError: a RuntimeError)

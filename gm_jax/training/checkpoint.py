@@ -19,6 +19,13 @@ restored unverified, with a warning.
 
 Saves are synchronous: the manifest can only be written once the step is on
 disk, and a checkpoint every few hundred steps costs little next to training.
+
+Several processes (`gm_jax.training.distributed`): every process calls `save`
+and `restore` (orbax coordinates them; its primary host, process 0, writes the
+metadata). Process 0 writes the manifest once the step is complete on all
+processes, and the others wait for it; every process verifies the manifest
+before restoring. The checkpoint directory must be on a file system that all
+processes see.
 """
 from __future__ import annotations
 
@@ -32,6 +39,7 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
+from gm_jax.training.distributed import barrier, is_writer
 from gm_jax.training.rundir import utc_stamp, write_text_atomic
 
 MANIFEST = "gm_jax_manifest.json"
@@ -174,10 +182,13 @@ class Checkpointer:
 
     def quarantine(self, step: int, dest: str | os.PathLike) -> Path:
         """Move step `step` out of the checkpoint directory into `dest/<step>-<UTC time>/` (kept for
-        inspection, never deleted), so a resumed run can write that step again. Returns the new path."""
+        inspection, never deleted), so a resumed run can write that step again. Returns the new path.
+        With several processes every process calls it and process 0 moves the step."""
         target = Path(dest) / f"{int(step)}-{utc_stamp()}"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(self.step_dir(step), target)
+        if is_writer():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(self.step_dir(step), target)
+        barrier("gm_jax_checkpoint_quarantined")
         self._manager.reload()
         self.skipped.pop(int(step), None)
         return target
@@ -191,8 +202,10 @@ class Checkpointer:
         if not self._manager.save(step, args=ocp.args.StandardSave(state), force=force):
             return False
         self._manager.wait_until_finished()
-        if jax.process_index() == 0:  # one writer; with several processes the step holds all their files
+        barrier("gm_jax_checkpoint_saved")  # the step holds every process's files
+        if is_writer():
             write_manifest(self.step_dir(step))
+        barrier("gm_jax_checkpoint_manifest")
         return True
 
     def restore_step(self, target, step: int):

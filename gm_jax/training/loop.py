@@ -16,6 +16,14 @@ too) with `eval_wall_s`, and the samples are written to `workdir/samples/step_{N
 and TensorBoard (`evaluate_during_training`). It reads no training data and no
 training key, so the parameters are the same with or without it; its time is left
 out of `wall_s`.
+
+Several processes (`gm_jax.training.distributed`, `parallel=sharded`): every
+process runs this same loop on the same global batches and takes part in each
+checkpoint save and restore; process 0 alone writes `config.json`, the data
+setup, the lock, `metrics.jsonl`, TensorBoard, samples, `results.json` and the
+artifacts, and shows the progress bar. Evaluation during training runs on
+process 0 only; the final `evaluate` runs on every process, each on its local
+copy of the parameters.
 """
 from __future__ import annotations
 
@@ -33,8 +41,9 @@ from tqdm.auto import tqdm
 from gm_jax import cache
 from gm_jax.experiment import Experiment
 from gm_jax.training import checkpoint, rundir
+from gm_jax.training.distributed import barrier, is_writer
 from gm_jax.training.metrics import MetricWriter, read_metrics
-from gm_jax.training.steps import TrainStep, all_finite
+from gm_jax.training.steps import TrainStep, all_finite, local_copy
 
 CONFIG_FILE = rundir.CONFIG_FILE
 RESULTS_FILE = "results.json"
@@ -59,7 +68,8 @@ def _run_record(experiment: Experiment) -> dict:
 def open_run(experiment: Experiment, workdir: Path, stack: contextlib.ExitStack, fresh: bool = False) -> None:
     """Claim `workdir` for `experiment` inside `stack`: check the run's identity (before writing
     anything), take the single-writer lock, then write `config.json` when it is new or changed. The
-    run's data setup (`rundir.SETUP_FILE`) is written with a new run and used by a resumed one.
+    run's data setup (`rundir.SETUP_FILE`) is written with a new run and used by a resumed one. With
+    several processes, process 0 takes the lock and writes; the others check and wait for it.
 
     Raises:
       WorkdirMismatchError: the workdir holds another run (and `fresh` is False).
@@ -69,22 +79,24 @@ def open_run(experiment: Experiment, workdir: Path, stack: contextlib.ExitStack,
     allowed = rundir.resumable_keys(experiment)
     if not fresh:
         rundir.check_identity(workdir, experiment.name, experiment.config, allowed)  # reads only
-    workdir.mkdir(parents=True, exist_ok=True)
-    if jax.process_index() == 0:
+    if is_writer():
+        workdir.mkdir(parents=True, exist_ok=True)
         stack.enter_context(rundir.RunLock(workdir))
-    if fresh and rundir.read_run_config(workdir) is not None:
-        moved = rundir.move_run_aside(workdir)
-        logging.warning("--fresh: the previous run in %s was moved to %s", workdir, moved)
+        if fresh and rundir.read_run_config(workdir) is not None:
+            moved = rundir.move_run_aside(workdir)
+            logging.warning("--fresh: the previous run in %s was moved to %s", workdir, moved)
+    barrier("gm_jax_open_run_locked")
     saved = rundir.check_identity(workdir, experiment.name, experiment.config, allowed)  # again, under the lock
     if experiment.setup_arrays:  # the run keeps its data setup: a resumed run or `gm_jax.load` uses it
         stored = cache.read_setup(workdir / rundir.SETUP_FILE)
         if stored is not None:
             experiment.use_data_setup(stored, f"{workdir / rundir.SETUP_FILE}")
-        elif jax.process_index() == 0:
+        elif is_writer():
             cache.write_setup(workdir / rundir.SETUP_FILE, experiment.data_setup)
     record = _run_record(experiment)
-    if saved != json.loads(json.dumps(record)):
+    if is_writer() and saved != json.loads(json.dumps(record)):
         write_json(workdir / CONFIG_FILE, record)
+    barrier("gm_jax_open_run_written")
 
 
 def train(experiment: Experiment, workdir: str | os.PathLike, fresh: bool = False):
@@ -113,11 +125,15 @@ def train(experiment: Experiment, workdir: str | os.PathLike, fresh: bool = Fals
       FloatingPointError: the loss or the parameters became non-finite; no
         checkpoint is written from that point, so the last good one is kept.
       WorkdirMismatchError, WorkdirInUseError (ValueErrors): see `open_run`.
-      ValueError: checkpoints exist but none is intact (never a silent restart).
+      ValueError: checkpoints exist but none is intact (never a silent restart); `config.parallel` does
+        not run with this many processes, or `config.batch_size` is not divisible by the number of devices
+        (both before anything is written).
     """
     config = experiment.config
     workdir = Path(workdir)
     keys = run_keys(config.seed)
+    step_fn = TrainStep(experiment.update, config.parallel)
+    step_fn.check_batch_size(config.batch_size)
     with contextlib.ExitStack() as stack:
         open_run(experiment, workdir, stack, fresh)
         ckpt = stack.enter_context(
@@ -132,21 +148,21 @@ def train(experiment: Experiment, workdir: str | os.PathLike, fresh: bool = Fals
         start = int(state.step)
         if start >= config.num_steps:
             return jax.device_put(state, jax.local_devices()[0])
-        return _train_steps(experiment, workdir, ckpt, state, start, keys)
+        return _train_steps(experiment, workdir, ckpt, step_fn, state, start, keys)
 
 
-def _train_steps(experiment: Experiment, workdir: Path, ckpt: checkpoint.Checkpointer, state, start: int, keys):
+def _train_steps(experiment: Experiment, workdir: Path, ckpt: checkpoint.Checkpointer, step_fn: TrainStep, state,
+                 start: int, keys):
     config = experiment.config
-    writer = MetricWriter(workdir, resume_step=start)
-    wall_before = writer.last.get("wall_s", 0.0)
+    writer = MetricWriter(workdir, resume_step=start) if is_writer() else None  # None: another process writes
+    wall_before = writer.last.get("wall_s", 0.0) if writer else 0.0
     last_saved = start or None
-    step_fn = TrainStep(experiment.update, config.parallel)
     state = step_fn.put_state(state)
     batches = experiment.train_batches(start)
     t0 = time.perf_counter()
     eval_s = 0.0  # seconds spent in evaluation during training, left out of wall_s
     bar = tqdm(total=config.num_steps, initial=start, desc=experiment.name, unit="step",
-               disable=not config.progress_bar, dynamic_ncols=True)
+               disable=not (config.progress_bar and is_writer()), dynamic_ncols=True)
     try:
         for step in range(start + 1, config.num_steps + 1):
             state, metrics = step_fn(state, next(batches), jax.random.fold_in(keys["train"], step - 1))
@@ -154,19 +170,20 @@ def _train_steps(experiment: Experiment, workdir: Path, ckpt: checkpoint.Checkpo
             is_save = step % config.checkpoint_every == 0 or step == config.num_steps
             is_eval = config.eval_every > 0 and step % config.eval_every == 0
             if step % config.log_every == 0 or is_save or is_eval:
-                values = {k: float(v) for k, v in metrics.items()}
+                values = {k: float(v) for k, v in local_copy(metrics).items()}
                 if not np.all(np.isfinite(list(values.values()))):
                     kept = (f"the last good checkpoint (step {last_saved}) is kept" if last_saved
                             else "no checkpoint had been written yet")
                     raise FloatingPointError(f"non-finite metrics at step {step}: {values}; {kept}")
                 values["wall_s"] = wall_before + time.perf_counter() - t0 - eval_s
-                if is_eval:  # one record per step: the validation metrics join the loss terms
+                if is_eval and writer:  # one record per step: the validation metrics join the loss terms
                     params = jax.device_put(experiment.params_of(step_fn.get_state(state)), jax.local_devices()[0])
                     evaluated = evaluate_during_training(experiment, params, step,
                                                          jax.random.fold_in(keys["eval"], step), workdir, writer)
                     eval_s += evaluated["eval_wall_s"]
                     values.update(evaluated)
-                writer.write(step, values)
+                if writer:
+                    writer.write(step, values)
                 bar.set_postfix(loss=f"{values['loss']:.3f}")
             if is_save:
                 plain = jax.tree_util.tree_map(lambda x: np.array(x, copy=True), step_fn.get_state(state))
@@ -176,7 +193,8 @@ def _train_steps(experiment: Experiment, workdir: Path, ckpt: checkpoint.Checkpo
                     last_saved = step
     finally:
         bar.close()
-        writer.close()
+        if writer:
+            writer.close()
     return jax.device_put(step_fn.get_state(state), jax.local_devices()[0])
 
 
@@ -233,7 +251,8 @@ def train_and_evaluate(experiment: Experiment, workdir: str | os.PathLike, fresh
     Writes, besides what `train` writes, `workdir/results.json` (the metrics of
     `experiment.evaluate`, names carrying their units, plus `step`,
     `train_wall_s` (cumulative training seconds) and `eval_wall_s`) and the
-    experiment's artifacts (figures).
+    experiment's artifacts (figures); with several processes every process
+    evaluates its local copy of the parameters and process 0 writes.
 
     Returns:
       The results dict.
@@ -251,7 +270,8 @@ def train_and_evaluate(experiment: Experiment, workdir: str | os.PathLike, fresh
         results["step"] = int(state.step)
         results["train_wall_s"] = records[-1]["wall_s"] if records else 0.0
         results["experiment"] = experiment.name
-        experiment.write_artifacts(experiment.params_of(state), keys["eval"], workdir)
-        write_json(workdir / RESULTS_FILE, results)
+        if is_writer():
+            experiment.write_artifacts(experiment.params_of(state), keys["eval"], workdir)
+            write_json(workdir / RESULTS_FILE, results)
     return results
 

@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import numpy as np
-from tensorboardX import SummaryWriter
 
 from gm_jax.training.rundir import write_text_atomic
 
@@ -26,6 +25,8 @@ class MetricWriter:
         write_text_atomic(self.path, "".join(json.dumps(r) + "\n" for r in kept))  # a kill here loses nothing
         self.last = kept[-1] if kept else {}
         self._file = self.path.open("a")
+        from tensorboardX import SummaryWriter  # imports torch when installed (1.5 s): only where a run writes
+
         self._tb = SummaryWriter(str(Path(workdir) / "tensorboard"))
 
     def write(self, step: int, metrics: dict[str, float]) -> None:

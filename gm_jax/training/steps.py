@@ -31,6 +31,14 @@ Parallelism:
   axes): the batch is sharded on its leading axis with `NamedSharding`, the
   state is replicated, XLA propagates the sharding and inserts the gradient
   all-reduce.
+
+Several processes (`gm_jax.training.distributed`): only `"sharded"` runs, over
+the global mesh of every process's devices (`jax.devices()`). Every process
+passes the same global host batch (the data order is a function of
+`(seed, step)`); `put_batch` gives the global array only this process's rows
+(`jax.make_array_from_process_local_data`). `"none"` and `"pmap"` are refused
+with a ValueError (`pmap` over local devices plus a cross-process mean is not
+implemented).
 """
 from __future__ import annotations
 
@@ -39,6 +47,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax.training.train_state import TrainState
 from jax.sharding import NamedSharding, PartitionSpec as P
 
@@ -77,17 +86,24 @@ class TrainStep:
     Args:
       update_fn: see the module docstring (e.g. `loss_update(loss_fn)`).
       parallel: one of `PARALLEL_CHOICES`.
-      devices: devices to use (default: all local devices; `"none"` uses the first).
+      devices: devices to use (default: `"none"` the first local device, `"pmap"` the local devices,
+        `"sharded"` `jax.devices()`, which are all processes' devices in a multi-process run).
 
     Raises:
-      ValueError: unknown `parallel`.
+      ValueError: unknown `parallel`; `"none"` or `"pmap"` in a multi-process run (use `"sharded"`).
     """
 
     def __init__(self, update_fn: UpdateFn, parallel: str = "none", devices=None):
         if parallel not in PARALLEL_CHOICES:
             raise ValueError(f"unknown parallel={parallel!r}; valid choices: {list(PARALLEL_CHOICES)}")
+        if jax.process_count() > 1 and parallel != "sharded":
+            raise ValueError(f"parallel={parallel!r} runs within one process; this run has {jax.process_count()} "
+                             "processes: use parallel=sharded (--config.parallel=sharded), which spans the "
+                             "devices of all processes")
         self.parallel = parallel
-        self.devices = list(devices) if devices is not None else jax.local_devices()
+        if devices is None:
+            devices = jax.devices() if parallel == "sharded" else jax.local_devices()
+        self.devices = list(devices)
         self.num_devices = 1 if parallel == "none" else len(self.devices)
         self._update_fn = update_fn
 
@@ -126,37 +142,61 @@ class TrainStep:
 
     # -- placement -----------------------------------------------------------
     def put_state(self, state):
-        """Place a plain state for this step (replicated for pmap and sharded)."""
+        """Place a plain state for this step (replicated for pmap and sharded; every process passes the
+        same state in a multi-process run)."""
         if self.parallel == "pmap":
             return self._put_per_device(state)
         if self.parallel == "sharded":
+            if jax.process_count() > 1:  # from host memory: a single-device array of another process can't move
+                state = jax.tree_util.tree_map(_to_host, state)
             return jax.device_put(state, self._replicated)
         return jax.device_put(state, self.devices[0])
 
     def get_state(self, state):
-        """The inverse of `put_state`: one plain copy (the first replica under pmap)."""
+        """The inverse of `put_state`: one plain copy on one local device (the first replica under pmap,
+        this process's first copy under sharded)."""
         if self.parallel == "pmap":
             return jax.tree_util.tree_map(lambda x: x[0], state)
-        return state
+        return local_copy(state)
+
+    def check_batch_size(self, batch_size: int) -> None:
+        """Raise ValueError unless a global batch of `batch_size` examples splits evenly over the devices."""
+        if batch_size % self.num_devices:
+            where = f" of {jax.process_count()} processes" if jax.process_count() > 1 else ""
+            raise ValueError(
+                f"batch size {batch_size} must be divisible by the number of devices ({self.num_devices}{where}) "
+                f"for parallel={self.parallel!r}"
+            )
 
     def put_batch(self, batch: dict) -> dict:
-        """Place a host batch: [B, ...] -> [devices, B / devices, ...] for pmap, sharded for `"sharded"`.
+        """Place a global host batch: [B, ...] -> [devices, B / devices, ...] for pmap, sharded on the batch
+        axis for `"sharded"` (with several processes, each places only its own rows of the same global batch).
 
         Raises:
           ValueError: B is not divisible by the number of devices.
         """
         b = _batch_size(batch)
-        if b % self.num_devices:
-            raise ValueError(
-                f"batch size {b} must be divisible by the number of devices ({self.num_devices}) "
-                f"for parallel={self.parallel!r}"
-            )
+        self.check_batch_size(b)
         if self.parallel == "pmap":
             batch = jax.tree_util.tree_map(lambda x: x.reshape(self.num_devices, -1, *x.shape[1:]), batch)
             return jax.device_put(batch, self._batch_sharding)
         if self.parallel == "sharded":
+            if jax.process_count() > 1:
+                rows = self._process_rows(b)
+                return jax.tree_util.tree_map(lambda x: jax.make_array_from_process_local_data(
+                    self._batch_sharding, np.asarray(x[rows]), x.shape), batch)
             return jax.device_put(batch, self._batch_sharding)
         return jax.device_put(batch, self.devices[0])
+
+    def _process_rows(self, b: int) -> slice:
+        """The rows of a global batch of `b` that this process's devices hold (contiguous on a 1-D mesh)."""
+        index = self._batch_sharding.addressable_devices_indices_map((b,))
+        starts = sorted(i[0].start or 0 for i in index.values())
+        stops = sorted(b if i[0].stop is None else i[0].stop for i in index.values())
+        rows = slice(starts[0], stops[-1])
+        if stops[-1] - starts[0] != b // self.num_devices * len(index):
+            raise ValueError(f"this process's devices hold rows that are not contiguous in the batch: {index}")
+        return rows
 
     def _put_per_device(self, tree):
         """Replicate `tree` along a new leading device axis, one copy per device (pmap's layout)."""
@@ -170,12 +210,27 @@ class TrainStep:
         return self._step(state, batch, key)
 
 
+def local_copy(tree):
+    """`tree` with every array that spans several processes replaced by this process's first copy
+    (`addressable_data(0)`, a single-device array): for replicated states and metrics, which Python
+    cannot read (`float`, `np.asarray`) while they are not fully addressable. Other leaves are returned as is."""
+    return jax.tree_util.tree_map(
+        lambda x: x.addressable_data(0) if isinstance(x, jax.Array) and not x.is_fully_addressable else x, tree)
+
+
+def _to_host(x):
+    """A NumPy copy of an array leaf (typed PRNG keys and non-arrays as they are)."""
+    if isinstance(x, jax.Array) and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+        return x
+    return np.asarray(x) if isinstance(x, jax.Array) else x
+
+
 def _batch_size(batch) -> int:
     return jax.tree_util.tree_leaves(batch)[0].shape[0]
 
 
 def all_finite(tree) -> bool:
-    """True when every floating leaf of `tree` is finite (no NaN or inf)."""
-    leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree_util.tree_leaves(tree)
-              if jnp.issubdtype(jnp.asarray(x).dtype, jnp.floating)]
-    return bool(jnp.all(jnp.stack(leaves))) if leaves else True
+    """True when every floating leaf of `tree` is finite (no NaN or inf); checked on the host (NumPy), so
+    no program is compiled for it. Leaves must be fully addressable (see `local_copy`)."""
+    return all(bool(np.all(np.isfinite(np.asarray(x)))) for x in jax.tree_util.tree_leaves(tree)
+               if jnp.issubdtype(x.dtype if hasattr(x, "dtype") else np.asarray(x).dtype, jnp.floating))
