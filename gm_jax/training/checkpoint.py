@@ -140,16 +140,23 @@ class Checkpointer:
       workdir: the run directory.
       save_every: `save` only writes steps that are multiples of this (unless `force=True`).
       keep: how many most recent checkpoints are kept.
-      read_only: open without creating or deleting anything (for `gm_jax.load`);
-        otherwise stale temporary directories of interrupted saves are removed.
+      read_only: open without creating or deleting anything (for `gm_jax.load`, and figures that read
+        past steps); otherwise stale temporary directories of interrupted saves are removed. A
+        read-only checkpointer involves this process only (no cross-process barriers).
     """
 
     def __init__(self, workdir: str | os.PathLike, save_every: int = 1, keep: int = 3, read_only: bool = False):
         self.directory = Path(workdir).resolve() / "checkpoints"
+        # A reader is this process's alone: in a multi-process run, process 0 reads checkpoints for its
+        # figures (a GAN's training snapshots) while the others do not, so it must not wait for them.
+        local = ocp.options.MultiprocessingOptions(primary_host=jax.process_index(),
+                                                   active_processes={jax.process_index()},
+                                                   barrier_sync_key_prefix=f"gm_jax_reader_{jax.process_index()}")
         self._options = ocp.CheckpointManagerOptions(  # a reader neither saves nor deletes (quiets orbax's warnings)
             save_interval_steps=0 if read_only else save_every, max_to_keep=None if read_only else keep,
             create=not read_only, read_only=read_only, cleanup_tmp_directories=not read_only,
-            enable_async_checkpointing=False)
+            enable_async_checkpointing=False,
+            **({"multiprocessing_options": local} if read_only and jax.process_count() > 1 else {}))
         self._manager = ocp.CheckpointManager(self.directory, options=self._options)
         self.skipped: dict[int, str] = {}  # step -> why `restore` skipped it
 
