@@ -181,7 +181,7 @@ def time_train_step(experiment: Experiment, parallel: str, repeats: int, steps_p
     state = step.put_state(jax.device_get(experiment.jit_init_state(keys["init"])))
 
     # XLA's FLOP count and memory of the step program (the jitted or pmapped function TrainStep calls)
-    compiled = step._step.lower(state, step.put_batch(batches[0]), step_keys[0]).compile()
+    compiled = step.lower(state, batches[0], step_keys[0]).compile()
     step_flops = flops.compiled_flops(compiled, step.num_devices)
     step_bytes = flops.compiled_bytes(compiled)
     state, metrics = step(state, batches[0], step_keys[0])  # warm-up: compiles

@@ -84,9 +84,7 @@ class Experiment(TextExperiment):
         orders = range(1, self.config.order + 1) if self.config.smoothing == "kneser_ney" else [self.config.order]
         return ("vocab", *(f"m{m}_{k}" for m in orders for k in ("ids", "counts", "discount")))
 
-    @property
-    def setup_fields(self) -> tuple[str, ...]:
-        return ("data_dir", "order", "smoothing")
+    setup_fields = ("data_dir", "order", "smoothing")
 
     def compute_data_setup(self) -> dict[str, np.ndarray]:
         setup = super().compute_data_setup()

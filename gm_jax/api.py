@@ -226,11 +226,8 @@ class Model:
           ValueError: bad `x` (`experiment.check_data`) or conditioning.
           NotImplementedError: the model is not autoregressive.
         """
-        x = self.experiment.check_data(x)
-        conditioning = self.experiment.check_score_conditioning(x.shape[0], **conditioning)
-        fn = self.experiment.jit_log_prob_per_position
-        return self._batched("log_prob_per_position", lambda i, a, b: fn(
-            self.params, x[a:b], **{k: v[a:b] for k, v in conditioning.items()}), x.shape[0])
+        return self._per_position("log_prob_per_position", self.experiment.jit_log_prob_per_position, x,
+                                  conditioning)
 
     def conditionals(self, x, **conditioning) -> dict[str, jax.Array]:
         """The distribution p(x_i | x_<i, c) of every position of an autoregressive model (jitted): the
@@ -258,10 +255,14 @@ class Model:
           ValueError: bad `x` (`experiment.check_data`) or conditioning (`experiment.check_score_conditioning`).
           NotImplementedError: the model is not autoregressive.
         """
+        return self._per_position("conditionals", self.experiment.jit_conditionals, x, conditioning)
+
+    def _per_position(self, what: str, fn, x, conditioning: dict):
+        """`fn(params, x, **conditioning)` after the input checks (`check_data`, `check_score_conditioning`),
+        batched (`_batched`) with the per-example conditioning sliced alongside x."""
         x = self.experiment.check_data(x)
         conditioning = self.experiment.check_score_conditioning(x.shape[0], **conditioning)
-        fn = self.experiment.jit_conditionals
-        return self._batched("conditionals", lambda i, a, b: fn(
+        return self._batched(what, lambda i, a, b: fn(
             self.params, x[a:b], **{k: v[a:b] for k, v in conditioning.items()}), x.shape[0])
 
     def _batched(self, what: str, fn, n: int):
@@ -361,7 +362,7 @@ def load(workdir: str | os.PathLike, step: int | None = None) -> Model:
     module = get_experiment_module(name)
     experiment = module.Experiment.with_data_setup(
         config_lib.apply_overrides(module.get_config(), rundir.flatten_config(saved["config"]), name),
-        cache.read_setup(workdir / rundir.SETUP_FILE))  # None for a run of an experiment without one
+        cache.read_arrays(workdir / rundir.SETUP_FILE))  # None for a run of an experiment without one
     target = experiment.abstract_state()
     with checkpoint.Checkpointer(workdir, read_only=True) as ckpt:
         state = ckpt.restore(target, step)

@@ -8,8 +8,8 @@ Two things are slow to recompute and identical every time, so they are kept on d
   `gm_jax.create`, `gm_jax.load` and the training entry points call it, so the
   jitted initialisation and samplers compile once per machine and configuration.
 * **Data-dependent setup** (`Experiment.data_setup`): a vocabulary, k-means
-  clusters, a PCA basis, an initialisation batch. `read_setup` / `write_setup`
-  store it as a NumPy `.npz` (no pickles) under `<cache dir>/data_setup/`, keyed by
+  clusters, a PCA basis, an initialisation batch. `read_arrays` / `write_arrays`
+  (also the decoded datasets' format) store it as a NumPy `.npz` (no pickles) under `<cache dir>/data_setup/`, keyed by
   the experiment and the config fields it depends on (`setup_cache_path`); each
   training run also keeps its own copy (`gm_jax.training.rundir.SETUP_FILE`), so
   loading a run never needs the data.
@@ -87,8 +87,9 @@ def setup_cache_path(name: str, fields: dict) -> Path:
     return cache_dir() / "data_setup" / f"{name}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.npz"
 
 
-def write_setup(path: str | os.PathLike, setup: dict[str, np.ndarray]) -> Path:
-    """Write a data setup (str -> NumPy array of numbers or strings) as `.npz`, atomically
+def write_arrays(path: str | os.PathLike, setup: dict[str, np.ndarray]) -> Path:
+    """Write named arrays (a data setup, a decoded dataset: str -> NumPy array of numbers or strings) as
+    `.npz`, atomically
     (`write_bytes_atomic`: a temp file, then a rename).
 
     Raises:
@@ -106,8 +107,9 @@ def write_setup(path: str | os.PathLike, setup: dict[str, np.ndarray]) -> Path:
     return path
 
 
-def read_setup(path: str | os.PathLike) -> dict[str, np.ndarray] | None:
-    """The data setup stored at `path`, or None when there is no such file.
+def read_arrays(path: str | os.PathLike) -> dict[str, np.ndarray] | None:
+    """The named arrays stored at `path` by `write_arrays` (a data setup, a decoded dataset), or None when
+    there is no such file.
 
     Raises:
       ValueError: the file is not a readable `.npz` of plain arrays (truncated, corrupt: its zip CRC fails).

@@ -80,7 +80,7 @@ def main(name: str, argv: list[str] | None = None) -> None:
             saved = None if fresh_flag.value else rundir.read_run_config(Path(workdir_flag.value))
             setup = None  # a resumed run continues with its own data setup (vocabulary, clusters, ...)
             if saved is not None and saved.get("experiment") == name:
-                setup = cache.read_setup(Path(workdir_flag.value) / rundir.SETUP_FILE)
+                setup = cache.read_arrays(Path(workdir_flag.value) / rundir.SETUP_FILE)
             experiment = module.Experiment.with_data_setup(config_lib.apply_overrides(config_flag.value, {}, name),
                                                            setup)
             from gm_jax.training import TrainStep  # parallel mode and batch size fit the processes and devices

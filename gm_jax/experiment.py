@@ -167,11 +167,11 @@ class Experiment:
             path = cache.setup_cache_path(self.name, self.setup_key())
             setup = None
             with contextlib.suppress(ValueError):  # a corrupt cache entry is recomputed
-                setup = cache.read_setup(path)
+                setup = cache.read_arrays(path)
             if setup is None or sorted(setup) != sorted(self.setup_arrays):
                 setup = self.compute_data_setup()
                 with contextlib.suppress(OSError):  # a read-only cache costs time, never the result
-                    cache.write_setup(path, setup)
+                    cache.write_arrays(path, setup)
             self._data_setup = self._check_setup(setup, "compute_data_setup()")
         return self._data_setup
 

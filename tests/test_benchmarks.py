@@ -77,7 +77,7 @@ def _xla_step_flops(name, **overrides):
     step = TrainStep(experiment.update, "none")
     keys = run_keys(0)
     batch = next(experiment.train_batches(0))  # lowered on the state's shapes: nothing is initialised or run
-    compiled = step._step.lower(experiment.abstract_state(), step.put_batch(batch), keys["train"]).compile()
+    compiled = step.lower(experiment.abstract_state(), batch, keys["train"]).compile()
     return experiment, flops.compiled_flops(compiled)
 
 

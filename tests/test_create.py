@@ -50,7 +50,7 @@ def test_a_run_keeps_its_setup_and_loads_without_it_in_the_cache(user_cache, tmp
     workdir = tmp_path / "run"
     with contextlib.ExitStack() as stack:
         loop.open_run(experiment, workdir, stack)
-    stored = cache.read_setup(workdir / rundir.SETUP_FILE)
+    stored = cache.read_arrays(workdir / rundir.SETUP_FILE)
     assert cache.setups_equal(stored, experiment.data_setup)
     state = experiment.jit_init_state(loop.run_keys(experiment.config.seed)["init"])
     from gm_jax.training import checkpoint
@@ -71,7 +71,7 @@ def test_a_run_with_another_setup_or_a_corrupt_one_is_refused(user_cache, tmp_pa
         loop.open_run(experiment, workdir, stack)
     changed = dict(experiment.data_setup)
     changed["vocab"] = changed["vocab"][::-1].copy()
-    cache.write_setup(workdir / rundir.SETUP_FILE, changed)
+    cache.write_arrays(workdir / rundir.SETUP_FILE, changed)
     with pytest.raises(ValueError, match="differs from the one"), contextlib.ExitStack() as stack:
         loop.open_run(_experiment(), workdir, stack)
     (workdir / rundir.SETUP_FILE).write_bytes(b"not a zip file")
@@ -83,11 +83,11 @@ def test_a_run_with_another_setup_or_a_corrupt_one_is_refused(user_cache, tmp_pa
 
 def test_setup_files_hold_plain_arrays_only(tmp_path):
     with pytest.raises(ValueError, match="numbers or strings"):
-        cache.write_setup(tmp_path / "s.npz", {"bad": np.array([{"a": 1}], dtype=object)})
-    cache.write_setup(tmp_path / "s.npz", {"words": np.array(["a", "bc"]), "n": np.int64(3)})
-    back = cache.read_setup(tmp_path / "s.npz")
+        cache.write_arrays(tmp_path / "s.npz", {"bad": np.array([{"a": 1}], dtype=object)})
+    cache.write_arrays(tmp_path / "s.npz", {"words": np.array(["a", "bc"]), "n": np.int64(3)})
+    back = cache.read_arrays(tmp_path / "s.npz")
     assert back["words"].tolist() == ["a", "bc"] and int(back["n"]) == 3
-    assert cache.read_setup(tmp_path / "missing.npz") is None
+    assert cache.read_arrays(tmp_path / "missing.npz") is None
 
 
 def test_a_configured_compilation_cache_is_left_as_it_is(user_cache):
@@ -111,4 +111,4 @@ def test_decoded_splits_are_cached_on_disk(user_cache, mnist_dir, monkeypatch):
     entry.write_bytes(b"corrupt")  # an unreadable entry is decoded again (and rewritten), not an error
     np.testing.assert_array_equal(datasets._load_split_cached.__wrapped__("mnist", "test", str(mnist_dir))["label"],
                                   first["label"])
-    assert cache.read_setup(entry)["label"].shape == first["label"].shape
+    assert cache.read_arrays(entry)["label"].shape == first["label"].shape

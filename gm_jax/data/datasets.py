@@ -125,14 +125,14 @@ def _load_split_cached(name: str, split: str, data_dir: str) -> dict[str, np.nda
     TFDS (and written to the cache; an unreadable cache entry is decoded again)."""
     path = _decoded_cache_path(name, split, data_dir)
     with contextlib.suppress(ValueError):  # a corrupt entry: decode again
-        out = cache.read_setup(path)
+        out = cache.read_arrays(path)
         if out is not None and sorted(out) == sorted(DATASETS[name]["features"]):
             for v in out.values():
                 v.setflags(write=False)
             return out
     out = _decode_split(name, split, data_dir)
     with contextlib.suppress(OSError):  # a read-only cache costs time, never the data
-        cache.write_setup(path, out)
+        cache.write_arrays(path, out)
     return out
 
 

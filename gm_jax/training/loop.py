@@ -88,11 +88,11 @@ def open_run(experiment: Experiment, workdir: Path, stack: contextlib.ExitStack,
     barrier("gm_jax_open_run_locked")
     saved = rundir.check_identity(workdir, experiment.name, experiment.config, allowed)  # again, under the lock
     if experiment.setup_arrays:  # the run keeps its data setup: a resumed run or `gm_jax.load` uses it
-        stored = cache.read_setup(workdir / rundir.SETUP_FILE)
+        stored = cache.read_arrays(workdir / rundir.SETUP_FILE)
         if stored is not None:
             experiment.use_data_setup(stored, f"{workdir / rundir.SETUP_FILE}")
         elif is_writer():
-            cache.write_setup(workdir / rundir.SETUP_FILE, experiment.data_setup)
+            cache.write_arrays(workdir / rundir.SETUP_FILE, experiment.data_setup)
     record = _run_record(experiment)
     if is_writer() and saved != json.loads(json.dumps(record)):
         write_json(workdir / CONFIG_FILE, record)

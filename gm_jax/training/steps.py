@@ -203,6 +203,12 @@ class TrainStep:
         stacked = jax.tree_util.tree_map(lambda x: jnp.broadcast_to(x, (self.num_devices, *jnp.shape(x))), tree)
         return jax.device_put(stacked, self._batch_sharding)
 
+    def lower(self, state, batch: dict, key: jax.Array) -> jax.stages.Lowered:
+        """The step lowered for `state` (as `put_state` returns it, or its `jax.ShapeDtypeStruct`s) and a
+        global host `batch`, without running it: `.compile().cost_analysis()` gives XLA's FLOP count
+        (`benchmarks.flops`)."""
+        return self._step.lower(state, self.put_batch(batch), key)
+
     def __call__(self, state, batch: dict, key: jax.Array):
         """One update. `state` as returned by `put_state`; `batch` a global host batch
         (dict of [B, ...] arrays); `key` the step's key. Returns (new state, metrics dict of scalars)."""
