@@ -301,7 +301,22 @@ class Experiment:
         return {}
 
     # -- data and evaluation ----------------------------------------------------
-    def train_batches(self, start_step: int = 0) -> Iterator[dict]:
+    def global_batch_size(self) -> int:
+        """Examples in each global training batch (`train_batches` with `rows=None`): `config.batch_size`;
+        full-batch experiments (EM) override it with the training set's size."""
+        return self.config.batch_size
+
+    def train_batches(self, start_step: int = 0, rows: slice | None = None) -> Iterator[dict]:
+        """Endless training batches from step `start_step` on, each a pure function of `(seed, step)`.
+
+        Args:
+          start_step: the index of the first batch (a resumed run starts where it stopped).
+          rows: the rows of each global batch to read: this process's share in a multi-process run
+            (`TrainStep.process_rows`); None: the whole batch. Only these rows are read (`gm_jax.data.pipeline`).
+
+        Yields:
+          dicts of arrays with a leading batch axis of `config.batch_size` (or the number of `rows`).
+        """
         raise NotImplementedError(f"{type(self).__name__} must define train_batches")
 
     def evaluate(self, params, key: jax.Array) -> dict:

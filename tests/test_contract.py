@@ -119,6 +119,13 @@ def test_end_to_end(name, parallel, tmp_path, monkeypatch):
     if parallel != "none":
         return
 
+    # a process of a multi-process run reads only its rows of each global batch, and they are those rows
+    rows = slice(experiment.global_batch_size() // 4, experiment.global_batch_size() // 2)
+    whole, part = next(experiment.train_batches(3)), next(experiment.train_batches(3, rows=rows))
+    assert sorted(part) == sorted(whole)
+    for k in whole:
+        np.testing.assert_array_equal(part[k], np.asarray(whole[k])[rows], err_msg=k)
+
     # the handle, on the trained parameters and on the restored run
     state = train(experiment, tmp_path)  # already at num_steps: restores the last checkpoint
     trained = Model(experiment, experiment.params_of(state), step=int(state.step))

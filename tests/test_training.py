@@ -77,8 +77,8 @@ def _interrupting(experiment, after: int):
     """Make `experiment.train_batches` raise after `after` batches, as a killed run would stop."""
     original = experiment.train_batches
 
-    def batches(start_step=0):
-        for i, b in enumerate(original(start_step)):
+    def batches(start_step=0, rows=None):
+        for i, b in enumerate(original(start_step, rows)):
             if i == after:
                 raise _Interrupted
             yield b
@@ -109,8 +109,8 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path, binarize
     experiment = gm_jax.build("vae_mnist", **dict(TINY, num_steps=20, checkpoint_every=5))
     original_loss, original_batches = experiment.loss_fn, experiment.train_batches
 
-    def poisoned_batches(start_step=0):
-        for i, b in enumerate(original_batches(start_step), start=start_step):
+    def poisoned_batches(start_step=0, rows=None):
+        for i, b in enumerate(original_batches(start_step, rows), start=start_step):
             yield dict(b, poison=np.full(len(b["image"]), np.nan if i >= 12 else 0.0, np.float32))
 
     def loss_fn(params, batch, keys):

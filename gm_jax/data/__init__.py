@@ -6,7 +6,7 @@ from gm_jax.data.datasets import (
     find_data_dir,
     load_split,
 )
-from gm_jax.data.pipeline import dynamic_binarize, eval_batches, num_examples, train_batches
+from gm_jax.data.pipeline import dynamic_binarize, eval_batches, num_examples, take_rows, train_batches
 from gm_jax.data.text import CharVocab, load_text, random_windows, windows
 from gm_jax.data.music import load_melodies, load_piano_rolls
 from gm_jax.data.audio import load_recordings, mu_law_decode, mu_law_encode
@@ -29,5 +29,6 @@ __all__ = [
     "find_data_dir",
     "load_split",
     "num_examples",
+    "take_rows",
     "train_batches",
 ]

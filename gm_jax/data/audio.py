@@ -286,7 +286,8 @@ def crop_starts(rng: np.random.Generator, idx: np.ndarray, voiced: np.ndarray, l
     return starts
 
 
-def voiced_crops(recordings: dict, crop_length: int, batch_size: int, seed: int, step: int) -> dict:
+def voiced_crops(recordings: dict, crop_length: int, batch_size: int, seed: int, step: int,
+                 rows: slice | None = None) -> dict:
     """Training batch `step` of crops inside the voiced parts (a pure function of `(seed, step)`).
 
     Args:
@@ -294,17 +295,22 @@ def voiced_crops(recordings: dict, crop_length: int, batch_size: int, seed: int,
       crop_length, batch_size: samples per crop, crops per batch.
       seed, step: the batch's generator is `np.random.default_rng([seed, step])`: recordings drawn
         uniformly (with replacement), then `crop_starts`.
+      rows: the crops of the batch to cut (this process's share of the global batch,
+        `gm_jax.data.pipeline`); None: all of them.
 
     Returns:
       {"x": int32 [B, crop_length] mu-law classes (`ZERO_CLASS` past the end of a short recording),
-       "mask": float32 [B, crop_length] (0 on that padding), "digit", "speaker": int32 [B]}.
+       "mask": float32 [B, crop_length] (0 on that padding), "digit", "speaker": int32 [B]}
+      (B: the number of `rows`).
     """
     d, n = recordings, crop_length
     rng = np.random.default_rng([seed, step])
     idx = rng.integers(0, len(d["codes"]), batch_size)
     starts = crop_starts(rng, idx, d["voiced"], [len(c) for c in d["codes"]], n)
-    x = np.full((batch_size, n), ZERO_CLASS, np.int32)
-    mask = np.zeros((batch_size, n), np.float32)
+    if rows is not None:
+        idx, starts = idx[rows], starts[rows]
+    x = np.full((len(idx), n), ZERO_CLASS, np.int32)
+    mask = np.zeros((len(idx), n), np.float32)
     for j, (i, s) in enumerate(zip(idx, starts)):
         seg = d["codes"][i][s: s + n]
         x[j, : len(seg)] = seg

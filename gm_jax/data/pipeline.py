@@ -4,6 +4,12 @@ The training order is a pure function of `(seed, step)`: epoch `e` uses the
 permutation drawn from `np.random.default_rng([seed, e])`, and batch `s` is
 slice `s mod steps_per_epoch` of epoch `s // steps_per_epoch`. A run resumed at
 step `s` therefore sees exactly the batches an uninterrupted run would have.
+
+Every batch maker of the library takes `rows`, a slice of the global batch: the
+rows one process of a multi-process run reads (`TrainStep.process_rows`). The
+global batch is drawn as always (the indices or offsets only, which are cheap)
+and only those rows are read, so the global batch is the same whatever the
+process count.
 """
 from __future__ import annotations
 
@@ -22,7 +28,7 @@ def num_examples(arrays: Mapping[str, np.ndarray]) -> int:
 
 
 def train_batches(
-    arrays: Mapping[str, np.ndarray], batch_size: int, seed: int, start_step: int = 0
+    arrays: Mapping[str, np.ndarray], batch_size: int, seed: int, start_step: int = 0, rows: slice | None = None
 ) -> Iterator[dict[str, np.ndarray]]:
     """Endless fixed-size shuffled batches, reproducible from `(seed, step)`.
 
@@ -31,9 +37,10 @@ def train_batches(
       batch_size: examples per batch; the last partial batch of each epoch is dropped.
       seed: shuffling seed (int).
       start_step: index of the first batch yielded (for resuming).
+      rows: the rows of each global batch to read (this process's share); None: all of them.
 
     Yields:
-      dicts with the keys of `arrays`, each [batch_size, ...].
+      dicts with the keys of `arrays`, each [batch_size, ...] (or the `rows` of it).
 
     Raises:
       ValueError: `batch_size` < 1 or larger than the dataset.
@@ -47,10 +54,19 @@ def train_batches(
         epoch, i = divmod(step, steps_per_epoch)
         perm = np.random.default_rng([seed, epoch]).permutation(n)
         while i < steps_per_epoch:
-            idx = np.sort(perm[i * batch_size : (i + 1) * batch_size])
+            idx = np.sort(perm[i * batch_size : (i + 1) * batch_size])[_all(rows)]
             yield {k: v[idx] for k, v in arrays.items()}
             i += 1
             step += 1
+
+
+def _all(rows: slice | None) -> slice:
+    return slice(None) if rows is None else rows
+
+
+def take_rows(batch: Mapping[str, np.ndarray], rows: slice | None) -> dict[str, np.ndarray]:
+    """The `rows` of every array of a batch drawn whole (None: the batch as it is)."""
+    return dict(batch) if rows is None else {k: v[rows] for k, v in batch.items()}
 
 
 def eval_batches(arrays: Mapping[str, np.ndarray], batch_size: int) -> Iterator[dict[str, np.ndarray]]:

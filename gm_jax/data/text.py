@@ -204,14 +204,15 @@ def windows(tokens: np.ndarray, length: int, stride: int | None = None) -> dict[
 
 
 def random_windows(tokens: np.ndarray, length: int, batch_size: int, seed: int,
-                   start_step: int = 0) -> Iterator[dict[str, np.ndarray]]:
+                   start_step: int = 0, rows: slice | None = None) -> Iterator[dict[str, np.ndarray]]:
     """Endless training batches of windows at random offsets, reproducible from `(seed, step)`.
 
     Batch `s` draws `batch_size` offsets uniformly from [0, T - length - 1]
-    with `np.random.default_rng([seed, s])`.
+    with `np.random.default_rng([seed, s])`; only the windows of `rows` (this process's share of the
+    global batch, `gm_jax.data.pipeline`; None: all) are read.
 
     Yields:
-      {"inputs": int32 [batch_size, length], "targets": int32 [batch_size, length]}.
+      {"inputs": int32 [batch_size, length], "targets": int32 [batch_size, length]} (or their `rows`).
 
     Raises:
       ValueError: fewer than `length + 1` tokens or batch_size < 1.
@@ -224,6 +225,7 @@ def random_windows(tokens: np.ndarray, length: int, batch_size: int, seed: int,
     step = start_step
     while True:
         starts = np.random.default_rng([seed, step]).integers(0, len(tokens) - length, batch_size)
+        starts = starts if rows is None else starts[rows]
         seq = tokens[starts[:, None] + span]
         yield {"inputs": seq[:, :-1], "targets": seq[:, 1:]}
         step += 1

@@ -19,6 +19,8 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 
+from gm_jax.data.pipeline import take_rows
+
 
 def ring_centers(num_modes: int = 8, radius: float = 2.0) -> np.ndarray:
     """The mode centres of `ring_of_gaussians`, float64 [num_modes, 2] (mode k at angle 2 pi k / K)."""
@@ -70,12 +72,14 @@ def gaussian_1d(rng: np.random.Generator, n: int, mean: float = 4.0, std: float 
 
 
 def fresh_batches(draw: Callable[[np.random.Generator, int], np.ndarray], seed: int, batch_size: int,
-                  start_step: int = 0) -> Iterator[dict]:
+                  start_step: int = 0, rows: slice | None = None) -> Iterator[dict]:
     """Endless batches `{"x": draw(default_rng([seed, s]), batch_size)}` for s = start_step, start_step + 1, ...
 
-    Each batch is a pure function of (seed, step), so a resumed run sees the same data.
+    Each batch is a pure function of (seed, step), so a resumed run sees the same data. With `rows` (this
+    process's share, `gm_jax.data.pipeline`) every process still draws the whole batch (one generator
+    stream; toy points are cheap) and keeps its rows.
     """
     step = start_step
     while True:
-        yield {"x": draw(np.random.default_rng([seed, step]), batch_size)}
+        yield take_rows({"x": draw(np.random.default_rng([seed, step]), batch_size)}, rows)
         step += 1

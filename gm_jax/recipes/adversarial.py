@@ -234,12 +234,12 @@ class DCGANExperiment(GANExperiment):
         per machine and stored with each run; only with `config.clusters` > 1."""
         return self.data_setup["cluster"], self.data_setup["log_prior"]
 
-    def train_batches(self, start_step: int = 0):
+    def train_batches(self, start_step: int = 0, rows: slice | None = None):
         data = self._split("train")
         arrays = {"image": data["image"], "label": data["label"]}
         if self.config.clusters:
             arrays["cluster"] = self.clusters()[0]
-        return train_batches(arrays, self.config.batch_size, self.config.seed, start_step)
+        return train_batches(arrays, self.config.batch_size, self.config.seed, start_step, rows)
 
     def real_inputs(self, batch):
         y = None  # the labels the players are conditioned on: digits (cGAN), k-means clusters, or none

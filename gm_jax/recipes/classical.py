@@ -22,7 +22,7 @@ from flax.training.train_state import TrainState
 
 from gm_jax import viz
 from gm_jax.config import Choice, Range, apply_overrides
-from gm_jax.data import corpus, load_split, toy
+from gm_jax.data import corpus, load_split, take_rows, toy
 from gm_jax.experiment import Experiment
 from gm_jax.models import gmm, lda
 from gm_jax.training.loop import write_json
@@ -98,11 +98,14 @@ class GMMExperiment(Experiment):
         params = {**state.params, "gmm": new}
         return state.replace(step=state.step + 1, params=params), {"loss": -ll, "train_log_likelihood": ll}
 
-    def train_batches(self, start_step: int = 0):
-        """The whole training set, every step (full-batch EM)."""
-        x = self.train_data()
+    def global_batch_size(self) -> int:
+        return len(self.train_data())
+
+    def train_batches(self, start_step: int = 0, rows: slice | None = None):
+        """The whole training set, every step (full-batch EM); with `rows`, those examples of it."""
+        batch = take_rows({"x": self.train_data()}, rows)
         while True:
-            yield {"x": x}
+            yield batch
 
     def sample(self, params, key: jax.Array, num_samples: int) -> jax.Array:
         """float32 [num_samples, D] draws of the generative process (`gm_jax.models.gmm.sample`)."""
@@ -404,12 +407,13 @@ class LDAExperiment(Experiment):
     def optimizer(self) -> optax.GradientTransformation:
         return optax.identity()
 
-    def train_batches(self, start_step: int = 0):
+    def train_batches(self, start_step: int = 0, rows: slice | None = None):
         """The whole training corpus as tokens, every step, in `batch_size` copies:
-        `{"words": int32 [batch_size, N], "docs": int32 [batch_size, N]}`."""
+        `{"words": int32 [batch_size, N], "docs": int32 [batch_size, N]}` (the `rows` of them, when given)."""
         words, docs = self.corpus()["train"]
         b = self.config.batch_size
-        batch = {"words": np.broadcast_to(words, (b, len(words))), "docs": np.broadcast_to(docs, (b, len(docs)))}
+        batch = take_rows({"words": np.broadcast_to(words, (b, len(words))),
+                           "docs": np.broadcast_to(docs, (b, len(docs)))}, rows)
         while True:
             yield batch
 

@@ -244,8 +244,8 @@ class ImageEBMExperiment(EBMExperiment):
     def _split(self, split: str) -> dict:
         return {"image": load_split("mnist", split, self.config.data_dir or None)["image"]}
 
-    def train_batches(self, start_step: int = 0):
-        return train_batches(self._split("train"), self.config.batch_size, self.config.seed, start_step)
+    def train_batches(self, start_step: int = 0, rows: slice | None = None):
+        return train_batches(self._split("train"), self.config.batch_size, self.config.seed, start_step, rows)
 
     def positive(self, batch: dict) -> jax.Array:
         return jnp.asarray(batch["image"], jnp.float32) / 255.0

@@ -96,8 +96,8 @@ class ImageLikelihoodExperiment(Experiment):
             return jnp.asarray(images, dtype)
         return jax.vmap(dynamic_binarize)(keys, images).astype(dtype)
 
-    def train_batches(self, start_step: int = 0):
-        return train_batches(self.load("train"), self.config.batch_size, self.config.seed, start_step)
+    def train_batches(self, start_step: int = 0, rows: slice | None = None):
+        return train_batches(self.load("train"), self.config.batch_size, self.config.seed, start_step, rows)
 
     # -- evaluation ---------------------------------------------------------------
     def eval_keys(self, key: jax.Array) -> dict:

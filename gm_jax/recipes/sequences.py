@@ -91,9 +91,9 @@ class TextExperiment(Experiment):
         """int32 [T] token ids of a split (unknown characters are an error; there are none)."""
         return self.vocab.encode(self._text(split))
 
-    def train_batches(self, start_step: int = 0):
+    def train_batches(self, start_step: int = 0, rows: slice | None = None):
         return text_data.random_windows(self.tokens("train"), self.window, self.config.batch_size,
-                                        self.config.seed, start_step)
+                                        self.config.seed, start_step, rows)
 
     # -- the model interface ----------------------------------------------------------
     def token_log_probs(self, params, inputs, targets) -> jax.Array:
@@ -311,8 +311,8 @@ class JSBExperiment(Experiment):
         x, mask = music.pad_sequences(self.pieces(split), self._max_len())
         return {"x": x, "mask": mask}
 
-    def train_batches(self, start_step: int = 0):
-        return train_batches(self.arrays("train"), self.config.batch_size, self.config.seed, start_step)
+    def train_batches(self, start_step: int = 0, rows: slice | None = None):
+        return train_batches(self.arrays("train"), self.config.batch_size, self.config.seed, start_step, rows)
 
     def optimizer(self) -> optax.GradientTransformation:
         """AdamW with cosine decay to 10% and global-norm clipping."""
@@ -445,15 +445,16 @@ class AudioExperiment(Experiment):
             self._cache[split] = audio.coded_recordings(split, self.config.data_dir or None, self.config.silence_db)
         return self._cache[split]
 
-    def crops(self, step: int, split: str = "train") -> dict:
-        """Training batch `step` (`audio.voiced_crops`): `x` int32 [B, crop_length], `mask`, `digit`, `speaker`."""
+    def crops(self, step: int, split: str = "train", rows: slice | None = None) -> dict:
+        """Training batch `step` (`audio.voiced_crops`): `x` int32 [B, crop_length], `mask`, `digit`, `speaker`
+        (the crops of `rows` only, when given)."""
         c = self.config
-        return audio.voiced_crops(self.recordings(split), c.crop_length, c.batch_size, c.seed, step)
+        return audio.voiced_crops(self.recordings(split), c.crop_length, c.batch_size, c.seed, step, rows)
 
-    def train_batches(self, start_step: int = 0):
+    def train_batches(self, start_step: int = 0, rows: slice | None = None):
         step = start_step
         while True:
-            yield self.crops(step)
+            yield self.crops(step, rows=rows)
             step += 1
 
     def silent_crop_share(self, num_batches: int, threshold_db: float = -30.0) -> dict:

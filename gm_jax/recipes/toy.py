@@ -31,9 +31,9 @@ class ToyData:
     def draw_data(self, rng: np.random.Generator, n: int) -> np.ndarray:
         raise NotImplementedError(f"{type(self).__name__} must define draw_data")
 
-    def train_batches(self, start_step: int = 0):
+    def train_batches(self, start_step: int = 0, rows: slice | None = None):
         """Fresh draws from p_data; batch s comes from `default_rng([seed, s])` (resumable)."""
-        return toy.fresh_batches(self.draw_data, self.config.seed, self.config.batch_size, start_step)
+        return toy.fresh_batches(self.draw_data, self.config.seed, self.config.batch_size, start_step, rows)
 
 
 class ToyFlowExperiment(ToyData, Experiment):

@@ -4,7 +4,7 @@ Every process of a run executes the same program (JAX's multi-controller model):
 `initialize` connects it to the others before JAX starts its backend, then
 `jax.devices()` lists the devices of all processes, `jax.local_devices()` this
 process's. The `sharded` train step spans the global mesh (`TrainStep`), each
-process places only its rows of every global batch, and process 0 alone writes
+process reads and places only its rows of every global batch, and process 0 alone writes
 the run's files (`is_writer`).
 
 Where the process layout comes from, first match wins:

@@ -18,7 +18,8 @@ training key, so the parameters are the same with or without it; its time is lef
 out of `wall_s`.
 
 Several processes (`gm_jax.training.distributed`, `parallel=sharded`): every
-process runs this same loop on the same global batches and takes part in each
+process runs this same loop on the same global batches, reading only its rows
+of each (`TrainStep.process_rows`, `Experiment.train_batches`), and takes part in each
 checkpoint save and restore; process 0 alone writes `config.json`, the data
 setup, the lock, `metrics.jsonl`, TensorBoard, samples, `results.json` and the
 artifacts, and shows the progress bar. Evaluation during training runs on
@@ -133,7 +134,7 @@ def train(experiment: Experiment, workdir: str | os.PathLike, fresh: bool = Fals
     workdir = Path(workdir)
     keys = run_keys(config.seed)
     step_fn = TrainStep(experiment.update, config.parallel)
-    step_fn.check_batch_size(config.batch_size)
+    step_fn.check_batch_size(experiment.global_batch_size())
     with contextlib.ExitStack() as stack:
         open_run(experiment, workdir, stack, fresh)
         ckpt = stack.enter_context(
@@ -158,7 +159,7 @@ def _train_steps(experiment: Experiment, workdir: Path, ckpt: checkpoint.Checkpo
     wall_before = writer.last.get("wall_s", 0.0) if writer else 0.0
     last_saved = start or None
     state = step_fn.put_state(state)
-    batches = experiment.train_batches(start)
+    batches = experiment.train_batches(start, rows=step_fn.process_rows(experiment.global_batch_size()))
     t0 = time.perf_counter()
     eval_s = 0.0  # seconds spent in evaluation during training, left out of wall_s
     bar = tqdm(total=config.num_steps, initial=start, desc=experiment.name, unit="step",

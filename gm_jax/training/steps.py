@@ -34,11 +34,12 @@ Parallelism:
 
 Several processes (`gm_jax.training.distributed`): only `"sharded"` runs, over
 the global mesh of every process's devices (`jax.devices()`). Every process
-passes the same global host batch (the data order is a function of
-`(seed, step)`); `put_batch` gives the global array only this process's rows
-(`jax.make_array_from_process_local_data`). `"none"` and `"pmap"` are refused
-with a ValueError (`pmap` over local devices plus a cross-process mean is not
-implemented).
+reads only its rows of each global batch (`process_rows`; the data order is a
+function of `(seed, step)`, so the global batch is the same whatever the
+process count) and passes them; `put_batch` assembles the global array from
+them (`jax.make_array_from_process_local_data`). `"none"` and `"pmap"` are
+refused with a ValueError (`pmap` over local devices plus a cross-process mean
+is not implemented: `"sharded"` does the same work over the global mesh).
 """
 from __future__ import annotations
 
@@ -169,27 +170,45 @@ class TrainStep:
             )
 
     def put_batch(self, batch: dict) -> dict:
-        """Place a global host batch: [B, ...] -> [devices, B / devices, ...] for pmap, sharded on the batch
-        axis for `"sharded"` (with several processes, each places only its own rows of the same global batch).
+        """Place a host batch: [B, ...] -> [devices, B / devices, ...] for pmap, sharded on the batch axis
+        for `"sharded"`. With several processes, `batch` is this process's rows of the global batch
+        (`process_rows`), and the global array of B = rows x devices / local devices is assembled.
 
         Raises:
           ValueError: B is not divisible by the number of devices.
         """
+        if self.parallel == "sharded" and jax.process_count() > 1:
+            local = _batch_size(batch)
+            b = local * self.num_devices // len(self._local_mesh_devices())
+            rows = self.process_rows(b)
+            if rows.stop - rows.start != local:
+                raise ValueError(f"this process's devices hold {rows.stop - rows.start} rows of a global batch of "
+                                 f"{b}; got {local} rows (pass the rows of process_rows(batch_size))")
+            return jax.tree_util.tree_map(lambda x: jax.make_array_from_process_local_data(
+                self._batch_sharding, np.asarray(x), (b, *x.shape[1:])), batch)
         b = _batch_size(batch)
         self.check_batch_size(b)
         if self.parallel == "pmap":
             batch = jax.tree_util.tree_map(lambda x: x.reshape(self.num_devices, -1, *x.shape[1:]), batch)
             return jax.device_put(batch, self._batch_sharding)
         if self.parallel == "sharded":
-            if jax.process_count() > 1:
-                rows = self._process_rows(b)
-                return jax.tree_util.tree_map(lambda x: jax.make_array_from_process_local_data(
-                    self._batch_sharding, np.asarray(x[rows]), x.shape), batch)
             return jax.device_put(batch, self._batch_sharding)
         return jax.device_put(batch, self.devices[0])
 
-    def _process_rows(self, b: int) -> slice:
-        """The rows of a global batch of `b` that this process's devices hold (contiguous on a 1-D mesh)."""
+    def _local_mesh_devices(self) -> list:
+        return [d for d in self.devices if d.process_index == jax.process_index()]
+
+    def process_rows(self, batch_size: int) -> slice | None:
+        """The rows of a global batch of `batch_size` examples that this process reads and passes (those its
+        devices hold: contiguous on the 1-D mesh); None in a single-process run (every row).
+
+        Raises:
+          ValueError: `batch_size` is not divisible by the number of devices.
+        """
+        if jax.process_count() == 1:
+            return None
+        self.check_batch_size(batch_size)
+        b = batch_size
         index = self._batch_sharding.addressable_devices_indices_map((b,))
         starts = sorted(i[0].start or 0 for i in index.values())
         stops = sorted(b if i[0].stop is None else i[0].stop for i in index.values())
