@@ -83,3 +83,21 @@ def assert_bijector(forward, inverse, x, rtol: float = 1e-4, atol: float = 1e-4,
         _, logabsdet = np.linalg.slogdet(np.asarray(jac, np.float64))
         np.testing.assert_allclose(float(ld[n]), logabsdet, rtol=rtol, atol=max(atol, 1e-3),
                                    err_msg=f"log-det of example {n} != log |det J|")
+
+
+def random_params(model, *inputs, scale: float = 0.3, shrink: tuple[str, ...] = (), seed: int = 0):
+    """Random parameters of `model` with no zero taps: kernels ~ N(0, 1/fan_in + scale^2), biases and vectors
+    ~ N(0, scale^2); the leaves under the top-level layers named in `shrink` are scaled by 0.05 (so that
+    binary draws are mixed 0s and 1s).
+
+    Drawn with numpy from the shapes of `model.init(key, *inputs)` (`jax.eval_shape`: no eager init, which
+    compiles one random-initialiser program per parameter shape, ~10 s for PixelCNN++)."""
+    shapes = jax.eval_shape(lambda: model.init(jax.random.key(seed), *inputs))["params"]
+    rng = np.random.default_rng(seed)
+
+    def draw(path, leaf):
+        var = scale ** 2 + (1.0 / np.prod(leaf.shape[:-1]) if len(leaf.shape) > 1 else 0.0)
+        v = rng.normal(0.0, np.sqrt(var), leaf.shape) * (0.05 if path[0].key in shrink else 1.0)
+        return jnp.asarray(v, leaf.dtype)
+
+    return jax.tree_util.tree_map_with_path(draw, shapes)

@@ -10,22 +10,7 @@ import pytest
 
 from gm_jax.models import pixelcnn as pc
 from gm_jax.models import pixelcnn_pp as pp
-from properties import assert_autoregressive
-
-
-def _noisy_params(model, x, labels=None, scale=0.3, seed=0):
-    """Random parameters with no zero taps: kernels ~ N(0, 1/fan_in + scale^2), biases ~ N(0, scale^2).
-
-    Drawn with numpy from the shapes of `model.init` (`jax.eval_shape`: no eager init, which
-    compiles one random-initialiser program per parameter shape, ~10 s for PixelCNN++)."""
-    shapes = jax.eval_shape(lambda: model.init(jax.random.key(seed), x, labels))["params"]
-    rng = np.random.default_rng(seed)
-
-    def draw(leaf):
-        var = scale ** 2 + (1.0 / np.prod(leaf.shape[:-1]) if len(leaf.shape) > 1 else 0.0)
-        return jnp.asarray(rng.normal(0.0, np.sqrt(var), leaf.shape), leaf.dtype)
-
-    return jax.tree_util.tree_map(draw, shapes)
+from properties import assert_autoregressive, random_params
 
 
 def _jacobian_support(fn, shape, num_inputs=3):
@@ -74,7 +59,7 @@ def test_pixelcnn_autoregressive_with_its_blind_spot():
     """Causal (`assert_autoregressive`), and it sees exactly the composed receptive field of its masks:
     the blind spot that the gated model removes."""
     model = pc.PixelCNN(image_shape=(8, 8, 1), features=16, num_layers=2, first_kernel=5, output_features=16)
-    params = _noisy_params(model, jnp.zeros((1, 8, 8, 1)))
+    params = random_params(model, jnp.zeros((1, 8, 8, 1)))
     x = jax.random.uniform(jax.random.key(100), (1, 64))
     assert_autoregressive(_raster(model, params), x)
     support = _jacobian_support(lambda x: model.apply({"params": params}, x)[..., 0], (8, 8, 1))
@@ -88,7 +73,7 @@ def test_pixelcnn_per_channel_masks_rgb():
     """Sub-pixel order R, G, B within a pixel: the 256-way logits of channel k see channels < k only."""
     model = pc.PixelCNN(image_shape=(5, 5, 3), num_values=256, features=24, num_layers=2, first_kernel=3,
                         output_features=48)  # wide enough that no relu path is dead at every input
-    params = _noisy_params(model, jnp.zeros((1, 5, 5, 3)))
+    params = random_params(model, jnp.zeros((1, 5, 5, 3)))
     assert_autoregressive(_raster(model, params), jax.random.uniform(jax.random.key(100), (1, 75)) * 255.0)
     support = _jacobian_support(lambda x: model.apply({"params": params}, x)[..., 3], (5, 5, 3))
     i = (2 * 5 + 2) * 3  # pixel (2, 2)
@@ -100,7 +85,7 @@ def test_gated_pixelcnn_autoregressive_without_blind_spot():
     model = pc.GatedPixelCNN(image_shape=(8, 8, 1), features=8, num_layers=3, kernel_size=5, num_classes=3,
                              output_features=8)
     labels = jnp.array([1])
-    params = _noisy_params(model, jnp.zeros((1, 8, 8, 1)), labels)
+    params = random_params(model, jnp.zeros((1, 8, 8, 1)), labels)
     assert_autoregressive(_raster(model, params, labels), jax.random.uniform(jax.random.key(100), (1, 64)))
     support = _jacobian_support(lambda x: model.apply({"params": params}, x, labels)[..., 0, 0], (8, 8, 1))
     _sees_every_earlier_position(support)
@@ -112,7 +97,7 @@ def test_pixelcnn_pp_autoregressive_without_blind_spot():
     second half: concat_elu and the gates are smooth, so no path is dead."""
     for c, f in ((1, 8), (3, 6)):
         model = pp.PixelCNNPP(image_shape=(4, 4, c), features=f, num_resnet=1, num_mixtures=2)  # 4 -> 2 -> 1
-        params = _noisy_params(model, jnp.zeros((1, 4, 4, c)))
+        params = random_params(model, jnp.zeros((1, 4, 4, c)))
         fn = _raster(model, params, scale=255.0, per_pixel=True)
         x = jax.random.uniform(jax.random.key(100), (1, 16, c))
         assert_autoregressive(fn, x)
@@ -130,14 +115,14 @@ def test_binary_log_prob_is_normalised(kind):
         model, labels = pc.GatedPixelCNN(image_shape=(3, 3, 1), features=4, num_layers=2, kernel_size=3,
                                          num_classes=2, output_features=4), jnp.ones((512,), jnp.int32)
     x = jnp.array(list(itertools.product([0, 1], repeat=9)), jnp.int32).reshape(512, 3, 3, 1)
-    params = _noisy_params(model, x[:1], None if labels is None else labels[:1])
+    params = random_params(model, x[:1], None if labels is None else labels[:1])
     lp = pc.log_prob(model, params, x, labels)
     np.testing.assert_allclose(float(jnp.exp(lp).sum()), 1.0, rtol=1e-5)
 
 
 def test_pixelcnn_pp_sampler_in_range_and_deterministic():
     model = pp.PixelCNNPP(image_shape=(4, 4, 3), features=4, num_resnet=1, num_mixtures=2)
-    params = _noisy_params(model, jnp.zeros((1, 4, 4, 3), jnp.int32))
+    params = random_params(model, jnp.zeros((1, 4, 4, 3), jnp.int32))
     f = jax.jit(lambda k: pp.sample_naive(model, params, k, 2))
     a, b = f(jax.random.key(3)), f(jax.random.key(3))
     assert a.dtype == jnp.uint8 and a.shape == (2, 4, 4, 3)
@@ -147,16 +132,16 @@ def test_pixelcnn_pp_sampler_in_range_and_deterministic():
 
 def test_model_level_bad_pixels_raise():
     model = pc.GatedPixelCNN(image_shape=(4, 4, 1), features=4, num_layers=1, kernel_size=3, output_features=4)
-    params = _noisy_params(model, jnp.zeros((1, 4, 4, 1), jnp.int32))
+    params = random_params(model, jnp.zeros((1, 4, 4, 1), jnp.int32))
     for bad in (np.full((1, 4, 4, 1), 2), np.full((1, 4, 4, 1), -1), np.full((1, 4, 4, 1), 0.5)):
         with pytest.raises(ValueError, match="pixel"):
             pc.log_prob(model, params, bad)
     mpp = pp.PixelCNNPP(image_shape=(4, 4, 1), features=4, num_resnet=1, num_mixtures=2)
-    ppp = _noisy_params(mpp, jnp.zeros((1, 4, 4, 1), jnp.int32))
+    ppp = random_params(mpp, jnp.zeros((1, 4, 4, 1), jnp.int32))
     for bad in (np.full((1, 4, 4, 1), 256), np.full((1, 4, 4, 1), -1)):
         with pytest.raises(ValueError, match="pixel"):
             pp.log_prob(mpp, ppp, bad)
     with pytest.raises(ValueError, match="labels"):
         cond = pc.GatedPixelCNN(image_shape=(4, 4, 1), features=4, num_layers=1, kernel_size=3, num_classes=2)
-        pc.sample_cached(cond, _noisy_params(cond, jnp.zeros((1, 4, 4, 1)), jnp.zeros(1, jnp.int32)),
+        pc.sample_cached(cond, random_params(cond, jnp.zeros((1, 4, 4, 1)), jnp.zeros(1, jnp.int32)),
                          jax.random.key(0), 2)

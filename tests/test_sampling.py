@@ -9,7 +9,7 @@ import pytest
 from gm_jax import sampling
 from gm_jax.models import pixelcnn as pc
 from gm_jax.models import transformer, wavenet
-from properties import assert_cached_equals_naive
+from properties import assert_cached_equals_naive, random_params
 from test_contract import check_conditionals
 
 
@@ -97,21 +97,6 @@ def test_ancestral_keys_given_positions_and_cache():
 
 
 # -- cached == naive, model by model -------------------------------------------------------------
-def _noisy_params(model, *args, scale=0.3, shrink=(), seed=0):
-    """Random parameters with no zero taps (kernels ~ N(0, 1/fan_in + scale^2)); the leaves under the layers
-    named in `shrink` are scaled by 0.05, so binary draws are mixed 0s and 1s. Drawn with numpy from the
-    shapes of `model.init` (`jax.eval_shape`: no eager init)."""
-    shapes = jax.eval_shape(lambda: model.init(jax.random.key(seed), *args))["params"]
-    rng = np.random.default_rng(seed)
-
-    def draw(path, leaf):
-        var = scale ** 2 + (1.0 / np.prod(leaf.shape[:-1]) if len(leaf.shape) > 1 else 0.0)
-        v = rng.normal(0.0, np.sqrt(var), leaf.shape) * (0.05 if path[0].key in shrink else 1.0)
-        return jnp.asarray(v, leaf.dtype)
-
-    return jax.tree_util.tree_map_with_path(draw, shapes)
-
-
 @pytest.mark.parametrize("kind,num_values", [("pixelcnn", 2), ("pixelcnn", 256), ("gated_conditional", 2),
                                              ("gated", 256)])
 def test_pixelcnn_cached_equals_naive(kind, num_values):
@@ -125,7 +110,7 @@ def test_pixelcnn_cached_equals_naive(kind, num_values):
         model = pc.GatedPixelCNN(image_shape=shape, num_values=num_values, features=8, num_layers=3, kernel_size=5,
                                  num_classes=ncls, output_features=8)
         labels = jnp.array([0, 2, 1]) if ncls else None
-    params = _noisy_params(model, jnp.zeros((1, *shape), jnp.int32), None if labels is None else labels[:1],
+    params = random_params(model, jnp.zeros((1, *shape), jnp.int32), None if labels is None else labels[:1],
                            shrink=("out_b",) if num_values == 2 else ())
     naive = jax.jit(lambda k: pc.sample_naive(model, params, k, 3, labels))
     cached = jax.jit(lambda k: pc.sample_cached(model, params, k, 3, labels))

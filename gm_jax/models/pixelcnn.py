@@ -50,8 +50,18 @@ from gm_jax.nn import (
 )
 
 
-def to_input(x: jax.Array, num_values: int) -> jax.Array:
-    """Integer pixels -> network input: {0, 1} as floats for binary data, else scaled to [-1, 1]."""
+INPUT_ENCODINGS = ("scalar", "one_hot")
+
+
+def to_input(x: jax.Array, num_values: int, encoding: str = "scalar") -> jax.Array:
+    """Integer pixels [..., 1] -> network input [..., C_in] float32.
+
+    `"scalar"` (C_in = 1): {0, 1} as floats for binary data, else scaled to [-1, 1] (ordered
+    values: 8-bit intensities). `"one_hot"` (C_in = num_values): for unordered values such as the
+    codes of a VQ-VAE (a convolution of the one-hot vector is a learned embedding per value).
+    """
+    if encoding == "one_hot":
+        return jax.nn.one_hot(jnp.asarray(x, jnp.int32)[..., 0], num_values, dtype=jnp.float32)
     x = jnp.asarray(x, jnp.float32)
     return x if num_values == 2 else x * (2.0 / (num_values - 1)) - 1.0
 
@@ -181,6 +191,8 @@ class GatedPixelCNN(nn.Module):
       kernel_size: k (odd): vertical convs are (k//2 + 1) x k, horizontal 1 x (k//2 + 1).
       num_classes: > 0 for class conditioning (a learned per-layer bias from the label, Eq. 4).
       output_features: width of the 1x1 output layer.
+      input_encoding: how pixels enter the network (`to_input`): "scalar" (ordered values) or
+        "one_hot" (unordered values, e.g. the codes of a VQ-VAE prior).
 
     Call: integer pixels [N, H, W, 1], labels int [N] (when num_classes > 0)
     -> logits [N, H, W, 1, out]. `init_cache` / `step`: the cached sampler
@@ -194,8 +206,11 @@ class GatedPixelCNN(nn.Module):
     kernel_size: int = 5
     num_classes: int = 0
     output_features: int = 64
+    input_encoding: str = "scalar"
 
     def setup(self):
+        if self.input_encoding not in INPUT_ENCODINGS:
+            raise ValueError(f"unknown input_encoding {self.input_encoding!r}; valid choices: {list(INPUT_ENCODINGS)}")
         if self.image_shape[-1] != 1:
             raise ValueError(f"GatedPixelCNN models grey images [H, W, 1], got image_shape {self.image_shape}")
         if self.kernel_size % 2 == 0:
@@ -226,7 +241,7 @@ class GatedPixelCNN(nn.Module):
         return [(self.v_cond[l](labels), self.h_cond[l](labels)) for l in range(self.num_layers)]
 
     def __call__(self, x: jax.Array, labels=None) -> jax.Array:
-        xin = to_input(x, self.num_values)
+        xin = to_input(x, self.num_values, self.input_encoding)
         cond = self.conditioning(labels, x.shape[0])
         v = down_shift(self.v_in(xin))
         h = right_shift(self.h_in(xin)) + self.link_in(v)
@@ -243,7 +258,7 @@ class GatedPixelCNN(nn.Module):
     def init_cache(self, labels, n: int) -> dict:
         """The empty cache of `step` for n images (labels int [N] when class-conditional).
 
-        `xpad` [N, kv + H, W + 2 (k // 2), 1]: the network input of every pixel (kv = k // 2 + 1 rows of
+        `xpad` [N, kv + H, W + 2 (k // 2), C_in]: the network input of every pixel (kv = k // 2 + 1 rows of
         zeros on top); `vbufs`: per layer the input of its vertical conv, [N, kv - 1 + H, W + 2 (k // 2), F],
         and `vrows` its current row [N, 1, W + 2 (k // 2), F]; `links` / `link0`: the vertical-to-horizontal
         links of the current row ([N, W, 2F] per layer / [N, W, F]);
@@ -252,10 +267,11 @@ class GatedPixelCNN(nn.Module):
         """
         h, w, _ = self.image_shape
         f, L, kv, half = self.features, self.num_layers, self.kernel_size // 2 + 1, self.kernel_size // 2
-        unsampled = to_input(jnp.zeros((), jnp.int32), self.num_values)
+        unsampled = to_input(jnp.zeros((1,), jnp.int32), self.num_values, self.input_encoding)
         zeros = jnp.zeros
         return {"cond": self.conditioning(labels, n),
-                "xpad": zeros((n, kv + h, w + 2 * half, 1), jnp.float32).at[:, kv:, half:half + w].set(unsampled),
+                "xpad": zeros((n, kv + h, w + 2 * half, unsampled.shape[-1]), jnp.float32).at[
+                    :, kv:, half:half + w].set(unsampled),
                 "vbufs": tuple(zeros((n, kv - 1 + h, w + 2 * half, f), jnp.float32) for _ in range(L)),
                 "vrows": tuple(zeros((n, 1, w + 2 * half, f), jnp.float32) for _ in range(L)),
                 "links": tuple(zeros((n, w, 2 * f), jnp.float32) for _ in range(L)),
@@ -271,7 +287,7 @@ class GatedPixelCNN(nn.Module):
         conditional's results, so they are not copied at every pixel."""
         n, w, f = xpad.shape[0], self.image_shape[1], self.features
         kv, half = self.kernel_size // 2 + 1, self.kernel_size // 2
-        v = _unpadded(self.v_in, jax.lax.dynamic_slice(xpad, (0, r, 0, 0), (n, kv, w + 2 * half, 1)))[:, 0]
+        v = _unpadded(self.v_in, jax.lax.dynamic_slice(xpad, (0, r, 0, 0), (n, kv, w + 2 * half, xpad.shape[-1])))[:, 0]
         v = jnp.where(r == 0, 0.0, v)  # down_shift: row 0 sees nothing
 
         def padded(row):  # [N, W, F] -> [N, 1, W + 2 half, F]
@@ -305,7 +321,7 @@ class GatedPixelCNN(nn.Module):
         kw = kv = self.kernel_size // 2 + 1
         half = self.kernel_size // 2  # = kw - 1
         c = dict(cache)
-        xpad = c["xpad"] = _write_pixel(c["xpad"], x, i, w, (kv, half), self.num_values)
+        xpad = c["xpad"] = _write_pixel(c["xpad"], x, i, w, (kv, half), self.num_values, self.input_encoding)
         r, col = jnp.divmod(i, w)
         c["vrows"], c["links"], c["link0"] = nn.cond(
             col == 0, lambda mdl, xpad, vbufs, cond, r, row: mdl._row(xpad, vbufs, cond, r),
@@ -314,7 +330,7 @@ class GatedPixelCNN(nn.Module):
         c["vbufs"] = tuple(jax.lax.dynamic_update_slice(buf, row, (0, r + kv - 1, 0, 0))
                            for buf, row in zip(c["vbufs"], c["vrows"]))
         # pixels col - kw .. col - 1 of row r (xpad column = pixel column + kw - 1); none at column 0 (right_shift)
-        t = _unpadded(self.h_in, jax.lax.dynamic_slice(xpad, (0, r + kv, col - 1, 0), (n, 1, kw, 1)))[:, 0, 0]
+        t = _unpadded(self.h_in, jax.lax.dynamic_slice(xpad, (0, r + kv, col - 1, 0), (n, 1, kw, xpad.shape[-1])))[:, 0, 0]
         hv = jnp.where(col == 0, 0.0, t) + jax.lax.dynamic_index_in_dim(c["link0"], col, 1, keepdims=False)
         hbufs = []
         for l in range(self.num_layers):
@@ -346,14 +362,14 @@ def _pointwise(conv: nn.Module, v: jax.Array) -> jax.Array:
     return conv(v[:, None, None])[:, 0, 0]
 
 
-def _write_pixel(buf, x, i, w, offset, num_values):
-    """`buf` [N, ., ., 1] with pixel i - 1 of x [N, H * W] (raster order) written as network input at
-    (row + offset[0], column + offset[1]); unchanged at i = 0."""
+def _write_pixel(buf, x, i, w, offset, num_values, encoding="scalar"):
+    """`buf` [N, ., ., C_in] with pixel i - 1 of x [N, H * W] (raster order) written as network input
+    (`to_input`) at (row + offset[0], column + offset[1]); unchanged at i = 0."""
     r, col = jnp.divmod(i - 1, w)
     at = (0, r + offset[0], col + offset[1], 0)
-    value = to_input(jax.lax.dynamic_index_in_dim(x, i - 1, 1, keepdims=False), num_values)
-    old = jax.lax.dynamic_slice(buf, at, (buf.shape[0], 1, 1, 1))
-    return jax.lax.dynamic_update_slice(buf, jnp.where(i > 0, value[:, None, None, None], old), at)
+    value = to_input(jax.lax.dynamic_index_in_dim(x, i - 1, 1, keepdims=True)[..., None], num_values, encoding)
+    old = jax.lax.dynamic_slice(buf, at, (buf.shape[0], 1, 1, buf.shape[-1]))
+    return jax.lax.dynamic_update_slice(buf, jnp.where(i > 0, value[:, None], old), at)
 
 
 def _step_logits(logits, num_values):
@@ -418,6 +434,11 @@ def log_prob_per_pixel(model: nn.Module, params, x: jax.Array, labels=None) -> j
     return distributions.categorical_log_prob(logits, x, event_ndims=0)
 
 
+def sample_dtype(num_values: int):
+    """The dtype of samples: uint8 for up to 256 values, int32 beyond (e.g. a prior over 512 codes)."""
+    return jnp.uint8 if num_values <= 256 else jnp.int32
+
+
 def _check_sample_args(model, labels, n):
     if getattr(model, "num_classes", 0):
         if labels is None:
@@ -440,7 +461,7 @@ def sample_naive(model: nn.Module, params, key: jax.Array, num_samples: int, lab
       labels: int [N] for class-conditional models.
 
     Returns:
-      uint8 [N, H, W, C] pixels in [0, num_values).
+      uint8 [N, H, W, C] pixels in [0, num_values) (int32 for num_values > 256: `sample_dtype`).
     """
     labels = _check_sample_args(model, labels, num_samples)
     h, w, c = model.image_shape
@@ -451,7 +472,7 @@ def sample_naive(model: nn.Module, params, key: jax.Array, num_samples: int, lab
         return _step_logits(jax.lax.dynamic_index_in_dim(logits, i, 1, keepdims=False), model.num_values), cache
 
     x, _ = sampling.ancestral(step, None, jnp.zeros((n, d), jnp.int32), key, 0, event=_event(model.num_values))
-    return x.reshape(n, h, w, c).astype(jnp.uint8)
+    return x.reshape(n, h, w, c).astype(sample_dtype(model.num_values))
 
 
 def sample_cached(model: nn.Module, params, key: jax.Array, num_samples: int, labels=None) -> jax.Array:
@@ -482,4 +503,4 @@ def sample_cached(model: nn.Module, params, key: jax.Array, num_samples: int, la
 
     x, _ = sampling.ancestral(step, cache, jnp.zeros((num_samples, h * w), jnp.int32), key, 0,
                               event=_event(model.num_values))
-    return x.reshape(num_samples, h, w, 1).astype(jnp.uint8)
+    return x.reshape(num_samples, h, w, 1).astype(sample_dtype(model.num_values))

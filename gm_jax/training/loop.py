@@ -5,7 +5,8 @@
 `(seed, step)`, so a resumed run continues exactly as an uninterrupted one.
 
 Keys: `init_key, train_key, eval_key = split(key(config.seed), 3)`; step `s`
-uses `fold_in(train_key, s)`.
+uses `fold_in(train_key, s)`. A model trained in stages (`Experiment.update_stages`)
+runs each step with the compiled train step of its stage.
 
 Evaluation during training (`config.eval_every` = N > 0): at every step that is a
 multiple of N, `Experiment.validate` (metrics on `config.num_validation_examples`
@@ -133,8 +134,8 @@ def train(experiment: Experiment, workdir: str | os.PathLike, fresh: bool = Fals
     config = experiment.config
     workdir = Path(workdir)
     keys = run_keys(config.seed)
-    step_fn = TrainStep(experiment.update, config.parallel)
-    step_fn.check_batch_size(experiment.global_batch_size())
+    step_fns = stage_steps(experiment)
+    step_fns[0][1].check_batch_size(experiment.global_batch_size())
     with contextlib.ExitStack() as stack:
         open_run(experiment, workdir, stack, fresh)
         ckpt = stack.enter_context(
@@ -149,12 +150,26 @@ def train(experiment: Experiment, workdir: str | os.PathLike, fresh: bool = Fals
         start = int(state.step)
         if start >= config.num_steps:
             return jax.device_put(state, jax.local_devices()[0])
-        return _train_steps(experiment, workdir, ckpt, step_fn, state, start, keys)
+        return _train_steps(experiment, workdir, ckpt, step_fns, state, start, keys)
 
 
-def _train_steps(experiment: Experiment, workdir: Path, ckpt: checkpoint.Checkpointer, step_fn: TrainStep, state,
-                 start: int, keys):
+def stage_steps(experiment: Experiment) -> list[tuple[int, TrainStep]]:
+    """One `TrainStep` per training stage (`Experiment.update_stages`): [(first step, step), ...].
+
+    Raises:
+      ValueError: first steps that do not start at 0 and increase; what `TrainStep` raises.
+    """
+    stages = experiment.update_stages()
+    starts = [s for s, _ in stages]
+    if not starts or starts[0] != 0 or any(b <= a for a, b in zip(starts, starts[1:])):
+        raise ValueError(f"{experiment.name}.update_stages() must start at step 0 and increase, got {starts}")
+    return [(s, TrainStep(fn, experiment.config.parallel)) for s, fn in stages]
+
+
+def _train_steps(experiment: Experiment, workdir: Path, ckpt: checkpoint.Checkpointer,
+                 step_fns: list[tuple[int, TrainStep]], state, start: int, keys):
     config = experiment.config
+    step_fn = step_fns[0][1]  # placement (put/get state, process rows) is the same for every stage
     writer = MetricWriter(workdir, resume_step=start) if is_writer() else None  # None: another process writes
     wall_before = writer.last.get("wall_s", 0.0) if writer else 0.0
     last_saved = start or None
@@ -166,7 +181,8 @@ def _train_steps(experiment: Experiment, workdir: Path, ckpt: checkpoint.Checkpo
                disable=not (config.progress_bar and is_writer()), dynamic_ncols=True)
     try:
         for step in range(start + 1, config.num_steps + 1):
-            state, metrics = step_fn(state, next(batches), jax.random.fold_in(keys["train"], step - 1))
+            stage_fn = next(fn for first, fn in reversed(step_fns) if step - 1 >= first)
+            state, metrics = stage_fn(state, next(batches), jax.random.fold_in(keys["train"], step - 1))
             bar.update(1)
             is_save = step % config.checkpoint_every == 0 or step == config.num_steps
             is_eval = config.eval_every > 0 and step % config.eval_every == 0

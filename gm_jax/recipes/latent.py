@@ -1,0 +1,326 @@
+"""Latent-variable models trained in stages: the VQ-VAE with a learned prior (vqvae_mnist).
+
+`VQVAEExperiment` trains both stages in one run of the one training loop:
+steps 1 .. `vqvae_steps` train the VQ-VAE (encoder, codebook, decoder: Eq. 3
+of van den Oord et al. 2017, `gm_jax.models.vqvae`), steps `vqvae_steps + 1`
+.. `num_steps` train the Gated PixelCNN prior on the codes of the frozen
+encoder (Sec. 3.2). The train state (`VQVAEState`) holds both parameter sets
+with one optimizer state each, so the stage that is not training is not moved
+at all (one Adam over both would keep moving the encoder by its momentum
+during stage 2), and the codebook statistics. Each stage has its own update
+(`update_stages`), which the loop compiles as its own train step, so a run
+checkpoints, resumes and runs under every `parallel` mode like any other. Data, evaluation and figures are the image
+recipe's (`ImageLikelihoodExperiment`): binary MNIST, the test bound in nats
+and bits/dim, `samples.png`, plus `reconstructions.png` and the codebook
+usage.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import flax
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+
+from gm_jax.config import Choice, Range
+from gm_jax.evaluation import likelihood
+from gm_jax.models import pixelcnn, vqvae
+from gm_jax.nn import pmean
+from gm_jax.recipes.images import DATASETS, ImageLikelihoodExperiment
+from gm_jax.viz import images as viz_images
+
+
+@flax.struct.dataclass
+class VQVAEState:
+    """The train state of both stages (a pytree: jit, pmap and orbax see plain arrays).
+
+    Attributes:
+      step: int32 scalar, updates done (stage 1 while step < vqvae_steps).
+      params: {"vqvae": the VQVAE's parameters, "prior": the Gated PixelCNN's}.
+      vqvae_opt_state, prior_opt_state: the optax state of each stage.
+      codebook_stats: {"usage": float32 [K] moving average of each code's share of the positions (dead
+        codes are restarted), "cluster_size": [K], "embed_sum": [K, D] (the EMA codebook's, Appendix A.1)}.
+    """
+
+    step: jax.Array
+    params: Any
+    vqvae_opt_state: Any
+    prior_opt_state: Any
+    codebook_stats: Any
+
+
+def vqvae_config(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """Add the VQ-VAE and prior fields to a base config `c` (in place; returned)."""
+    c.dataset = "binarized_mnist"  # binarized_mnist (fixed) | mnist (dynamic binarization; needed for labels)
+    c.hidden = 64  # encoder/decoder channels (the first stride-2 stage has half)
+    c.num_residual = 1  # residual blocks in the encoder and in the decoder
+    c.num_codes = 64  # K, the codebook size
+    c.code_dim = 16  # D
+    c.beta = 0.25  # the commitment weight
+    c.codebook_update = "ema"  # ema (Appendix A.1) | gradient (the codebook loss)
+    c.ema_decay = 0.99  # of the EMA codebook and of the usage that finds dead codes
+    c.restart_threshold = 0.03  # restart a code used below this fraction of the uniform share 1/K (0: never)
+    c.vqvae_steps = 3000  # stage 1; the prior trains for num_steps - vqvae_steps
+    c.prior_features = 64
+    c.prior_layers = 6
+    c.prior_kernel_size = 5
+    c.prior_output_features = 128
+    c.prior_learning_rate = 1e-3
+    c.conditional = False  # a class-conditional prior p(z | y) (8-bit mnist, dynamically binarized, with labels)
+    c.sampler = "cached"  # the prior's sampler: cached | naive
+    return c
+
+
+class VQVAEExperiment(ImageLikelihoodExperiment):
+    """VQ-VAE + Gated PixelCNN prior on binary MNIST; see the module docstring.
+
+    `log_prob(params, x)` is the bound log p(x | z_q(x)) + log p(z_q(x)) (nats; with a class-conditional
+    prior the bound of the marginal log (1/10) sum_y p(x, z_q(x) | y)); `sample(params, key, n, labels=None,
+    method=None)` draws codes from the prior and pixels from the decoder.
+    """
+
+    data_kind = "binary"
+    sample_methods = ("cached", "naive")
+    likelihood_note = {
+        "discretization": likelihood.BINARY_PIXELS,
+        "nll_estimate": "test_nll_nats = -(log p(x | z_q(x)) + log p(z_q(x))): the ELBO of the deterministic "
+                        "posterior q(z | x) = 1[z = z_q(x)] (entropy 0), an upper bound on -log p(x)"}
+    schema = {"dataset": Choice(*DATASETS), "hidden": Range(2, integer=True), "num_residual": Range(0, integer=True),
+              "num_codes": Range(2, integer=True), "code_dim": Range(1, integer=True), "beta": Range(0.0),
+              "codebook_update": Choice(*vqvae.CODEBOOK_UPDATES), "ema_decay": Range(0.0, 1.0, hi_open=True),
+              "restart_threshold": Range(0.0, 1.0), "vqvae_steps": Range(1, integer=True),
+              "prior_features": Range(1, integer=True), "prior_layers": Range(1, integer=True),
+              "prior_kernel_size": Range(1, integer=True), "prior_output_features": Range(1, integer=True),
+              "prior_learning_rate": Range(0.0, lo_open=True), "sampler": Choice("cached", "naive")}
+
+    def __init__(self, config: ml_collections.ConfigDict):
+        if config.conditional and config.dataset == "binarized_mnist":  # it has no labels
+            from gm_jax import config as config_lib
+
+            config = config_lib.apply_overrides(config, {"dataset": "mnist"}, self.name)
+        super().__init__(config)
+        if config.vqvae_steps >= config.num_steps:
+            raise ValueError(f"config.vqvae_steps ({config.vqvae_steps}) must be < config.num_steps "
+                             f"({config.num_steps}): the prior trains for the steps after the VQ-VAE's")
+        if config.prior_kernel_size % 2 == 0:
+            raise ValueError(f"config.prior_kernel_size must be odd, got {config.prior_kernel_size}")
+        self.model = vqvae.VQVAE(image_shape=self.data_shape, hidden=config.hidden, num_residual=config.num_residual,
+                                 num_codes=config.num_codes, code_dim=config.code_dim)
+        h, w = self.model.grid_shape
+        self.prior = pixelcnn.GatedPixelCNN(image_shape=(h, w, 1), num_values=config.num_codes,
+                                            features=config.prior_features, num_layers=config.prior_layers,
+                                            kernel_size=config.prior_kernel_size,
+                                            num_classes=10 if config.conditional else 0,
+                                            output_features=config.prior_output_features, input_encoding="one_hot")
+        self.vqvae_tx = optax.adam(config.learning_rate)
+        self.prior_tx = optax.adam(config.prior_learning_rate)
+
+    @property
+    def conditional(self) -> bool:
+        return bool(self.config.conditional)
+
+    @property
+    def keep_labels(self) -> bool:
+        return self.conditional
+
+    @property
+    def conditioning(self) -> tuple:
+        return ("labels",) if self.conditional else ()
+
+    # -- state ---------------------------------------------------------------------------------
+    def init_state(self, key: jax.Array) -> VQVAEState:
+        vq_key, prior_key = jax.random.split(key)
+        h, w = self.model.grid_shape
+        labels = jnp.zeros((1,), jnp.int32) if self.conditional else None
+        params = {"vqvae": self.model.init(vq_key, jnp.zeros((1, *self.data_shape)))["params"],
+                  "prior": self.prior.init(prior_key, jnp.zeros((1, h, w, 1), jnp.int32), labels)["params"]}
+        k = self.config.num_codes
+        stats = {"usage": jnp.full((k,), 1.0 / k), "cluster_size": jnp.zeros((k,)),
+                 "embed_sum": params["vqvae"]["codebook"]}
+        return VQVAEState(step=jnp.zeros((), jnp.int32), params=params,
+                          vqvae_opt_state=self.vqvae_tx.init(params["vqvae"]),
+                          prior_opt_state=self.prior_tx.init(params["prior"]), codebook_stats=stats)
+
+    def init_params(self, key: jax.Array):
+        return self.init_state(key).params
+
+    # -- the two stages --------------------------------------------------------------------------
+    def _prior_nll(self, prior_params, indices, labels):
+        return -vqvae.prior_log_prob(self.prior, prior_params, indices, labels if self.conditional else None)
+
+    def update_stages(self):
+        """Stage 1 from step 0: `update_vqvae`; stage 2 from step `vqvae_steps`: `update_prior` (the loop compiles
+        each stage's own train step)."""
+        return ((0, self.update_vqvae), (self.config.vqvae_steps, self.update_prior))
+
+    def update_vqvae(self, state: VQVAEState, batch: dict, keys: jax.Array, axis_name: str | None = None):
+        """Stage 1: one Adam step of the VQ-VAE on Eq. 3, the EMA codebook update and dead-code restarts.
+
+        Metrics (both stages): `loss` (the stage's objective, nats per image), `recon`, `commitment`,
+        `prior_nll` (nats per image; in stage 1 the untrained prior's, forward only), `perplexity` (of the
+        batch's codes) and `stage` (1 or 2)."""
+        x = self.binarize_batch(batch["image"], keys, jnp.float32)
+        return self._vqvae_step(state, x, batch.get("label"), axis_name)
+
+    def update_prior(self, state: VQVAEState, batch: dict, keys: jax.Array, axis_name: str | None = None):
+        """Stage 2: one Adam step of the prior on -log p(z_q(x)) of the frozen encoder's codes (metrics as
+        `update_vqvae`)."""
+        x = self.binarize_batch(batch["image"], keys, jnp.float32)
+        return self._prior_step(state, x, batch.get("label"), axis_name)
+
+    def update(self, state: VQVAEState, batch: dict, keys: jax.Array, axis_name: str | None = None):
+        """The update of the stage that `state.step` is in, as one function (`lax.cond`): the same result as
+        the stage's own update, for callers that need a single update function; the training loop runs the
+        stages' own programs instead (`update_stages`: on XLA:CPU a conditional runs 7-20x slower)."""
+        return jax.lax.cond(state.step < self.config.vqvae_steps,
+                            lambda s: self.update_vqvae(s, batch, keys, axis_name),
+                            lambda s: self.update_prior(s, batch, keys, axis_name), state)
+
+    def _vqvae_step(self, state: VQVAEState, x, labels, axis_name):
+        c = self.config
+        ema = c.codebook_update == "ema"
+
+        def loss_fn(p):
+            out = vqvae.forward(self.model, p, x)
+            loss = out["recon"] + c.beta * out["commitment"] + (0.0 if ema else out["codebook"])
+            return loss.mean(), out
+
+        (loss, out), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params["vqvae"])
+        share = vqvae.usage_share(out["indices"], c.num_codes)
+        metrics = {"loss": loss, "recon": out["recon"].mean(), "commitment": out["commitment"].mean(),
+                   "prior_nll": self._prior_nll(state.params["prior"], out["indices"], labels).mean()}
+        grads, metrics, share = pmean((grads, metrics, share), axis_name)
+        updates, opt_state = self.vqvae_tx.update(grads, state.vqvae_opt_state, state.params["vqvae"])
+        params = optax.apply_updates(state.params["vqvae"], updates)
+        stats = dict(state.codebook_stats)
+        if ema:
+            ema_stats, params["codebook"] = vqvae.ema_update(stats, out["z_e"], out["indices"], c.num_codes,
+                                                             c.ema_decay, axis_name=axis_name)
+            stats.update(ema_stats)
+        stats["usage"] = c.ema_decay * stats["usage"] + (1 - c.ema_decay) * share
+        if c.restart_threshold > 0:
+            candidates = out["z_e"].reshape(-1, c.code_dim)
+            if axis_name is not None:  # every device restarts at the same encoder outputs
+                candidates = jax.lax.all_gather(candidates, axis_name, tiled=True)
+            key = jax.random.fold_in(jax.random.key(c.seed), state.step)  # the same on every device
+            codebook, stats["usage"], restarted = vqvae.restart_dead_codes(
+                params["codebook"], stats["usage"], candidates, key, c.restart_threshold)
+            params["codebook"] = codebook
+            if ema:  # the moving averages restart at the new code with an average cluster size
+                size = jnp.where(restarted, stats["cluster_size"].mean(), stats["cluster_size"])
+                stats["cluster_size"] = size
+                stats["embed_sum"] = jnp.where(restarted[:, None], codebook * size[:, None], stats["embed_sum"])
+        metrics.update(perplexity=vqvae.perplexity(share), stage=jnp.float32(1))
+        return state.replace(step=state.step + 1, params={**state.params, "vqvae": params},
+                             vqvae_opt_state=opt_state, codebook_stats=stats), metrics
+
+    def _prior_step(self, state: VQVAEState, x, labels, axis_name):
+        out = vqvae.forward(self.model, state.params["vqvae"], x)  # the frozen first stage
+        indices = jax.lax.stop_gradient(out["indices"])
+
+        def loss_fn(p):
+            return self._prior_nll(p, indices, labels).mean()
+
+        loss, grads = jax.value_and_grad(loss_fn)(state.params["prior"])
+        share = vqvae.usage_share(indices, self.config.num_codes)
+        metrics = {"loss": loss, "recon": out["recon"].mean(), "commitment": out["commitment"].mean(),
+                   "prior_nll": loss}
+        grads, metrics, share = pmean((grads, metrics, share), axis_name)
+        updates, opt_state = self.prior_tx.update(grads, state.prior_opt_state, state.params["prior"])
+        params = optax.apply_updates(state.params["prior"], updates)
+        metrics.update(perplexity=vqvae.perplexity(share), stage=jnp.float32(2))
+        return state.replace(step=state.step + 1, params={**state.params, "prior": params},
+                             prior_opt_state=opt_state), metrics
+
+    # -- the model interface ----------------------------------------------------------------------
+    def _labels(self, labels):
+        return labels if self.conditional else None
+
+    def check_conditioning(self, num_samples: int, **conditioning) -> dict:
+        """A class-conditional prior takes `labels` (int [num_samples] in 0..9; default 0, 1, ..., 9, 0, ...).
+
+        Raises:
+          ValueError: unknown names, or labels of the wrong shape or out of 0..9.
+        """
+        conditioning = super().check_conditioning(num_samples, **conditioning)
+        if not self.conditional:
+            return conditioning
+        labels = np.asarray(conditioning.get("labels", np.arange(num_samples) % 10))
+        if labels.shape != (num_samples,) or not np.issubdtype(labels.dtype, np.integer) or \
+                (labels.size and (labels.min() < 0 or labels.max() > 9)):
+            raise ValueError(f"labels must be int [{num_samples}] in 0..9, got {conditioning.get('labels')!r}")
+        return {"labels": jnp.asarray(labels, jnp.int32)}
+
+    def sample(self, params, key: jax.Array, num_samples: int, labels=None, method=None) -> jax.Array:
+        """uint8 [num_samples, 28, 28, 1] in {0, 1}: codes from the prior (`method` "cached" | "naive", default
+        `config.sampler`: the same codes for the same key), pixels from p(x | z_q)."""
+        if self.conditional and labels is None:
+            labels = jnp.arange(num_samples) % 10
+        return vqvae.sample(self.model, params["vqvae"], self.prior, params["prior"], key, num_samples,
+                            self._labels(labels), self.sample_method(method))
+
+    def _bound(self, params, x, labels=None) -> dict:
+        return vqvae.log_prob_bound(self.model, params["vqvae"], self.prior, params["prior"],
+                                    jnp.asarray(x, jnp.float32), self._labels(labels))
+
+    def log_prob(self, params, x: jax.Array, key: jax.Array = None) -> jax.Array:
+        """The bound log p(x | z_q(x)) + log p(z_q(x)) <= log p(x), nats, float32 [N] (a class-conditional
+        prior: log p(x | z_q(x)) + log (1/10) sum_y p(z_q(x) | y))."""
+        if not self.conditional:
+            return self._bound(params, x)["bound"]
+        x = jnp.asarray(x, jnp.float32)
+        out = vqvae.forward(self.model, params["vqvae"], x)
+        per_class = jnp.stack([-self._prior_nll(params["prior"], out["indices"],
+                                                jnp.full((x.shape[0],), y, jnp.int32)) for y in range(10)])
+        return -out["recon"] + jax.nn.logsumexp(per_class, axis=0) - jnp.log(10.0)
+
+    # -- evaluation ---------------------------------------------------------------------------------
+    def eval_terms(self, params, batch: dict, key) -> dict:
+        """-bound (`nll`), -log p(x | z_q(x)) (`recon`), -log p(z_q(x)) (`prior`) per image, nats."""
+        if self.conditional:
+            b = self._bound(params, batch["image"], batch["label"])
+            return {"nll": -self.log_prob(params, batch["image"]), "nll_given_label": -b["bound"],
+                    "recon": b["recon"], "prior": b["prior"]}
+        b = self._bound(params, batch["image"])
+        return {"nll": -b["bound"], "recon": b["recon"], "prior": b["prior"]}
+
+    def codebook_report(self, params, images: np.ndarray) -> dict:
+        """Codebook usage on `images` (uint8 [N, 28, 28, 1] in {0, 1}): the share of the K codes used at least
+        once (`codebook_usage`), the perplexity exp(H) of the code histogram (K at best), and the
+        reconstruction's pixel error rate (Bernoulli mean thresholded at 1/2 vs the image)."""
+        @jax.jit
+        def codes_and_errors(p, x):
+            out = vqvae.forward(self.model, p, x)
+            errors = ((out["logits"] > 0) != (x > 0.5)).reshape(x.shape[0], -1).mean(-1)
+            return out["indices"], errors
+
+        bs = self.config.eval_batch_size
+        outs = [codes_and_errors(params["vqvae"], jnp.asarray(images[i:i + bs], jnp.float32))
+                for i in range(0, len(images), bs)]
+        codes = np.concatenate([np.asarray(o[0]) for o in outs]).reshape(-1)
+        share = np.bincount(codes, minlength=self.config.num_codes) / codes.size
+        return {"codebook_usage": float(np.mean(share > 0)),
+                "code_perplexity": float(vqvae.perplexity(jnp.asarray(share))),
+                "test_pixel_error_rate": float(np.mean(np.concatenate([np.asarray(o[1]) for o in outs]))),
+                "num_codes": int(self.config.num_codes)}
+
+    def extra_metrics(self, params, keys) -> dict:
+        test = self.load("test", binarize_key=keys["binarize"])["image"]
+        return {**self.codebook_report(params, test), "figures": ["samples.png", "reconstructions.png"]}
+
+    def grid_images(self, params, key):
+        labels = jnp.arange(self.num_grid_samples) % 10 if self.conditional else None
+        return np.asarray(jax.jit(lambda p, k: vqvae.sample(
+            self.model, p["vqvae"], self.prior, p["prior"], k, self.num_grid_samples, labels,
+            self.sample_method(), probs=True))(params, key))
+
+    def write_artifacts(self, params, key: jax.Array, workdir: Path) -> None:
+        super().write_artifacts(params, key, workdir)
+        x = self.load("test", 32, key)["image"]
+        logits = jax.jit(lambda p, x: vqvae.forward(self.model, p, x)["logits"])(params["vqvae"],
+                                                                                jnp.asarray(x, jnp.float32))
+        viz_images.save_reconstructions(Path(workdir) / "reconstructions.png", x, np.asarray(jax.nn.sigmoid(logits)))
