@@ -70,11 +70,6 @@ class Experiment(PixelCNNExperiment):
     name = "gated_pixelcnn_mnist"
     schema = {**PixelCNNExperiment.schema, "kernel_size": Range(1, integer=True)}
 
-    def __init__(self, config: ml_collections.ConfigDict):
-        if config.conditional and config.dataset == "binarized_mnist":  # it has no labels
-            config = config_lib.apply_overrides(config, {"dataset": "mnist"}, self.name)
-        super().__init__(config)
-
     def build_model(self, config):
         return pixelcnn.GatedPixelCNN(image_shape=self.data_shape, num_values=2, features=config.features,
                                       num_layers=config.num_layers, kernel_size=config.kernel_size,

@@ -173,6 +173,31 @@ class ImageLikelihoodExperiment(Experiment):
         return out
 
 
+class ClassConditional:
+    """Mixin for an `ImageLikelihoodExperiment` with an optional class-conditional model (`config.conditional`):
+    with it, the labels are kept and `sample` takes `labels`, and the data are 8-bit `mnist` binarized
+    dynamically (`binarized_mnist` has no labels; a config asking for it is switched to `mnist`)."""
+
+    def __init__(self, config: ml_collections.ConfigDict):
+        if config.get("conditional", False) and config.get("dataset") == "binarized_mnist":
+            from gm_jax import config as config_lib
+
+            config = config_lib.apply_overrides(config, {"dataset": "mnist"}, self.name)
+        super().__init__(config)
+
+    @property
+    def conditional(self) -> bool:
+        return bool(self.config.get("conditional", False))
+
+    @property
+    def keep_labels(self) -> bool:
+        return self.conditional
+
+    @property
+    def conditioning(self) -> tuple:
+        return ("labels",) if self.conditional else ()
+
+
 # -- PixelCNN and Gated PixelCNN: binary pixels, exact likelihood ------------------------------------
 
 def pixelcnn_config(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
@@ -185,7 +210,7 @@ def pixelcnn_config(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     return c
 
 
-class PixelCNNExperiment(ImageLikelihoodExperiment):
+class PixelCNNExperiment(ClassConditional, ImageLikelihoodExperiment):
     """The binary-pixel PixelCNN family on MNIST (28x28x1, values {0, 1}), exact -log p(x).
 
     Subclasses set `name` and `build_model(config)`. When `config.conditional`
@@ -203,22 +228,10 @@ class PixelCNNExperiment(ImageLikelihoodExperiment):
 
     def __init__(self, config: ml_collections.ConfigDict):
         super().__init__(config)
-        self.model = self.build_model(config)
+        self.model = self.build_model(self.config)
 
     def build_model(self, config) -> nn.Module:
         raise NotImplementedError
-
-    @property
-    def conditional(self) -> bool:
-        return bool(self.config.get("conditional", False))
-
-    @property
-    def keep_labels(self) -> bool:
-        return self.conditional
-
-    @property
-    def conditioning(self) -> tuple:
-        return ("labels",) if self.conditional else ()
 
     def init_params(self, key: jax.Array):
         x = jnp.zeros((1, *self.data_shape), jnp.int32)

@@ -30,7 +30,7 @@ from gm_jax.config import Choice, Range
 from gm_jax.evaluation import likelihood
 from gm_jax.models import pixelcnn, vqvae
 from gm_jax.nn import pmean
-from gm_jax.recipes.images import DATASETS, ImageLikelihoodExperiment
+from gm_jax.recipes.images import DATASETS, ClassConditional, ImageLikelihoodExperiment
 from gm_jax.viz import images as viz_images
 
 
@@ -75,7 +75,7 @@ def vqvae_config(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     return c
 
 
-class VQVAEExperiment(ImageLikelihoodExperiment):
+class VQVAEExperiment(ClassConditional, ImageLikelihoodExperiment):
     """VQ-VAE + Gated PixelCNN prior on binary MNIST; see the module docstring.
 
     `log_prob(params, x)` is the bound log p(x | z_q(x)) + log p(z_q(x)) (nats; with a class-conditional
@@ -98,11 +98,8 @@ class VQVAEExperiment(ImageLikelihoodExperiment):
               "prior_learning_rate": Range(0.0, lo_open=True), "sampler": Choice("cached", "naive")}
 
     def __init__(self, config: ml_collections.ConfigDict):
-        if config.conditional and config.dataset == "binarized_mnist":  # it has no labels
-            from gm_jax import config as config_lib
-
-            config = config_lib.apply_overrides(config, {"dataset": "mnist"}, self.name)
         super().__init__(config)
+        config = self.config  # (a conditional one reads mnist: `ClassConditional`)
         if config.vqvae_steps >= config.num_steps:
             raise ValueError(f"config.vqvae_steps ({config.vqvae_steps}) must be < config.num_steps "
                              f"({config.num_steps}): the prior trains for the steps after the VQ-VAE's")
@@ -118,18 +115,6 @@ class VQVAEExperiment(ImageLikelihoodExperiment):
                                             output_features=config.prior_output_features, input_encoding="one_hot")
         self.vqvae_tx = optax.adam(config.learning_rate)
         self.prior_tx = optax.adam(config.prior_learning_rate)
-
-    @property
-    def conditional(self) -> bool:
-        return bool(self.config.conditional)
-
-    @property
-    def keep_labels(self) -> bool:
-        return self.conditional
-
-    @property
-    def conditioning(self) -> tuple:
-        return ("labels",) if self.conditional else ()
 
     # -- state ---------------------------------------------------------------------------------
     def init_state(self, key: jax.Array) -> VQVAEState:
