@@ -8,8 +8,10 @@ How the timing is done:
 
 * **Compile once, time the steady state.** Each function is called once
   before timing (the warm-up compiles it and is excluded from the numbers).
-* **Train step** (`TrainStep(experiment.update, parallel)`, the step the
-  training loop uses): one timing is a block of `steps_per_timing` consecutive
+* **Train step** (`TrainStep(update, parallel)` for the update of each training
+  stage, `experiment.update_stages()`: the steps the training loop uses; a
+  model trained in stages, the VQ-VAE and its prior, gets one record per
+  stage): one timing is a block of `steps_per_timing` consecutive
   updates on real batches from `experiment.train_batches(0)`, ended by
   `jax.block_until_ready` on the new state and metrics. The batches are read
   from the iterator before timing, so shuffling and indexing are excluded,
@@ -152,8 +154,10 @@ def hardware_peak(dtype: str = "float32") -> tuple[float, str]:
     return flops.peak_flops(jax.devices()[0], dtype)
 
 
-def time_train_step(experiment: Experiment, parallel: str, repeats: int, steps_per_timing: int) -> dict:
-    """Steady-state throughput of one train step of `experiment` under `parallel`.
+def time_train_step(experiment: Experiment, parallel: str, repeats: int, steps_per_timing: int,
+                    stage: int = 0) -> dict:
+    """Steady-state throughput of one train step of `experiment` under `parallel`: the update of training
+    stage `stage` (`experiment.update_stages()`), from the initial state.
 
     Returns:
       A record: `throughput` in examples/s, `median_s_per_call` in seconds per
@@ -171,7 +175,8 @@ def time_train_step(experiment: Experiment, parallel: str, repeats: int, steps_p
     if repeats < 1 or steps_per_timing < 1:
         raise ValueError(f"repeats and steps_per_timing must be >= 1, got {repeats}, {steps_per_timing}")
     keys = run_keys(experiment.config.seed)
-    step = TrainStep(experiment.update, parallel)
+    stages = experiment.update_stages()
+    step = TrainStep(stages[stage][1], parallel)
     batches = list(itertools.islice(experiment.train_batches(0), steps_per_timing))
     batch_size = int(jax.tree_util.tree_leaves(batches[0])[0].shape[0])
     if batch_size % step.num_devices:
@@ -205,6 +210,7 @@ def time_train_step(experiment: Experiment, parallel: str, repeats: int, steps_p
     achieved = step_flops / summary["median_s_per_call"] if step_flops else None
     return {
         "what": TRAIN,
+        **({"stage": stage + 1} if len(stages) > 1 else {}),
         "parallel": parallel,
         "num_devices": step.num_devices,
         "batch_size": batch_size,
@@ -270,12 +276,14 @@ def run_entry(entry: Entry, *, quick: bool, repeats: int, steps_per_timing: int,
     experiment = gm_jax.build(entry.experiment, **overrides)
     base = {"entry": entry.name, "experiment": entry.experiment, "overrides": _jsonable(overrides)}
     records = []
+    num_stages = len(experiment.update_stages())
     for mode in (modes if modes is not None else parallel_modes()):
-        log(f"[{entry.name}] train step, parallel={mode} ...")
-        failed = {"what": TRAIN, "parallel": mode, "size": experiment.config.batch_size,
-                  "batch_size": experiment.config.batch_size}
-        records.append({**base, **_guarded(lambda: time_train_step(experiment, mode, repeats, steps_per_timing),
-                                           failed, repeats, log)})
+        for stage in range(num_stages):
+            log(f"[{entry.name}] train step{f' of stage {stage + 1}' * (num_stages > 1)}, parallel={mode} ...")
+            failed = {"what": TRAIN, **({"stage": stage + 1} if num_stages > 1 else {}), "parallel": mode,
+                      "size": experiment.config.batch_size, "batch_size": experiment.config.batch_size}
+            records.append({**base, **_guarded(
+                lambda: time_train_step(experiment, mode, repeats, steps_per_timing, stage), failed, repeats, log)})
     for n in entry.resolved_sample_sizes(quick):
         log(f"[{entry.name}] sampler, num_samples={n} ...")
         cond = entry.conditioning(experiment, n) if entry.conditioning else None
@@ -327,7 +335,8 @@ def markdown_table(records: Sequence[dict]) -> str:
         if r.get("flops_per_step") and r.get("achieved_flops_per_s"):
             flop_cells = (f"| {r['flops_per_step'] / 1e9:,.3f} | {r['achieved_flops_per_s'] / 1e9:,.1f} "
                           f"| {100 * r['mfu']:.1f}% |")
-        lines.append(f"| {r['entry']} | {r['what']} | {r['parallel']} | {r.get('num_devices', '-')} "
+        what = r["what"] + (f" (stage {r['stage']})" if r.get("stage") else "")
+        lines.append(f"| {r['entry']} | {what} | {r['parallel']} | {r.get('num_devices', '-')} "
                      f"| {size} | {per_call} | {thr} {flop_cells}")
     return "\n".join(lines)
 

@@ -106,6 +106,12 @@ ENTRIES: list[Entry] = [
                            "crop_length": 256, "batch_size": 4},
           quick_sample_sizes=(2,),
           conditioning=lambda experiment, n: experiment.check_conditioning(n, seconds=1.0)),
+    # VQ-VAE: one train-step record per stage (1: the VQ-VAE, 2: the prior on the frozen encoder's codes); the
+    # sampler draws the 7x7 codes with the prior's cached sampler and decodes them.
+    Entry(name="vqvae_mnist", experiment="vqvae_mnist", overrides={}, sample_sizes=(16, 64),
+          quick_overrides={"hidden": 4, "num_codes": 4, "code_dim": 2, "prior_features": 4, "prior_layers": 1,
+                           "prior_kernel_size": 3, "prior_output_features": 4, "batch_size": 8},
+          quick_sample_sizes=(2,)),
     # Normalizing flows: the sampler is one inverse pass (z ~ N(0, I) -> image), temperature 1.
     Entry(name="glow_mnist", experiment="glow_mnist", overrides={}, sample_sizes=(64, 1024),
           quick_overrides={"steps_per_level": 1, "hidden": 4, "init_batch_size": 8, "batch_size": 8},
