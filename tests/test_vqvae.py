@@ -154,3 +154,15 @@ def test_bad_input_is_a_clear_value_error():
                 np.zeros((2, 28, 28, 1), np.float32) + 0.5):
         with pytest.raises(ValueError):
             model.log_prob(bad)
+
+
+def test_the_loop_refuses_stages_that_do_not_start_at_zero_and_increase(tmp_path):
+    from gm_jax.training.loop import stage_steps, train
+
+    experiment = _experiment(vqvae_steps=3, num_steps=5)
+    assert [first for first, _ in stage_steps(experiment)] == [0, 3]
+    for bad in (((1, experiment.update_vqvae),), ((0, experiment.update_vqvae), (0, experiment.update_prior))):
+        experiment.update_stages = lambda bad=bad: bad
+        with pytest.raises(ValueError, match="must start at step 0 and increase"):
+            train(experiment, tmp_path / "run")
+    assert not (tmp_path / "run").exists()  # refused before anything is written
