@@ -199,7 +199,7 @@ def test_glow_training_lowers_the_loss_and_inverts_real_images(tiny_glow):
     from gm_jax.training.steps import TrainStep
 
     exp = tiny_glow.experiment
-    state = exp.init_state(jax.random.key(0))
+    state = exp.jit_init_state(jax.random.key(0))
     batch = {"image": load_split("mnist", "test")["image"][:64]}
     keys = jax.random.split(jax.random.key(5), 64)
     loss = jax.jit(lambda p: exp.loss_fn(p, batch, keys)[0])

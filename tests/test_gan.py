@@ -67,7 +67,7 @@ def _changed(a, b) -> bool:
 @pytest.fixture(scope="module")
 def dcgan_and_state():
     experiment = gm_jax.build("cgan_mnist", **TINY_DCGAN)
-    state = experiment.init_state(jax.random.key(0))
+    state = experiment.jit_init_state(jax.random.key(0))
     rng = np.random.default_rng(0)
     batch = {"image": rng.integers(0, 256, (8, 28, 28, 1)).astype(np.uint8),
              "label": rng.integers(0, 10, 8).astype(np.int32)}
@@ -95,7 +95,7 @@ def test_each_phase_updates_only_its_player(dcgan_and_state):
 
 def test_k_discriminator_updates_per_generator_update():
     experiment = gm_jax.build("gan_toy", k=3, g_hidden=(8,), d_hidden=(8,), batch_size=16)
-    state = experiment.init_state(jax.random.key(0))
+    state = experiment.jit_init_state(jax.random.key(0))
     batch = next(experiment.train_batches(0))
     new, metrics = jax.jit(experiment.update)(state, batch, jax.random.split(jax.random.key(1), 16))
     assert int(new.step) == 1
@@ -107,7 +107,7 @@ def test_k_discriminator_updates_per_generator_update():
 def test_generator_moving_average():
     """theta_ema <- d theta_ema + (1 - d) theta after each generator update; the sampler uses the average."""
     experiment = gm_jax.build("dcgan_mnist", **TINY_DCGAN, g_ema_decay=0.9)
-    state = experiment.init_state(jax.random.key(0))
+    state = experiment.jit_init_state(jax.random.key(0))
     batch = {"image": np.random.default_rng(0).integers(0, 256, (8, 28, 28, 1)).astype(np.uint8),
              "label": np.zeros(8, np.int32)}
     step = TrainStep(experiment.update, "none")  # the training loop's step, which donates the state
@@ -155,7 +155,7 @@ def test_pacgan_discriminator_judges_packs_and_steps_agree():
     """pack = 2: one logit per two consecutive examples, which sees those two only; the update
     agrees under jit, pmap and sharded jit (each device packs its own consecutive examples)."""
     experiment = gm_jax.build("dcgan_mnist", **{**TINY_DCGAN, "pack": 2})
-    init = experiment.init_state(jax.random.key(0))
+    init = experiment.jit_init_state(jax.random.key(0))
     x = jax.random.uniform(jax.random.key(1), (8, 28, 28, 1), minval=-1.0, maxval=1.0)
     disc = jax.jit(lambda x: experiment.gan.discriminate(init.d_params, init.d_batch_stats, x))
     logits = disc(x)
@@ -282,16 +282,16 @@ def test_self_conditioned_dcgan_clusters_condition_and_sample(tmp_path, mnist_di
     batch = next(experiment.train_batches(0))
     x, y = experiment.real_inputs(batch)
     assert y.shape == (8,) and np.all((0 <= y) & (y < k))
-    state = experiment.init_state(jax.random.key(0))
+    state = experiment.jit_init_state(jax.random.key(0))  # jitted: eagerly every op compiles its own program
     np.testing.assert_allclose(state.label_log_prior, log_prior)
     params = experiment.params_of(state)
     # the cluster reaches G: the same z with another cluster id gives another image
-    gen = lambda c: experiment.gan.generate(params["params"], params["batch_stats"], jax.random.key(1), 4,
-                                            jnp.full((4,), c, jnp.int32))
+    gen = jax.jit(lambda c: experiment.gan.generate(params["params"], params["batch_stats"], jax.random.key(1), 4,
+                                                    jnp.full((4,), c, jnp.int32)))
     assert not np.array_equal(gen(0), gen(1))
     # the sampler's ids follow the prior: a prior on one cluster gives that cluster's images
     one = {**params, "label_log_prior": jnp.log(jnp.array([0.0, 1.0, 0.0]))}
-    np.testing.assert_array_equal(experiment.sample(one, jax.random.key(1), 4), gan.to_uint8(gen(1)))
+    np.testing.assert_array_equal(experiment.jit_sample(one, jax.random.key(1), 4), gan.to_uint8(gen(1)))
     train(experiment, tmp_path)
     model = gm_jax.load(tmp_path)
     np.testing.assert_allclose(model.params["label_log_prior"], log_prior)

@@ -95,7 +95,7 @@ def test_shared_evaluation_reports_nats_bits_and_the_unit_statement():
     from experiments import vae_mnist
 
     experiment = gm_jax.build("vae_mnist", config=vae_mnist.get_test_config())
-    results = experiment.evaluate(experiment.init_params(jax.random.key(0)), jax.random.key(1))
+    results = experiment.evaluate(experiment.jit_init_state(jax.random.key(0)).params, jax.random.key(1))
     np.testing.assert_allclose(results["test_bits_per_dim"], results["test_nll_nats"] / (784 * np.log(2)), rtol=1e-12)
     assert {"test_neg_elbo_nats", "test_recon_nats", "test_kl_nats", "train_neg_elbo_nats", "discretization",
             "iwae_k"} <= set(results)

@@ -187,7 +187,7 @@ def test_conditioned_per_position_log_probs_marginalise_to_log_prob(name, overri
 
     module = get_experiment_module(name)
     experiment = module.Experiment(config_lib.apply_overrides(module.get_test_config(), overrides, name))
-    model = Model(experiment, experiment.init_params(jax.random.key(0)))
+    model = Model(experiment, experiment.params_of(experiment.jit_init_state(jax.random.key(0))))
     x = np.asarray(model.sample(jax.random.key(1), 2, **sample_kw))
     if labels is not None:
         pairs = [{"labels": y} for y in labels["labels"]]

@@ -56,7 +56,7 @@ def test_text_evaluation_scores_every_character_once(name):
     if name == "transformer_shakespeare":
         config.eval_stride = 5  # sliding windows whose grid leaves a tail
     exp = module.Experiment(config)
-    params = exp.init_params(jax.random.key(0))
+    params = exp.params_of(exp.jit_init_state(jax.random.key(0)))
     text = exp._text("test")
     assert (len(text) - 1 - exp.window) % (exp.eval_stride or exp.window) != 0  # the split leaves a partial window
     out = exp.split_nll(params, "test")

@@ -25,7 +25,7 @@ def test_four_cpu_devices_are_available():
 
 def test_jit_pmap_and_sharded_updates_agree(binarized_mnist_dir):
     experiment = gm_jax.build("vae_mnist", **TINY)
-    init = experiment.init_state(jax.random.key(0))
+    init = experiment.jit_init_state(jax.random.key(0))
     batches = [b for _, b in zip(range(3), experiment.train_batches(0))]
     final = {}
     for parallel in ("none", "pmap", "sharded"):
@@ -57,11 +57,11 @@ def test_batch_not_divisible_by_devices_is_a_value_error():
 
 def test_checkpoint_save_restore_roundtrip(tmp_path):
     experiment = gm_jax.build("vae_mnist", **TINY)
-    state = experiment.init_state(jax.random.key(3)).replace(step=jnp.asarray(7, jnp.int32))
+    state = experiment.jit_init_state(jax.random.key(3)).replace(step=jnp.asarray(7, jnp.int32))
     with checkpoint.Checkpointer(tmp_path) as ckpt:
         assert ckpt.save(7, state, force=True)
     assert (tmp_path / "checkpoints" / "7" / checkpoint.MANIFEST).is_file()
-    fresh = experiment.init_state(jax.random.key(4))
+    fresh = experiment.jit_init_state(jax.random.key(4))
     with checkpoint.Checkpointer(tmp_path, read_only=True) as ckpt:
         restored = ckpt.restore(fresh)
     assert int(restored.step) == 7
@@ -122,7 +122,7 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path, binarize
         train(experiment, tmp_path)
     with checkpoint.Checkpointer(tmp_path, read_only=True) as ckpt:
         assert ckpt.latest_step() == 10
-        good = ckpt.restore(experiment.init_state(jax.random.key(0)))
+        good = ckpt.restore(experiment.jit_init_state(jax.random.key(0)))
     assert gm_jax.training.all_finite(good.params)
 
 
