@@ -22,12 +22,15 @@ from gm_jax.recipes.sentences import SentenceExperiment, sentence_config
 
 
 def get_config() -> ml_collections.ConfigDict:
-    """CPU default: LSTMs of 191 units, z of 13 dimensions (the paper's sizes), embeddings of 64."""
+    """CPU default: LSTMs of 191 units, z of 13 dimensions (the paper's sizes), embeddings of 64, character
+    dropout 0.2, KL annealed over 1,500 of 2,500 steps."""
     c = sentence_config(config_lib.base_config())
     c.num_steps = 2500
     c.batch_size = 64
     c.learning_rate = 2e-3
     c.kl_anneal_steps = 1500
+    # 0.2: test bound 2.622 bits/char, KL 1.63 nats/line; 0.4: 2.800 and 2.09 (both runs 2,500 steps, README)
+    c.word_dropout = 0.2
     c.log_every = 100
     c.checkpoint_every = 1000
     c.eval_batch_size = 256
