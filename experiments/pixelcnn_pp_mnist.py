@@ -36,6 +36,7 @@ def get_config() -> ml_collections.ConfigDict:
     c = config_lib.base_config()
     c.features = 32
     c.num_resnet = 1
+    c.num_levels = 3  # resolutions (28, 14, 7), as the paper's three
     c.num_mixtures = 5
     c.dropout = 0.5
     c.lr_decay = 1.0  # per-step multiplicative learning-rate decay
@@ -59,10 +60,11 @@ def get_paper_config() -> ml_collections.ConfigDict:
 
 
 def get_test_config() -> ml_collections.ConfigDict:
-    """Tiny: 4 filters, 2 mixtures, synthetic data."""
+    """Tiny: 4 filters, 2 mixtures, one resolution, synthetic data."""
     c = get_config()
     c.data_dir = "synthetic"
     c.features, c.num_mixtures, c.grid_samples = 4, 2, 4
+    c.num_levels = 1  # one resolution: a third of the layers to compile (the levels: tests/test_pixelcnn.py)
     c.batch_size, c.eval_batch_size = 4, 64
     return c
 
@@ -74,7 +76,8 @@ class Experiment(ImageLikelihoodExperiment):
     likelihood_note = {"discretization": likelihood.DISCRETIZED_LOGISTIC}
     schema = {"features": Range(1, integer=True), "num_resnet": Range(1, integer=True),
               "num_mixtures": Range(1, integer=True), "dropout": Range(0.0, 1.0, hi_open=True),
-              "lr_decay": Range(0.0, 1.0, lo_open=True), "grid_samples": Range(1, integer=True)}
+              "lr_decay": Range(0.0, 1.0, lo_open=True), "grid_samples": Range(1, integer=True),
+              "num_levels": Range(1, 3, integer=True)}
 
     @property
     def num_grid_samples(self) -> int:
@@ -84,7 +87,7 @@ class Experiment(ImageLikelihoodExperiment):
         super().__init__(config)
         self.model = pixelcnn_pp.PixelCNNPP(image_shape=self.data_shape, features=config.features,
                                             num_resnet=config.num_resnet, num_mixtures=config.num_mixtures,
-                                            dropout=config.dropout)
+                                            dropout=config.dropout, num_levels=config.num_levels)
 
     def optimizer(self):
         return optax.adam(optax.exponential_decay(self.config.learning_rate, 1, self.config.lr_decay))

@@ -82,7 +82,7 @@ def test_gated_experiment_trains_on_fixed_binarized_mnist(binarized_mnist_dir, t
 
 
 def test_pixelcnn_pp_loss_on_real_batch(mnist_dir):
-    exp = gm_jax.api.build("pixelcnn_pp_mnist", features=4, num_mixtures=2, batch_size=4)
+    exp = gm_jax.api.build("pixelcnn_pp_mnist", features=4, num_mixtures=2, num_levels=1, batch_size=4)
     params = exp.jit_init_state(jax.random.key(0)).params  # jitted: eagerly, every op compiles its own program
     batch = next(exp.train_batches(0))
     loss, metrics = jax.jit(exp.loss_fn)(params, batch, jax.random.split(jax.random.key(1), 4))
