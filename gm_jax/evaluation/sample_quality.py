@@ -119,6 +119,15 @@ def mnist_is(classifier, images) -> float:
     return inception_score(classifier.probs(images))
 
 
+def mnist_fid_and_is(classifier, images, reference: tuple[np.ndarray, np.ndarray]) -> tuple[float, float, np.ndarray]:
+    """MNIST-FID (against the reference feature stats (mean, cov)) and MNIST-IS of uint8 images [N, 28, 28, 1]
+    (0..255) from one pass of the classifier, and its logits float [N, 10] (for label and class statistics)."""
+    from gm_jax.evaluation.classifier import softmax64
+
+    logits, feats = classifier.outputs(images)
+    return frechet_distance(*feature_stats(feats), *reference), inception_score(softmax64(logits)), logits
+
+
 # -- class proportions ---------------------------------------------------------------------------
 def class_share_kl(predicted, reference_labels, num_classes: int = 10) -> tuple[np.ndarray, float]:
     """The classes' shares among samples and their KL divergence from a reference set's, in nats.

@@ -232,10 +232,6 @@ class AAEState:
     g_opt_state: Any
 
 
-def _fold_in(keys: jax.Array, data: int) -> jax.Array:
-    return jax.vmap(lambda k: jax.random.fold_in(k, data))(keys)
-
-
 class AAE:
     """The networks, the prior, one optimizer per phase; pure `init`, phases, `update` and samplers.
 

@@ -46,6 +46,7 @@ import optax
 import gm_jax.distributions as dist
 from gm_jax import sampling
 from gm_jax.models.rnn import RNN
+from gm_jax.models.vae import importance_weighted_log_prob
 from gm_jax.nn import Dense
 
 SCHEDULES = ("sigmoid", "linear", "none")
@@ -257,21 +258,13 @@ def iwae_log_prob(model: SentenceVAE, params, x, key, num_samples: int, eol: int
     if not model.latent:
         return recon_log_prob(model, params, jnp.zeros((x.shape[0], model.latent_dim)), x, mask)
     mean, log_var = encode(model, params, x, mask)
-    chunk_size = min(chunk_size, num_samples)
-    num_chunks = -(-num_samples // chunk_size)
-    n = x.shape[0]
 
-    def chunk(i):
-        eps = jax.random.normal(jax.random.fold_in(key, i), (chunk_size, *mean.shape))
-        z = mean + jnp.exp(0.5 * log_var) * eps  # [c, N, L]
-        rep = lambda a: jnp.broadcast_to(a, (chunk_size, *a.shape)).reshape(-1, *a.shape[1:])  # noqa: E731
-        log_px = recon_log_prob(model, params, z.reshape(-1, z.shape[-1]), rep(x), rep(mask)).reshape(chunk_size, n)
-        log_w = log_px + dist.standard_normal_log_prob(z) - dist.diag_gaussian_log_prob(z, mean, log_var)
-        valid = i * chunk_size + jnp.arange(chunk_size) < num_samples
-        return jnp.where(valid[:, None], log_w, -jnp.inf)
+    def log_px_z(z):  # z [c, N, L] -> [c, N]
+        c = z.shape[0]
+        rep = lambda a: jnp.broadcast_to(a, (c, *a.shape)).reshape(-1, *a.shape[1:])  # noqa: E731
+        return recon_log_prob(model, params, z.reshape(-1, z.shape[-1]), rep(x), rep(mask)).reshape(c, x.shape[0])
 
-    log_w = jax.lax.map(chunk, jnp.arange(num_chunks)).reshape(-1, n)
-    return jax.nn.logsumexp(log_w, axis=0) - jnp.log(num_samples)
+    return importance_weighted_log_prob(log_px_z, mean, log_var, key, num_samples, chunk_size)
 
 
 # -- sampling ---------------------------------------------------------------------------------------------

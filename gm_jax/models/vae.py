@@ -177,6 +177,29 @@ def iwae_log_prob(
     """
     x = jnp.asarray(x, jnp.float32)
     mean, log_var = model.apply({"params": params}, x, method=VAE.encode)
+
+    def log_px_z(z):  # z [c, B, L] -> [c, B]
+        logits = model.apply({"params": params}, z.reshape(-1, z.shape[-1]), method=VAE.decode)
+        return dist.bernoulli_log_prob(logits.reshape(z.shape[0], *x.shape), x[None])
+
+    return importance_weighted_log_prob(log_px_z, mean, log_var, key, num_samples, chunk_size)
+
+
+def importance_weighted_log_prob(log_likelihood, mean: jax.Array, log_var: jax.Array, key: jax.Array,
+                                 num_samples: int, chunk_size: int) -> jax.Array:
+    """The IWAE estimate `log (1/k) sum_i p(x | z_i) N(z_i; 0, I) / q(z_i | x)`, z_i ~ q(z | x) = N(mean,
+    diag exp(log_var)) (Burda et al. 2016, Eq. 8), for any decoder: the loop of every Gaussian-posterior model.
+
+    Args:
+      log_likelihood: z float32 [c, B, L] -> log p(x | z) float32 [c, B], nats.
+      mean, log_var: float32 [B, L], the posterior's.
+      key: PRNG key; chunk i draws its c samples with `fold_in(key, i)`.
+      num_samples: k >= 1.
+      chunk_size: samples per `log_likelihood` call (the last chunk's extra samples are masked out).
+
+    Returns:
+      float32 [B], nats: a lower bound on log p(x) in expectation, tightening as k grows (k = 1: the ELBO).
+    """
     chunk_size = min(chunk_size, num_samples)
     num_chunks = -(-num_samples // chunk_size)
     std = jnp.exp(0.5 * log_var)
@@ -184,16 +207,13 @@ def iwae_log_prob(
     def chunk_log_weights(i):
         eps = jax.random.normal(jax.random.fold_in(key, i), (chunk_size, *mean.shape))
         z = mean + std * eps  # [c, B, L]
-        logits = model.apply({"params": params}, z.reshape(-1, z.shape[-1]), method=VAE.decode)
-        logits = logits.reshape(chunk_size, *x.shape)
-        log_px_z = dist.bernoulli_log_prob(logits, x[None])
         log_pz = dist.standard_normal_log_prob(z)
         log_qz = dist.diag_gaussian_log_prob(z, mean, log_var)
         valid = i * chunk_size + jnp.arange(chunk_size) < num_samples
-        return jnp.where(valid[:, None], log_px_z + log_pz - log_qz, -jnp.inf)
+        return jnp.where(valid[:, None], log_likelihood(z) + log_pz - log_qz, -jnp.inf)
 
     log_w = jax.lax.map(chunk_log_weights, jnp.arange(num_chunks))  # [chunks, c, B]
-    log_w = log_w.reshape(-1, x.shape[0])
+    log_w = log_w.reshape(-1, mean.shape[0])
     return jax.nn.logsumexp(log_w, axis=0) - jnp.log(num_samples)
 
 

@@ -349,10 +349,8 @@ class DCGANExperiment(GANExperiment):
         n = int(self.config.num_eval_samples)
         labels = self.eval_labels(n)
         x = self._samples(params, key, n, labels)
-        logits, feats = clf.outputs(x)
+        fid, score, logits = sample_quality.mnist_fid_and_is(clf, x, reference)
         probs = classifier_lib.softmax64(logits)
-        fid = sample_quality.frechet_distance(*sample_quality.feature_stats(feats), *reference)
-        score = sample_quality.inception_score(probs)
         real_fid, real_is = clf.info["real_test_vs_train_mnist_fid"], clf.info["real_test_mnist_is"]
         out = {
             "mnist_fid": fid, "mnist_is": score, "num_eval_samples": n,
@@ -390,9 +388,8 @@ class DCGANExperiment(GANExperiment):
         clf, reference = self.classifier()
         n = int(self.config.num_validation_examples)
         labels = self.eval_labels(n)
-        logits, feats = clf.outputs(self._samples(params, key, n, labels))
-        out = {"val_mnist_fid": sample_quality.frechet_distance(*sample_quality.feature_stats(feats), *reference),
-               "val_mnist_is": sample_quality.inception_score(classifier_lib.softmax64(logits))}
+        fid, score, logits = sample_quality.mnist_fid_and_is(clf, self._samples(params, key, n, labels), reference)
+        out = {"val_mnist_fid": fid, "val_mnist_is": score}
         if labels is not None:
             out["val_label_accuracy"] = float(np.mean(np.argmax(logits, 1) == labels))
         return out

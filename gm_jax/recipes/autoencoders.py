@@ -246,9 +246,8 @@ class AAEExperiment(ImageLikelihoodExperiment):
 
     def _scores(self, images_uint8: np.ndarray) -> tuple[float, float, np.ndarray]:
         clf, reference = self.classifier()
-        logits, feats = clf.outputs(images_uint8)
-        fid = sample_quality.frechet_distance(*sample_quality.feature_stats(feats), *reference)
-        return fid, sample_quality.inception_score(classifier_lib.softmax64(logits)), np.argmax(logits, 1)
+        fid, score, logits = sample_quality.mnist_fid_and_is(clf, images_uint8, reference)
+        return fid, score, np.argmax(logits, 1)
 
     def evaluate(self, params, key: jax.Array) -> dict:
         bin_key, mmd_key, sample_key = jax.random.split(key, 3)
