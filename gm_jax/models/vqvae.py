@@ -194,12 +194,6 @@ def forward(model: VQVAE, params, x: jax.Array) -> dict[str, jax.Array]:
     return {"indices": idx, "z_e": z_e, "z_q": z_q, "logits": logits, "recon": recon, **vq_losses(z_e, z_q)}
 
 
-def codes_of(model: VQVAE, params, x: jax.Array) -> jax.Array:
-    """The code indices of z_q(x): int32 [N, h, w] for images x [N, H, W, C] in [0, 1]."""
-    v = {"params": params}
-    return quantize(model.apply(v, method=VQVAE.codebook), model.apply(v, x, method=VQVAE.encode))[0]
-
-
 def decode_codes(model: VQVAE, params, indices: jax.Array) -> jax.Array:
     """Bernoulli logits float32 [N, H, W, C] of p(x | z_q) for code indices int [N, h, w]."""
     v = {"params": params}
