@@ -46,10 +46,9 @@ import optax
 import gm_jax.distributions as dist
 from gm_jax import sampling
 from gm_jax.models.rnn import RNN
-from gm_jax.models.vae import importance_weighted_log_prob
+from gm_jax.models.vae import SCHEDULES, importance_weighted_log_prob, kl_weight  # noqa: F401 (re-exported)
 from gm_jax.nn import Dense
 
-SCHEDULES = ("sigmoid", "linear", "none")
 
 # Bowman et al. 2016, Sec. 4 (Penn Treebank language modelling): a single-layer LSTM of 191 units,
 # 353-dimensional embeddings, a 13-dimensional z. These are the figures quoted when this model was added;
@@ -134,23 +133,6 @@ def init_params(model: SentenceVAE, key: jax.Array):
 
 
 # -- schedules and masks -------------------------------------------------------------------------------
-def kl_weight(step, schedule: str = "sigmoid", steps: int = 1000):
-    """beta_t, the KL weight at training step `step` (a pure function of the step; float32 scalar).
-
-    "linear": min(step / steps, 1); "sigmoid": the logistic curve 1 / (1 + exp(-10 (step / steps - 1/2)))
-    rescaled to be exactly 0 at step 0 and 1 at `steps` (1 afterwards); "none": 1 from the start.
-    """
-    if schedule not in SCHEDULES:
-        raise ValueError(f"schedule={schedule!r}; valid choices: {list(SCHEDULES)}")
-    if schedule == "none":
-        return jnp.float32(1.0)
-    u = jnp.clip(jnp.asarray(step, jnp.float32) / max(steps, 1), 0.0, 1.0)
-    if schedule == "linear":
-        return u
-    lo, hi = jax.nn.sigmoid(-5.0), jax.nn.sigmoid(5.0)
-    return jnp.clip((jax.nn.sigmoid(10.0 * (u - 0.5)) - lo) / (hi - lo), 0.0, 1.0)
-
-
 def line_mask(x, eol: int):
     """float32 [N, T]: 1 at the positions of each row up to and including its first EOL."""
     is_eol = (x == eol).astype(jnp.int32)

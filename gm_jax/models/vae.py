@@ -26,6 +26,8 @@ import gm_jax.distributions as dist
 
 from gm_jax.nn import Conv, Dense, FractionallyStridedConv2D
 
+SCHEDULES = ("sigmoid", "linear", "none")  # of the KL weight (`kl_weight`)
+
 
 class MLPEncoder(nn.Module):
     """x [B, H, W, C] float -> (mean, log_var), each float32 [B, latent_dim]."""
@@ -228,3 +230,21 @@ def sample(model: VAE, params, key: jax.Array, num_samples: int) -> jax.Array:
     key_z, key_x = jax.random.split(key)
     probs = sample_probs(model, params, key_z, num_samples)
     return jax.random.bernoulli(key_x, probs).astype(jnp.uint8)
+
+
+def kl_weight(step, schedule: str = "sigmoid", steps: int = 1000):
+    """beta_t, the KL weight at training step `step` (a pure function of the step; float32 scalar): KL
+    annealing (Bowman et al. 2016, Sec. 3.1), or the linear warm-up of the PixelVAE (Gulrajani et al. 2017).
+
+    "linear": min(step / steps, 1); "sigmoid": the logistic curve 1 / (1 + exp(-10 (step / steps - 1/2)))
+    rescaled to be exactly 0 at step 0 and 1 at `steps` (1 afterwards); "none": 1 from the start.
+    """
+    if schedule not in SCHEDULES:
+        raise ValueError(f"schedule={schedule!r}; valid choices: {list(SCHEDULES)}")
+    if schedule == "none":
+        return jnp.float32(1.0)
+    u = jnp.clip(jnp.asarray(step, jnp.float32) / max(steps, 1), 0.0, 1.0)
+    if schedule == "linear":
+        return u
+    lo, hi = jax.nn.sigmoid(-5.0), jax.nn.sigmoid(5.0)
+    return jnp.clip((jax.nn.sigmoid(10.0 * (u - 0.5)) - lo) / (hi - lo), 0.0, 1.0)

@@ -1,4 +1,15 @@
-"""Latent-variable models trained in stages: the VQ-VAE with a learned prior (vqvae_mnist).
+"""Latent-variable models of MNIST images: the family bases of vae_mnist, pixelvae_mnist and vqvae_mnist.
+
+* `GaussianLatentExperiment`: a Gaussian posterior q(z | x) and an N(0, I)
+  prior (the VAE, the PixelVAE). Training minimises the negative ELBO per image
+  (optionally with a linear KL warm-up, `kl_warmup_steps`); evaluation reports
+  the IWAE estimate of the test NLL (`iwae_k` samples, Burda et al. 2016) as
+  `test_nll_nats`, with the one-sample ELBO terms `test_neg_elbo_nats`,
+  `test_recon_nats`, `test_kl_nats`, and the ELBO on 10,000 training images;
+  figures: `samples.png` and `reconstructions.png`. A subclass gives the
+  model's pure functions (`neg_elbo_terms`, `iwae_log_prob`, `sample`,
+  `reconstruct`).
+* `VQVAEExperiment`, below.
 
 `VQVAEExperiment` trains both stages in one run of the one training loop:
 steps 1 .. `vqvae_steps` train the VQ-VAE (encoder, codebook, decoder: Eq. 3
@@ -28,10 +39,107 @@ import optax
 
 from gm_jax.config import Choice, Range
 from gm_jax.evaluation import likelihood
-from gm_jax.models import pixelcnn, vqvae
+from gm_jax.models import pixelcnn, vae, vqvae
 from gm_jax.nn import pmean
 from gm_jax.recipes.images import DATASETS, ClassConditional, ImageLikelihoodExperiment
+from gm_jax.training.steps import loss_update
 from gm_jax.viz import images as viz_images
+
+
+# -- Gaussian posterior, N(0, I) prior: the VAE and the PixelVAE --------------------------------------------
+
+def gaussian_latent_config(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """Add the fields of `GaussianLatentExperiment` to a base config `c` (in place; returned)."""
+    c.dataset = "binarized_mnist"  # binarized_mnist (fixed) | mnist (dynamic binarization)
+    c.latent_dim = 50
+    c.kl_warmup_steps = 0  # > 0: the KL weight rises linearly from 0 to 1 over this many steps
+    c.iwae_k = 500  # importance samples for test_nll_nats
+    return c
+
+
+class GaussianLatentExperiment(ImageLikelihoodExperiment):
+    """A latent-variable model of binary MNIST with q(z | x) = N(mean, diag exp(log_var)) and p(z) = N(0, I).
+
+    Subclasses build `self.model` and give its pure functions: `neg_elbo_terms(params, x, eps)` (dict of
+    float32 [B] "neg_elbo", "recon", "kl", nats), `iwae_log_prob(params, x, key, k)` (float32 [B], nats),
+    `sample` and `reconstruct(params, x, key)` (the images of reconstructions.png, in [0, 1]).
+    """
+
+    data_kind = "binary"
+    log_prob_needs_key = True
+    train_eval_size = 10_000
+    likelihood_note = {"discretization": likelihood.BINARY_PIXELS,
+                       "nll_estimate": "test_nll_nats: the IWAE bound with iwae_k samples (Burda et al. 2016, "
+                                       "Eq. 8), a stochastic lower bound on log p(x) tightening as iwae_k grows"}
+    schema = {"dataset": Choice(*DATASETS), "latent_dim": Range(1, integer=True),
+              "kl_warmup_steps": Range(0, integer=True), "iwae_k": Range(1, integer=True)}
+
+    def neg_elbo_terms(self, params, x: jax.Array, eps: jax.Array) -> dict:
+        raise NotImplementedError
+
+    def iwae_log_prob(self, params, x: jax.Array, key: jax.Array, num_samples: int) -> jax.Array:
+        raise NotImplementedError
+
+    def reconstruct(self, params, x: jax.Array, key: jax.Array) -> jax.Array:
+        raise NotImplementedError
+
+    def _eps(self, key, n):
+        return jax.random.normal(key, (n, self.config.latent_dim))
+
+    def _loss(self, params, batch: dict, keys: jax.Array, kl_weight=1.0):
+        eps_keys, bin_keys = jax.vmap(jax.random.split, out_axes=1)(keys)
+        x = self.binarize_batch(batch["image"], bin_keys, jnp.float32)
+        eps = jax.vmap(lambda k: jax.random.normal(k, (self.config.latent_dim,)))(eps_keys)
+        terms = self.neg_elbo_terms(params, x, eps)
+        metrics = {"recon": terms["recon"].mean(), "kl": terms["kl"].mean()}
+        if self.config.get("kl_warmup_steps", 0):
+            metrics["neg_elbo"] = terms["neg_elbo"].mean()
+            return (terms["recon"] + kl_weight * terms["kl"]).mean(), metrics
+        return terms["neg_elbo"].mean(), metrics
+
+    def loss_fn(self, params, batch: dict, keys: jax.Array):
+        """Negative ELBO, nats per image, averaged over the batch (keys: one per example)."""
+        return self._loss(params, batch, keys)
+
+    def update(self, state, batch: dict, keys: jax.Array, axis_name: str | None = None):
+        """One optimizer step on -ELBO; with `kl_warmup_steps` on recon + beta_t KL, beta_t = min(step /
+        kl_warmup_steps, 1) (the PixelVAE's warm-up; metrics then add `neg_elbo` and `kl_weight`)."""
+        if not self.config.get("kl_warmup_steps", 0):
+            return loss_update(self.loss_fn)(state, batch, keys, axis_name)
+        beta = vae.kl_weight(state.step, "linear", self.config.kl_warmup_steps)
+        state, metrics = loss_update(lambda p, b, k: self._loss(p, b, k, beta))(state, batch, keys, axis_name)
+        return state, {**metrics, "kl_weight": beta}
+
+    def log_prob(self, params, x: jax.Array, key: jax.Array) -> jax.Array:
+        """IWAE estimate of log p(x) with `config.iwae_k` samples: float32 [N], nats."""
+        return self.iwae_log_prob(params, x, key, self.config.iwae_k)
+
+    # -- evaluation: the ELBO terms and the IWAE NLL on the test set, the ELBO on 10,000 training images
+    def eval_keys(self, key):
+        bin_key, elbo_key, iwae_key = jax.random.split(key, 3)
+        return {"binarize": bin_key, "test": (elbo_key, iwae_key), "train": elbo_key}
+
+    def eval_terms(self, params, batch, key):
+        elbo_key, iwae_key = key
+        x = batch["image"]
+        return {"nll": -self.log_prob(params, x, iwae_key),
+                **self.neg_elbo_terms(params, x, self._eps(elbo_key, x.shape[0]))}
+
+    def train_eval_terms(self, params, batch, key):
+        x = batch["image"]
+        return {"neg_elbo": self.neg_elbo_terms(params, x, self._eps(key, x.shape[0]))["neg_elbo"]}
+
+    def extra_metrics(self, params, keys):
+        return {"iwae_k": self.config.iwae_k}
+
+    def write_artifacts(self, params, key: jax.Array, workdir: Path) -> None:
+        super().write_artifacts(params, key, workdir)
+        x = self.load("test", 32, key)["image"]
+        recon = jax.jit(self.reconstruct)(params, jnp.asarray(x, jnp.float32), key)
+        viz_images.save_reconstructions(Path(workdir) / "reconstructions.png", x, np.asarray(recon))
+
+
+# -- the VQ-VAE and its prior ------------------------------------------------------------------------
 
 
 @flax.struct.dataclass
