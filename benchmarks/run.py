@@ -112,6 +112,11 @@ ENTRIES: list[Entry] = [
           quick_overrides={"hidden": 4, "num_codes": 4, "code_dim": 2, "prior_features": 4, "prior_layers": 1,
                            "prior_kernel_size": 3, "prior_output_features": 4, "batch_size": 8},
           quick_sample_sizes=(2,)),
+    # PixelVAE: the sampler draws z ~ N(0, I), then the pixels with the Gated PixelCNN decoder's cached sampler.
+    Entry(name="pixelvae_mnist", experiment="pixelvae_mnist", overrides={}, sample_sizes=(16,),
+          quick_overrides={"latent_dim": 2, "encoder_channels": (4, 4), "map_channels": (4, 4), "map_features": 4,
+                           "features": 4, "num_layers": 1, "kernel_size": 3, "output_features": 4, "batch_size": 8},
+          quick_sample_sizes=(2,)),
     # Normalizing flows: the sampler is one inverse pass (z ~ N(0, I) -> image), temperature 1.
     Entry(name="glow_mnist", experiment="glow_mnist", overrides={}, sample_sizes=(64, 1024),
           quick_overrides={"steps_per_level": 1, "hidden": 4, "init_batch_size": 8, "batch_size": 8},

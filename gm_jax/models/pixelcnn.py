@@ -193,9 +193,12 @@ class GatedPixelCNN(nn.Module):
       output_features: width of the 1x1 output layer.
       input_encoding: how pixels enter the network (`to_input`): "scalar" (ordered values) or
         "one_hot" (unordered values, e.g. the codes of a VQ-VAE prior).
+      map_conditioning: True: a feature map `cond_map` float32 [N, H, W, D] (e.g. the latent map of a
+        PixelVAE) enters every gated layer through 1x1 projections added to the vertical- and
+        horizontal-stack pre-activations at each position (2016b, Eq. 5, with a spatial h).
 
-    Call: integer pixels [N, H, W, 1], labels int [N] (when num_classes > 0)
-    -> logits [N, H, W, 1, out]. `init_cache` / `step`: the cached sampler
+    Call: integer pixels [N, H, W, 1], labels int [N] (when num_classes > 0), cond_map (when
+    map_conditioning) -> logits [N, H, W, 1, out]. `init_cache` / `step`: the cached sampler
     through the same layers, one pixel at a time.
     """
 
@@ -207,6 +210,7 @@ class GatedPixelCNN(nn.Module):
     num_classes: int = 0
     output_features: int = 64
     input_encoding: str = "scalar"
+    map_conditioning: bool = False
 
     def setup(self):
         if self.input_encoding not in INPUT_ENCODINGS:
@@ -227,27 +231,46 @@ class GatedPixelCNN(nn.Module):
         if self.num_classes:
             self.v_cond = [nn.Embed(self.num_classes, 2 * f) for _ in range(self.num_layers)]
             self.h_cond = [nn.Embed(self.num_classes, 2 * f) for _ in range(self.num_layers)]
+        if self.map_conditioning:
+            self.v_map = [Dense(2 * f) for _ in range(self.num_layers)]
+            self.h_map = [Dense(2 * f) for _ in range(self.num_layers)]
         self.out_a = Dense(self.output_features)
         self.out_b = Dense(_out_dim(self.num_values))
 
-    def conditioning(self, labels, n: int):
-        """Per-layer (v, h) biases [N, 2F] from the labels (zeros when unconditional)."""
-        f = self.features
-        if not self.num_classes:
-            return [(jnp.zeros((n, 2 * f)), jnp.zeros((n, 2 * f)))] * self.num_layers
-        if labels is None:
-            raise ValueError(f"this GatedPixelCNN is class-conditional ({self.num_classes} classes): pass labels")
-        labels = jnp.asarray(labels, jnp.int32)
-        return [(self.v_cond[l](labels), self.h_cond[l](labels)) for l in range(self.num_layers)]
+    def conditioning(self, labels, n: int, cond_map=None):
+        """Per-layer (v, h) biases, float32 [N, 1, 1, 2F] from the labels (zeros when unconditional), plus the
+        projections [N, H, W, 2F] of `cond_map` with `map_conditioning`.
 
-    def __call__(self, x: jax.Array, labels=None) -> jax.Array:
+        Raises:
+          ValueError: labels missing for a class-conditional model; `cond_map` missing, of the wrong shape,
+            or given to a model without `map_conditioning`.
+        """
+        f, L = self.features, self.num_layers
+        zero = jnp.zeros((n, 1, 1, 2 * f))
+        cond = [(zero, zero)] * L
+        if self.num_classes:
+            if labels is None:
+                raise ValueError(f"this GatedPixelCNN is class-conditional ({self.num_classes} classes): pass labels")
+            labels = jnp.asarray(labels, jnp.int32)
+            cond = [(self.v_cond[l](labels)[:, None, None], self.h_cond[l](labels)[:, None, None]) for l in range(L)]
+        if not self.map_conditioning:
+            if cond_map is not None:
+                raise ValueError("this GatedPixelCNN takes no cond_map (map_conditioning=False)")
+            return cond
+        h, w, _ = self.image_shape
+        if cond_map is None or cond_map.ndim != 4 or tuple(cond_map.shape[:3]) != (n, h, w):
+            raise ValueError(f"this GatedPixelCNN is conditioned on a feature map: pass cond_map float [{n}, {h}, {w}, D], "
+                             f"got {None if cond_map is None else cond_map.shape}")
+        return [(v + self.v_map[l](cond_map), hb + self.h_map[l](cond_map)) for l, (v, hb) in enumerate(cond)]
+
+    def __call__(self, x: jax.Array, labels=None, cond_map=None) -> jax.Array:
         xin = to_input(x, self.num_values, self.input_encoding)
-        cond = self.conditioning(labels, x.shape[0])
+        cond = self.conditioning(labels, x.shape[0], cond_map)
         v = down_shift(self.v_in(xin))
         h = right_shift(self.h_in(xin)) + self.link_in(v)
         for l in range(self.num_layers):
-            v_pre = self.v_convs[l](v) + cond[l][0][:, None, None]
-            h_pre = self.h_convs[l](h) + self.links[l](v_pre) + cond[l][1][:, None, None]
+            v_pre = self.v_convs[l](v) + cond[l][0]
+            h_pre = self.h_convs[l](h) + self.links[l](v_pre) + cond[l][1]
             v = gated_activation(v_pre)
             h = h + self.h_outs[l](gated_activation(h_pre))
         return self.head(h)[..., None, :]
@@ -255,21 +278,22 @@ class GatedPixelCNN(nn.Module):
     def head(self, h):
         return self.out_b(nn.relu(self.out_a(nn.relu(h))))
 
-    def init_cache(self, labels, n: int) -> dict:
-        """The empty cache of `step` for n images (labels int [N] when class-conditional).
+    def init_cache(self, labels, n: int, cond_map=None) -> dict:
+        """The empty cache of `step` for n images (labels int [N] when class-conditional, cond_map float32
+        [N, H, W, D] with `map_conditioning`).
 
         `xpad` [N, kv + H, W + 2 (k // 2), C_in]: the network input of every pixel (kv = k // 2 + 1 rows of
         zeros on top); `vbufs`: per layer the input of its vertical conv, [N, kv - 1 + H, W + 2 (k // 2), F],
         and `vrows` its current row [N, 1, W + 2 (k // 2), F]; `links` / `link0`: the vertical-to-horizontal
         links of the current row ([N, W, 2F] per layer / [N, W, F]);
         `hbufs`: per layer the horizontal stack's input in the current row, [N, kv - 1 + W, F]; `cond`: the
-        per-layer label biases.
+        per-layer biases of `conditioning` ([N, 1, 1, 2F], or [N, H, W, 2F] with a map).
         """
         h, w, _ = self.image_shape
         f, L, kv, half = self.features, self.num_layers, self.kernel_size // 2 + 1, self.kernel_size // 2
         unsampled = to_input(jnp.zeros((1,), jnp.int32), self.num_values, self.input_encoding)
         zeros = jnp.zeros
-        return {"cond": self.conditioning(labels, n),
+        return {"cond": self.conditioning(labels, n, cond_map),
                 "xpad": zeros((n, kv + h, w + 2 * half, unsampled.shape[-1]), jnp.float32).at[
                     :, kv:, half:half + w].set(unsampled),
                 "vbufs": tuple(zeros((n, kv - 1 + h, w + 2 * half, f), jnp.float32) for _ in range(L)),
@@ -296,8 +320,8 @@ class GatedPixelCNN(nn.Module):
         vrows, links = [padded(v)], []
         for l in range(self.num_layers):
             above = jax.lax.dynamic_slice(vbufs[l], (0, r, 0, 0), (n, kv - 1, w + 2 * half, f))
-            v_pre = _unpadded(self.v_convs[l], jnp.concatenate([above, vrows[l]], axis=1))[:, 0] + cond[l][0][:, None]
-            links.append(self.links[l](v_pre) + cond[l][1][:, None])
+            v_pre = _unpadded(self.v_convs[l], jnp.concatenate([above, vrows[l]], axis=1))[:, 0] + _row_of(cond[l][0], r)
+            links.append(self.links[l](v_pre) + _row_of(cond[l][1], r))
             if l + 1 < self.num_layers:
                 vrows.append(padded(gated_activation(v_pre)))
         return tuple(vrows), tuple(links), self.link_in(v)
@@ -345,6 +369,11 @@ class GatedPixelCNN(nn.Module):
 
 
 # -- the cached samplers' window helpers ------------------------------------------------------
+
+def _row_of(bias: jax.Array, r) -> jax.Array:
+    """Row r of a conditioning bias [N, 1 | H, 1 | W, C]: [N, 1 | W, C] (a per-image bias has one row)."""
+    return jax.lax.dynamic_index_in_dim(bias, r if bias.shape[1] > 1 else 0, 1, keepdims=False)
+
 
 def _unpadded(conv: nn.Module, window: jax.Array) -> jax.Array:
     """`conv` (a `MaskedConv2D` or shifted conv of the model, with its own parameters) applied to `window`
@@ -451,7 +480,13 @@ def _check_sample_args(model, labels, n):
 
 # -- samplers ----------------------------------------------------------------------------------
 
-def sample_naive(model: nn.Module, params, key: jax.Array, num_samples: int, labels=None) -> jax.Array:
+def _map_kw(cond_map) -> dict:
+    """The keyword of a `GatedPixelCNN(map_conditioning=True)`'s feature map (nothing when None)."""
+    return {} if cond_map is None else {"cond_map": cond_map}
+
+
+def sample_naive(model: nn.Module, params, key: jax.Array, num_samples: int, labels=None,
+                 cond_map=None) -> jax.Array:
     """Ancestral sampling with one full network pass per sub-pixel (`sampling.ancestral`).
 
     Args:
@@ -459,6 +494,7 @@ def sample_naive(model: nn.Module, params, key: jax.Array, num_samples: int, lab
       key: PRNG key; sub-pixel i (raster index over H, W, C) draws with `fold_in(key, i)`.
       num_samples: N (static).
       labels: int [N] for class-conditional models.
+      cond_map: float32 [N, H, W, D] for a `GatedPixelCNN(map_conditioning=True)` (e.g. a PixelVAE's s(z)).
 
     Returns:
       uint8 [N, H, W, C] pixels in [0, num_values) (int32 for num_values > 256: `sample_dtype`).
@@ -468,14 +504,15 @@ def sample_naive(model: nn.Module, params, key: jax.Array, num_samples: int, lab
     n, d = num_samples, h * w * c
 
     def step(cache, x, i):
-        logits = model.apply({"params": params}, x.reshape(n, h, w, c), labels).reshape(n, d, -1)
+        logits = model.apply({"params": params}, x.reshape(n, h, w, c), labels, **_map_kw(cond_map)).reshape(n, d, -1)
         return _step_logits(jax.lax.dynamic_index_in_dim(logits, i, 1, keepdims=False), model.num_values), cache
 
     x, _ = sampling.ancestral(step, None, jnp.zeros((n, d), jnp.int32), key, 0, event=_event(model.num_values))
     return x.reshape(n, h, w, c).astype(sample_dtype(model.num_values))
 
 
-def sample_cached(model: nn.Module, params, key: jax.Array, num_samples: int, labels=None) -> jax.Array:
+def sample_cached(model: nn.Module, params, key: jax.Array, num_samples: int, labels=None,
+                  cond_map=None) -> jax.Array:
     """Fast ancestral sampling with per-layer activation caches (Ramachandran et al. 2017): the model's
     `init_cache` / `step` in `sampling.ancestral`.
 
@@ -491,8 +528,10 @@ def sample_cached(model: nn.Module, params, key: jax.Array, num_samples: int, la
     labels = _check_sample_args(model, labels, num_samples)
     variables = {"params": params}
     if isinstance(model, GatedPixelCNN):
-        cache = model.apply(variables, labels, num_samples, method=GatedPixelCNN.init_cache)
+        cache = model.apply(variables, labels, num_samples, cond_map, method=GatedPixelCNN.init_cache)
     elif isinstance(model, PixelCNN):
+        if cond_map is not None:
+            raise ValueError("a PixelCNN takes no cond_map (only a GatedPixelCNN with map_conditioning)")
         cache = model.apply(variables, num_samples, method=PixelCNN.init_cache)
     else:
         raise TypeError(f"sample_cached supports PixelCNN and GatedPixelCNN, got {type(model).__name__}")
