@@ -246,10 +246,15 @@ class PixelCNNExperiment(ClassConditional, ImageLikelihoodExperiment):
         x = self.binarize_batch(batch["image"], keys, jnp.int32)
         return -self._log_prob(params, x, batch.get("label")).mean(), {}
 
+    def samplers(self) -> dict:
+        """{method name: sampler fn(model, params, key, num_samples, labels)}, the names of `sample_methods`
+        (a subclass whose model has its own samplers, e.g. PixelRNN, overrides this)."""
+        return {"naive": pixelcnn.sample_naive, "cached": pixelcnn.sample_cached}
+
     def sample(self, params, key: jax.Array, num_samples: int, labels=None, method=None) -> jax.Array:
         """Samples uint8 [num_samples, 28, 28, 1] in {0, 1}; `method`: "cached" | "naive" (default
         `config.sampler`; the same samples for the same key)."""
-        fn = pixelcnn.sample_cached if self.sample_method(method) == "cached" else pixelcnn.sample_naive
+        fn = self.samplers()[self.sample_method(method)]
         if self.conditional and labels is None:
             labels = jnp.arange(num_samples) % 10
         return fn(self.model, params, key, num_samples, labels if self.conditional else None)
