@@ -6,7 +6,7 @@ import pytest
 import gm_jax
 import gm_jax.distributions as dist
 from gm_jax.models import pixelcnn, pixelvae
-from tests.properties import assert_autoregressive, assert_cached_equals_naive, random_params
+from properties import assert_autoregressive, assert_cached_equals_naive, random_params
 
 SHAPE = (8, 8, 1)
 
