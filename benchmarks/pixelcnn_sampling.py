@@ -1,17 +1,19 @@
 """Naive vs cached ancestral sampling of the PixelCNN family: seconds, speed-up, identical output.
 
-    python -m benchmarks.pixelcnn_sampling [--models gated_pixelcnn_mnist pixelcnn_mnist]
-        [--num-samples 16] [--repeats 3] [--workdir RUN_DIR] [--out benchmarks/results] [--quick]
+    python -m benchmarks.pixelcnn_sampling [--models gated_pixelcnn_mnist pixelcnn_mnist pixelrnn_row_mnist
+        pixelrnn_diag_mnist pixelcnn_pp_mnist] [--num-samples 16] [--repeats 3] [--workdir RUN_DIR]
+        [--out benchmarks/results] [--quick]
 
-For each model (default config unless `--quick`; parameters freshly initialised
-from the config seed, or restored from `--workdir` when given, which makes the
-identity check run on trained weights) it jits `pixelcnn.sample_naive` (one full
-network pass per pixel in one `lax.fori_loop`) and `pixelcnn.sample_cached`
-(Ramachandran et al. 2017 caches), calls each once to compile (excluded), then
-times `--repeats` calls on `--num-samples` 28x28 samples, each ended by
-`jax.block_until_ready`, with `time.perf_counter`. It reports the median seconds
-per call of each, the speed-up ratio naive / cached, and whether the two return
-identical samples for the same key (also the number of differing pixels).
+For each model of `MODELS` (every experiment whose `sample_methods` has both "naive" and "cached"; default
+config, or the tiny `QUICK` overrides of the model with `--quick`; parameters freshly initialised from the
+config seed, or restored from `--workdir` when given, which makes the identity check run on trained weights)
+it jits the experiment's own `sample(params, key, num_samples, method=...)` with each method: "naive" (one
+full network pass per pixel in one `lax.fori_loop`) and "cached" (Ramachandran et al. 2017 caches; for the
+PixelRNNs the carried LSTM states), calls each once to compile (excluded), then times `--repeats` calls on
+`--num-samples` 28x28 samples, each ended by `jax.block_until_ready`, with `time.perf_counter`.
+Class-conditional models sample labels `arange(N) % num_classes`. It reports the median seconds per call of
+each, the speed-up ratio naive / cached, and whether the two return identical samples for the same key
+(also the number of differing pixels).
 
 Writes `OUT/pixelcnn_sampling.json` and `OUT/pixelcnn_sampling.md` (a markdown
 table, also printed).
@@ -29,41 +31,56 @@ import numpy as np
 
 import gm_jax
 from benchmarks.harness import write_report
-from gm_jax.models import pixelcnn
 from gm_jax.training.loop import run_keys
 
-MODELS = ("gated_pixelcnn_mnist", "pixelcnn_mnist")
-QUICK = {"features": 4, "num_layers": 1, "output_features": 4}
+MODELS = ("gated_pixelcnn_mnist", "pixelcnn_mnist", "pixelrnn_row_mnist", "pixelrnn_diag_mnist",
+          "pixelcnn_pp_mnist")
+_QUICK_PIXELCNN = {"features": 4, "num_layers": 1, "output_features": 4}
+QUICK = {"gated_pixelcnn_mnist": _QUICK_PIXELCNN, "pixelcnn_mnist": _QUICK_PIXELCNN,
+         "pixelrnn_row_mnist": {**_QUICK_PIXELCNN, "first_kernel": 3},
+         "pixelrnn_diag_mnist": {**_QUICK_PIXELCNN, "first_kernel": 3},
+         "pixelcnn_pp_mnist": {"features": 4, "num_mixtures": 2}}  # keeps the three resolutions
+# the size fields recorded with each result (those the model's config has)
+CONFIG_KEYS = ("features", "num_layers", "first_kernel", "kernel_size", "output_features", "num_resnet",
+               "num_levels", "num_mixtures")
+METHODS = ("naive", "cached")
 DEFAULT_OUT = Path(__file__).resolve().parent / "results"
 
 
 def time_samplers(name: str, num_samples: int, repeats: int, workdir: str | None = None, quick: bool = False,
                   log=print) -> dict:
-    """One record: median seconds of the naive and cached samplers, the ratio, and the identity check."""
+    """One record: median seconds of the naive and cached samplers, the ratio, and the identity check.
+
+    Raises:
+      ValueError: the experiment does not have both a naive and a cached sampler.
+    """
     if workdir:
         handle = gm_jax.load(workdir)
         experiment, params, source = handle.experiment, handle.params, f"trained ({workdir}, step {handle.step})"
     else:
-        experiment = gm_jax.build(name, **(QUICK if quick else {}))
+        experiment = gm_jax.build(name, **(QUICK[name] if quick else {}))
         params, source = experiment.init_params(run_keys(experiment.config.seed)["init"]), "initialised"
+    if not set(METHODS) <= set(experiment.sample_methods):
+        raise ValueError(f"{experiment.name} has samplers {list(experiment.sample_methods)}, not both {list(METHODS)}")
     model = experiment.model
-    labels = None
+    kwargs = {}
     if getattr(model, "num_classes", 0):
-        labels = jax.numpy.arange(num_samples) % model.num_classes
-    fns = {"naive": jax.jit(pixelcnn.sample_naive, static_argnums=(0, 3)),
-           "cached": jax.jit(pixelcnn.sample_cached, static_argnums=(0, 3))}
-    record = {"model": name, "params": source, "num_samples": num_samples, "image_shape": list(model.image_shape),
-              "repeats": repeats, "config": {k: experiment.config[k] for k in ("features", "num_layers")}}
+        kwargs["labels"] = jax.numpy.arange(num_samples) % model.num_classes
+    fns = {kind: jax.jit(lambda p, k, kind=kind: experiment.sample(p, k, num_samples, method=kind, **kwargs))
+           for kind in METHODS}
+    record = {"model": experiment.name, "params": source, "num_samples": num_samples,
+              "image_shape": list(model.image_shape), "repeats": repeats,
+              "config": {k: experiment.config[k] for k in CONFIG_KEYS if k in experiment.config}}
     outputs = {}
     for kind, fn in fns.items():
         log(f"[{name}] {kind}: compiling ...")
         t0 = time.perf_counter()
-        outputs[kind] = np.asarray(jax.block_until_ready(fn(model, params, jax.random.key(0), num_samples, labels)))
+        outputs[kind] = np.asarray(jax.block_until_ready(fn(params, jax.random.key(0))))
         record[f"{kind}_first_call_s"] = time.perf_counter() - t0
         timings = []
         for i in range(repeats):
             t0 = time.perf_counter()
-            jax.block_until_ready(fn(model, params, jax.random.key(i + 1), num_samples, labels))
+            jax.block_until_ready(fn(params, jax.random.key(i + 1)))
             timings.append(time.perf_counter() - t0)
             log(f"[{name}] {kind}: {timings[-1]:.3f} s")
         record[f"{kind}_timings_s"] = timings

@@ -146,7 +146,7 @@ class ImageLikelihoodExperiment(Experiment):
     # -- evaluation during training -----------------------------------------------------
     @property
     def num_progress_samples(self) -> int:
-        """16 images, or `num_grid_samples` where that is fewer (PixelCNN++'s naive sampler)."""
+        """16 images, or `num_grid_samples` where that is fewer."""
         return min(16, self.num_grid_samples)
 
     @property
