@@ -68,17 +68,22 @@ ENTRIES: list[Entry] = [
     Entry(name="gan_toy_ring8", experiment="gan_toy", overrides={},
           sample_sizes=(2500,), quick_overrides={"g_hidden": (8,), "d_hidden": (8,), "batch_size": 8},
           quick_sample_sizes=(8,)),
-    # PixelCNN family: samplers timed here are the cached ones (16 samples); naive vs cached with the
-    # speed-up ratio: `python -m benchmarks.pixelcnn_sampling`. PixelCNN++ has only the naive sampler
-    # (784 full passes per call), so only its train step is timed here.
+    # PixelCNN family and PixelRNN: samplers timed here are the cached ones (16 samples); naive vs cached with
+    # the speed-up ratio: `python -m benchmarks.pixelcnn_sampling`.
     Entry(name="pixelcnn_mnist", experiment="pixelcnn_mnist", overrides={}, sample_sizes=(16,),
           quick_overrides={"features": 4, "num_layers": 1, "output_features": 4, "batch_size": 8},
           quick_sample_sizes=(2,)),
     Entry(name="gated_pixelcnn_mnist", experiment="gated_pixelcnn_mnist", overrides={}, sample_sizes=(16,),
           quick_overrides={"features": 4, "num_layers": 1, "output_features": 4, "batch_size": 8},
           quick_sample_sizes=(2,)),
-    Entry(name="pixelcnn_pp_mnist", experiment="pixelcnn_pp_mnist", overrides={}, sample_sizes=(),
-          quick_overrides={"features": 4, "num_mixtures": 2, "batch_size": 8}, quick_sample_sizes=()),
+    Entry(name="pixelcnn_pp_mnist", experiment="pixelcnn_pp_mnist", overrides={}, sample_sizes=(16,),
+          quick_overrides={"features": 4, "num_mixtures": 2, "batch_size": 8}, quick_sample_sizes=(2,)),
+    Entry(name="pixelrnn_row_mnist", experiment="pixelrnn_row_mnist", overrides={}, sample_sizes=(16,),
+          quick_overrides={"features": 4, "num_layers": 1, "output_features": 4, "batch_size": 8},
+          quick_sample_sizes=(2,)),
+    Entry(name="pixelrnn_diag_mnist", experiment="pixelrnn_diag_mnist", overrides={}, sample_sizes=(16,),
+          quick_overrides={"features": 4, "num_layers": 1, "output_features": 4, "batch_size": 8},
+          quick_sample_sizes=(2,)),
     # Sequence models: train examples are windows (x window length = tokens/s); samplers draw 256 new
     # tokens per sample. Cached vs uncached Transformer generation with the speed-up ratio:
     # `python -m benchmarks.sequence_sampling`.
@@ -117,6 +122,13 @@ ENTRIES: list[Entry] = [
           quick_overrides={"latent_dim": 2, "encoder_channels": (4, 4), "map_channels": (4, 4), "map_features": 4,
                            "features": 4, "num_layers": 1, "kernel_size": 3, "output_features": 4, "batch_size": 8},
           quick_sample_sizes=(2,)),
+    # Adversarial autoencoder: the sampler decodes z ~ p(z) (the Gaussian prior by default) in one pass.
+    Entry(name="aae_mnist", experiment="aae_mnist", overrides={}, sample_sizes=(64, 1024),
+          quick_overrides={"hidden": (8,), "disc_hidden": (8,), "batch_size": 8}, quick_sample_sizes=(8,)),
+    # Sentence VAE: a train example is a line (<= 63 characters + EOL); the sampler draws z ~ N(0, I) and
+    # decodes characters up to the line's EOL (max_len steps of the LSTM).
+    Entry(name="sentence_vae_shakespeare", experiment="sentence_vae_shakespeare", overrides={}, sample_sizes=(1, 8),
+          quick_overrides={"hidden": 8, "latent_dim": 2, "embed_dim": 4, "batch_size": 8}, quick_sample_sizes=(2,)),
     # Normalizing flows: the sampler is one inverse pass (z ~ N(0, I) -> image), temperature 1.
     Entry(name="glow_mnist", experiment="glow_mnist", overrides={}, sample_sizes=(64, 1024),
           quick_overrides={"steps_per_level": 1, "hidden": 4, "init_batch_size": 8, "batch_size": 8},
