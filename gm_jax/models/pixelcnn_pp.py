@@ -39,9 +39,8 @@ so the same key and parameters give the same samples):
     those of levels l >= 1 at 1 pixel in 4^l, under a `lax.cond`).
   Over a whole image that is about one full pass of work (against H W full passes
   for `sample_naive`). The mixture parameters equal the full network's at every
-  pixel up to float rounding (tested at every pixel); 28x28 MNIST, default config,
-  4 samples on a busy 2-core CPU: 16.3 s naive, 0.15 s cached (106x)
-  (`python -m benchmarks.pixelcnn_sampling --models pixelcnn_pp_mnist`).
+  pixel up to float rounding (tested at every pixel); the speed-up is measured by
+  `python -m benchmarks.pixelcnn_sampling --models pixelcnn_pp_mnist` (README).
 
 `PAPER` holds the paper's hyperparameters.
 """
