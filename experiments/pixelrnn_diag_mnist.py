@@ -22,14 +22,14 @@ from gm_jax.recipes.images import PixelCNNExperiment, pixelcnn_config
 
 
 def get_config() -> ml_collections.ConfigDict:
-    """CPU default: h = 16 (32 residual channels), 2 Diagonal BiLSTM layers, 2,000 steps of batch 32 (the README has
+    """CPU default: h = 16 (32 residual channels), 2 Diagonal BiLSTM layers, 5,000 steps of batch 32 (the README has
     its time and test NLL)."""
     c = pixelcnn_config(config_lib.base_config())
     c.features = 16
     c.num_layers = 2
     c.first_kernel = 7
     c.output_features = 32
-    c.num_steps = 2000
+    c.num_steps = 5000
     c.batch_size = 32
     c.learning_rate = 1e-3
     c.log_every = 100

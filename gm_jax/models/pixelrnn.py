@@ -99,17 +99,19 @@ class StateToState(nn.Module):
 
 def skew(x: jax.Array) -> jax.Array:
     """[N, H, W, C] -> [N, H, W + H - 1, C]: row r shifted right by r (zeros elsewhere), so the image's
-    diagonals r + c = j become the columns j (2016a, Sec. 3.2, Fig. 3)."""
-    n, h, w, _ = x.shape
-    j = jnp.arange(w + h - 1)[None, :] - jnp.arange(h)[:, None]  # image column of skewed (r, j)
-    xp = jnp.pad(x, ((0, 0), (0, 0), (0, h - 1), (0, 0)))
-    return xp[:, jnp.arange(h)[:, None], jnp.mod(j, w + h - 1)]  # out-of-image j land in the zero padding
+    diagonals r + c = j become the columns j (2016a, Sec. 3.2, Fig. 3). Pad each row with H zeros, flatten the
+    rows, drop the last H entries and fold into rows of W + H - 1: row r then starts r entries later (pads and
+    reshapes only, so the gradient is cheap too)."""
+    n, h, w, c = x.shape
+    flat = jnp.pad(x, ((0, 0), (0, 0), (0, h), (0, 0))).reshape(n, h * (w + h), c)
+    return flat[:, :h * (w + h - 1)].reshape(n, h, w + h - 1, c)
 
 
 def unskew(x: jax.Array, w: int) -> jax.Array:
-    """The inverse of `skew`: [N, H, W + H - 1, C] -> [N, H, W, C]."""
-    h = x.shape[1]
-    return x[:, jnp.arange(h)[:, None], jnp.arange(h)[:, None] + jnp.arange(w)[None, :]]
+    """The inverse of `skew`: [N, H, W + H - 1, C] -> [N, H, W, C] (the same fold backwards)."""
+    n, h, _, c = x.shape
+    flat = jnp.pad(x.reshape(n, h * (w + h - 1), c), ((0, 0), (0, h), (0, 0)))
+    return flat.reshape(n, h, w + h, c)[:, :, :w]
 
 
 def diagonal_lstm(pre: jax.Array, kernel: jax.Array) -> jax.Array:
