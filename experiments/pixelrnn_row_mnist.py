@@ -18,7 +18,7 @@ import ml_collections
 from gm_jax import config as config_lib
 from gm_jax.config import Range
 from gm_jax.models import pixelrnn
-from gm_jax.recipes.images import PixelCNNExperiment, pixelcnn_config
+from gm_jax.recipes.images import PixelRNNExperiment, pixelcnn_config
 
 
 def get_config() -> ml_collections.ConfigDict:
@@ -59,18 +59,14 @@ def get_test_config() -> ml_collections.ConfigDict:
     return c
 
 
-class Experiment(PixelCNNExperiment):
+class Experiment(PixelRNNExperiment):
     name = "pixelrnn_row_mnist"
-    schema = {**PixelCNNExperiment.schema, "first_kernel": Range(1, integer=True),
-              "kernel_size": Range(1, integer=True)}
+    schema = {**PixelRNNExperiment.schema, "kernel_size": Range(1, integer=True)}
 
     def build_model(self, config):
         return pixelrnn.RowLSTMPixelRNN(image_shape=self.data_shape, num_values=2, features=config.features,
                                         num_layers=config.num_layers, first_kernel=config.first_kernel,
                                         kernel_size=config.kernel_size, output_features=config.output_features)
-
-    def samplers(self) -> dict:
-        return {"naive": pixelrnn.sample_naive, "cached": pixelrnn.sample_cached}
 
 
 if __name__ == "__main__":

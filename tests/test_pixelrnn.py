@@ -136,9 +136,9 @@ def test_binary_log_prob_is_normalised(cls):
     model = _tiny(cls, shape=(3, 3, 1))
     x = jnp.array(list(itertools.product([0, 1], repeat=9)), jnp.int32).reshape(512, 3, 3, 1)
     params = random_params(model, x[:1])
-    lp = pr.log_prob(model, params, x)
+    lp = pc.log_prob(model, params, x)
     np.testing.assert_allclose(float(jnp.exp(lp).sum()), 1.0, rtol=1e-5)
-    per_pixel = pr.log_prob_per_pixel(model, params, x)
+    per_pixel = pc.log_prob_per_pixel(model, params, x)
     np.testing.assert_allclose(np.asarray(per_pixel.sum((1, 2, 3))), np.asarray(lp), rtol=1e-5, atol=1e-5)
 
 
@@ -182,7 +182,7 @@ def test_bad_inputs_raise():
     for bad in (np.full((1, 4, 4, 1), 2), np.full((1, 4, 4, 1), -1), np.full((1, 4, 4, 1), 0.5),
                 np.zeros((1, 4, 5, 1), np.int32), np.zeros((4, 4, 1), np.int32)):
         with pytest.raises(ValueError, match="pixel"):
-            pr.log_prob(model, params, bad)
+            pc.log_prob(model, params, bad)
     with pytest.raises(ValueError, match="labels"):
         pr.sample_cached(model, params, jax.random.key(0), 2, labels=jnp.zeros(2, jnp.int32))
     with pytest.raises(ValueError, match="grey"):

@@ -229,11 +229,19 @@ def sample_naive(model: PixelCNNPP, params, key: jax.Array, num_samples: int, la
         out = model.apply({"params": params}, x.reshape(n, h, w, c)).reshape(n, h * w, -1)
         return jax.lax.dynamic_index_in_dim(out, i, 1, keepdims=False), cache
 
+    return _ancestral(model, step, None, key, n)
+
+
+def _ancestral(model: PixelCNNPP, step, cache, key: jax.Array, n: int) -> jax.Array:
+    """`sampling.ancestral` over the H W pixels with `step` (naive or cached), each pixel's C channels drawn from
+    the discretized logistic mixture of the step's output [N, P]: uint8 [N, H, W, C]."""
+    h, w, c = model.image_shape
+
     def draw_fn(k, out):  # the discretized logistic mixture of out [N, P] -> int32 [N, C]
         lw, means, log_scales, coeffs = mixture_params(out, c, model.num_mixtures)
         return distributions.discretized_logistic_mixture_sample(k, lw, means, log_scales, coeffs, model.num_values)
 
-    x, _ = sampling.ancestral(step, None, jnp.zeros((n, h * w, c), jnp.int32), key, 0, draw_fn=draw_fn)
+    x, _ = sampling.ancestral(step, cache, jnp.zeros((n, h * w, c), jnp.int32), key, 0, draw_fn=draw_fn)
     return x.reshape(n, h, w, c).astype(jnp.uint8)
 
 
@@ -545,13 +553,5 @@ def sample_cached(model: PixelCNNPP, params, key: jax.Array, num_samples: int, l
         raise ValueError("PixelCNNPP is unconditional: sample_cached takes no labels")
     if isinstance(num_samples, bool) or not isinstance(num_samples, numbers.Integral) or num_samples < 1:
         raise ValueError(f"num_samples must be a positive int, got {num_samples!r}")
-    h, w, c = model.image_shape
-    n = num_samples
-
-    def draw_fn(k, out):
-        lw, means, log_scales, coeffs = mixture_params(out, c, model.num_mixtures)
-        return distributions.discretized_logistic_mixture_sample(k, lw, means, log_scales, coeffs, model.num_values)
-
-    x, _ = sampling.ancestral(lambda cache, x, i: step(model, params, cache, x, i), init_cache(model, n),
-                              jnp.zeros((n, h * w, c), jnp.int32), key, 0, draw_fn=draw_fn)
-    return x.reshape(n, h, w, c).astype(jnp.uint8)
+    return _ancestral(model, lambda cache, x, i: step(model, params, cache, x, i), init_cache(model, num_samples),
+                      key, num_samples)

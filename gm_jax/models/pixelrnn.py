@@ -67,11 +67,6 @@ from gm_jax.models.pixelcnn import (
 )
 from gm_jax.nn import MaskedConv2D, down_shift
 
-log_prob = pixelcnn.log_prob
-log_prob_per_pixel = pixelcnn.log_prob_per_pixel
-conditional_logits = pixelcnn.conditional_logits
-
-
 def lstm_cell(gates: jax.Array, c_prev: jax.Array):
     """One LSTM update (2016a, Eq. 3): gates float [..., 4h] (pre-activations of i, f, o, g, in that order),
     c_prev [..., h] -> (h [..., h], c [..., h])."""
@@ -195,6 +190,10 @@ class _PixelRNN(nn.Module):
     def _head(self, u):
         return self.out_b(nn.relu(self.out_a(nn.relu(u))))
 
+    def _step_head(self, u):
+        """`_head` at one position, u [N, 2h] -> the logits `sampling.draw` takes ([N] or [N, num_values])."""
+        return _step_logits(_pointwise(self.out_b, nn.relu(_pointwise(self.out_a, nn.relu(u)))), self.num_values)
+
     def _window_in(self, xbuf, r, col):
         """The first layer's output at pixel (r, col), [N, 2h], from the padded input buffer."""
         k = self.first_kernel
@@ -295,7 +294,7 @@ class RowLSTMPixelRNN(_PixelRNN):
             new["prev_c"].append(prev_c)
             u = u + _pointwise(self.res[l], hs)
         c.update({name: tuple(v) for name, v in new.items()})
-        return _step_logits(_pointwise(self.out_b, nn.relu(_pointwise(self.out_a, nn.relu(u)))), self.num_values), c
+        return self._step_head(u), c
 
 
 class DiagonalBiLSTMPixelRNN(_PixelRNN):
@@ -406,7 +405,7 @@ class DiagonalBiLSTMPixelRNN(_PixelRNN):
             new["left_c"].append(cs)
             u = u + _pointwise(self.res[l], hs + jax.lax.dynamic_index_in_dim(c["r2l"][l], col, 1, keepdims=False))
         c.update({name: tuple(v) for name, v in new.items()})
-        return _step_logits(_pointwise(self.out_b, nn.relu(_pointwise(self.out_a, nn.relu(u)))), self.num_values), c
+        return self._step_head(u), c
 
 
 PIXELRNN_MODELS = (RowLSTMPixelRNN, DiagonalBiLSTMPixelRNN)

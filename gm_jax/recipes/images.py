@@ -19,9 +19,11 @@ gated_pixelcnn_mnist, pixelcnn_pp_mnist, realnvp_mnist and glow_mnist.
 * one sample-grid writer: `samples.png`, 8x8 samples (`grid_images`).
 
 Family bases built on it: `PixelCNNExperiment` (PixelCNN, Gated PixelCNN: binary
-pixels, exact likelihood, optional class conditioning) and
-`ImageFlowExperiment` (RealNVP, Glow on dequantized 8-bit images). The VAE and
-PixelCNN++ experiments subclass `ImageLikelihoodExperiment` directly.
+pixels, exact likelihood, optional class conditioning), `PixelRNNExperiment` (the
+PixelRNNs: the same, with their own samplers) and
+`ImageFlowExperiment` (RealNVP, Glow on dequantized 8-bit images). The VAE, the
+PixelVAE and the VQ-VAE build on it in `gm_jax.recipes.latent`; PixelCNN++ subclasses
+`ImageLikelihoodExperiment` directly.
 """
 from __future__ import annotations
 
@@ -42,7 +44,7 @@ from gm_jax.data.datasets import DATASETS as TFDS_DATASETS
 from gm_jax.distributions import nats_to_bits
 from gm_jax.evaluation import likelihood
 from gm_jax.experiment import Experiment
-from gm_jax.models import flows, pixelcnn
+from gm_jax.models import flows, pixelcnn, pixelrnn
 from gm_jax.viz import images as viz_images
 
 DATASETS = ("binarized_mnist", "mnist")
@@ -316,6 +318,17 @@ class PixelCNNExperiment(ClassConditional, ImageLikelihoodExperiment):
             return super().grid_images(params, key)
         labels = jnp.arange(self.num_grid_samples) % 10  # rows cycle through the digits
         return np.asarray(self.jit_sample(params, key, self.num_grid_samples, labels))
+
+
+class PixelRNNExperiment(PixelCNNExperiment):
+    """The PixelRNNs (Row LSTM, Diagonal BiLSTM; `gm_jax.models.pixelrnn`) on binary MNIST: the PixelCNN family's
+    data, exact likelihood and evaluation, with the PixelRNN samplers (the cached one carries the LSTM states).
+    Subclasses set `name` and `build_model(config)`."""
+
+    schema = {**PixelCNNExperiment.schema, "first_kernel": Range(1, integer=True)}
+
+    def samplers(self) -> dict:
+        return {"naive": pixelrnn.sample_naive, "cached": pixelrnn.sample_cached}
 
 
 # -- RealNVP and Glow on dequantized 8-bit images ------------------------------------------------
