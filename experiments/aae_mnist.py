@@ -2,11 +2,15 @@
 
     python -m experiments.aae_mnist --workdir runs/aae_mnist [--config.prior=mixture] [--paper]
     python -m experiments.aae_mnist --workdir runs/aae_labels --config.prior=mixture_labels
+    python -m experiments.aae_mnist --workdir runs/aae_gauss --config.posterior=gaussian
 
 An autoencoder (deterministic MLP encoder, Bernoulli MLP decoder) whose codes z = E(x) are pushed
 towards a prior p(z) by a discriminator on codes (`gm_jax.models.aae`). Each step: the reconstruction
 phase (encoder + decoder on -log p(x | E(x))), then the regularisation phase (the discriminator tells
 z ~ p(z) from E(x), then the encoder is updated to fool it, with the GAN losses of `gm_jax.models.gan`).
+
+`--config.posterior`: `deterministic` (z = E(x), the default) or `gaussian` (q(z | x) = N(mu(x), sigma^2(x)),
+sampled by the reparameterization in all three phases: Sec. 2 of the paper, second choice of q).
 
 `--config.prior`: `gaussian` (N(0, I), the default: compare with a VAE's codes, below), `mixture` (10
 elongated Gaussians on a circle of radius `mixture_radius`, Fig. 2b of the paper) or `mixture_labels` (the

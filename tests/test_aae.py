@@ -178,3 +178,34 @@ def test_experiment_checks():
         gm_jax.build("aae_mnist", prior="uniform")
     with pytest.raises(ValueError, match="latent_dim >= 2"):
         gm_jax.build("aae_mnist", prior="mixture", latent_dim=1)
+
+
+def test_gaussian_posterior_reparameterized_codes_in_every_phase():
+    """posterior="gaussian": z = mu(x) + sigma(x) * eps with one eps per example shared by the three phases
+    (from fold_in(keys[i], 1)); the generator phase's gradient reaches sigma (the log_var half of the encoder's
+    last layer) through the reparameterization; eps=None gives the posterior mean."""
+    model = aae.build((8,), (8,), aae.Prior("gaussian", 2), IMAGE, 1e-2, 1e-2, 0.5, posterior="gaussian")
+    x, _, keys = _batch()
+    state = jax.jit(model.init)(jax.random.key(0))
+
+    @jax.jit
+    def run(state):
+        eps = model.posterior_noise(jax.vmap(lambda k: jax.random.fold_in(k, 1))(keys))
+        mean, log_var = model.encoder.apply({"params": state.params["encoder"]}, x)
+        codes = (model.encode(state.params["encoder"], x, eps), model.encode(state.params["encoder"], x))
+        s1, _ = model.reconstruction_phase(state, x, None, eps)
+        s2, _ = model.discriminator_phase(s1, x, None, keys, None, eps)
+        s3, _ = model.generator_phase(s2, x, None, None, eps)
+        s4, _ = model.update(state, x, None, keys)
+        return eps, mean, log_var, codes, (s2, s3, s4)
+
+    eps, mean, log_var, (z, z_mean), (s2, s3, s4) = run(state)
+    assert eps.shape == (8, 2) and abs(float(np.std(eps)) - 1.0) < 0.6
+    np.testing.assert_allclose(z, mean + np.exp(0.5 * log_var) * eps, rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(z_mean, mean)
+    assert _same_tree(s4.params, s3.params)  # update = the three phases with that eps
+    kernel = lambda s: np.asarray(s.params["encoder"]["Dense_1"]["kernel"])  # noqa: E731  [8, 2 * latent]
+    assert not np.array_equal(kernel(s2)[:, 2:], kernel(s3)[:, 2:])  # the log_var columns moved in phase 2b
+    assert model.posterior_noise(keys) is not None and _tiny().posterior_noise(keys) is None
+    with pytest.raises(ValueError, match="posterior"):
+        aae.build((8,), (8,), aae.Prior("gaussian", 2), IMAGE, 1e-2, 1e-2, 0.5, posterior="laplace")

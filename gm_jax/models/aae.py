@@ -2,8 +2,11 @@
 
 An autoencoder whose code distribution is matched to a prior by a GAN played in code space:
 
-* encoder q(z | x): a deterministic MLP, z = E(x) (the paper's basic AAE, Sec. 2, first choice of q),
-  so the aggregated posterior q(z) = E_{p_data(x)}[delta(z - E(x))];
+* encoder q(z | x) (Sec. 2 lists three choices; two are built, `POSTERIORS`): "deterministic", an MLP
+  z = E(x), so the aggregated posterior q(z) = E_{p_data(x)}[delta(z - E(x))]; or "gaussian",
+  q(z | x) = N(mu(x), diag sigma^2(x)) (the MLP of `vae.MLPEncoder`), sampled by the
+  reparameterization z = mu(x) + sigma(x) * eps, eps ~ N(0, I), so gradients reach mu and sigma and
+  q(z) is a continuous mixture of Gaussians: the regularisation phase matches these samples to p(z);
 * decoder p(x | z): an MLP giving Bernoulli logits per pixel (binary images), reconstruction cost
   -log p(x | z = E(x)) in nats per image (the paper uses a Euclidean cost on gray MNIST);
 * discriminator D(z) (Sec. 2, Fig. 1, bottom): an MLP telling samples of the prior p(z) (positive,
@@ -27,8 +30,8 @@ code dimensions, standard deviations `std_radial` along the ray and `std_tangent
 elongated spokes of the paper's figures), and N(0, 1) in any further dimension; "mixture_labels", the
 same mixture with the component of a labelled example fixed to its label (Sec. 2.3, Fig. 3/4).
 
-An AAE has no tractable likelihood: q(z | x) is a point mass, and p(x) = int p(x | z) p(z) dz is
-not computed here (the paper's likelihood numbers are Parzen-window estimates on samples).
+An AAE has no tractable likelihood: q(z | x) is matched to p(z) only through q(z), no bound on
+log p(x) is optimised, and p(x) = int p(x | z) p(z) dz is not computed here (the paper's likelihood numbers are Parzen-window estimates on samples).
 """
 from __future__ import annotations
 
@@ -46,10 +49,11 @@ import optax
 
 import gm_jax.distributions as dist
 from gm_jax.models import gan
-from gm_jax.models.vae import MLPDecoder
+from gm_jax.models.vae import MLPDecoder, MLPEncoder
 from gm_jax.nn import Dense, pmean
 
 PRIORS = ("gaussian", "mixture", "mixture_labels")
+POSTERIORS = ("deterministic", "gaussian")  # q(z | x): a point mass at E(x), or N(mu(x), diag sigma^2(x))
 NUM_COMPONENTS = 10  # the mixture's components, one per digit for "mixture_labels"
 
 # Makhzani et al. 2016, Appendix A (MNIST): encoder, decoder and discriminator each two hidden layers of
@@ -244,15 +248,21 @@ class AAE:
       ae_optimizer, d_optimizer, g_optimizer: the reconstruction phase's, the discriminator's and the
         encoder-as-generator's optax transformations.
       generator_loss: "non_saturating" (default) | "saturating" (`gan.GENERATOR_LOSSES`).
+      posterior: "deterministic" (`encoder` maps x -> z) or "gaussian" (`encoder` maps x -> (mean, log_var),
+        `vae.MLPEncoder`); see `POSTERIORS` and the module docstring.
 
     Raises:
-      ValueError: an unknown generator loss, or a discriminator whose label input does not match the prior.
+      ValueError: an unknown generator loss or posterior, or a discriminator whose label input does not
+        match the prior.
     """
 
     def __init__(self, encoder: nn.Module, decoder: nn.Module, discriminator: CodeDiscriminator, prior: Prior,
                  image_shape: Sequence[int], ae_optimizer: optax.GradientTransformation,
                  d_optimizer: optax.GradientTransformation, g_optimizer: optax.GradientTransformation,
-                 generator_loss: str = "non_saturating"):
+                 generator_loss: str = "non_saturating", posterior: str = "deterministic"):
+        if posterior not in POSTERIORS:
+            raise ValueError(f"unknown posterior {posterior!r}; valid choices: {list(POSTERIORS)}")
+        self.posterior = posterior
         self.encoder, self.decoder, self.discriminator, self.prior = encoder, decoder, discriminator, prior
         self.image_shape = tuple(image_shape)
         self.ae_optimizer, self.d_optimizer, self.g_optimizer = ae_optimizer, d_optimizer, g_optimizer
@@ -281,9 +291,25 @@ class AAE:
                         g_opt_state=self.g_optimizer.init(params["encoder"]))
 
     # -- the networks as functions ---------------------------------------------------------------
-    def encode(self, encoder_params, x: jax.Array) -> jax.Array:
-        """Codes z = E(x) float32 [B, latent_dim] of images x [B, H, W, C] in {0, 1} (any real or int dtype)."""
-        return self.encoder.apply({"params": encoder_params}, jnp.asarray(x, jnp.float32))
+    def posterior_noise(self, keys: jax.Array) -> jax.Array | None:
+        """eps ~ N(0, I) float32 [B, latent_dim] of the Gaussian posterior, row i from keys[i] (PRNG keys
+        [B]); None for the deterministic one (which draws nothing)."""
+        if self.posterior == "deterministic":
+            return None
+        return jax.vmap(lambda k: jax.random.normal(k, (self.prior.latent_dim,)))(keys)
+
+    def encode(self, encoder_params, x: jax.Array, eps: jax.Array | None = None) -> jax.Array:
+        """Codes float32 [B, latent_dim] of images x [B, H, W, C] in {0, 1} (any real or int dtype).
+
+        Deterministic posterior: z = E(x) (`eps` ignored). Gaussian posterior: the reparameterized draw
+        z = mu(x) + exp(log_var(x) / 2) * eps for `eps` float [B, latent_dim] (`posterior_noise`), or the
+        posterior mean mu(x) when `eps` is None.
+        """
+        out = self.encoder.apply({"params": encoder_params}, jnp.asarray(x, jnp.float32))
+        if self.posterior == "deterministic":
+            return out
+        mean, log_var = out
+        return mean if eps is None else mean + jnp.exp(0.5 * log_var) * eps
 
     def decode(self, decoder_params, z: jax.Array) -> jax.Array:
         """Bernoulli logits float32 [B, H, W, C] of p(x = 1 | z) for codes z [B, latent_dim]."""
@@ -300,43 +326,47 @@ class AAE:
             return None
         return jnp.where(labels < 0, self.prior.num_components, labels)
 
-    def reconstruction_nll(self, params, x: jax.Array) -> jax.Array:
-        """-log p(x | z = E(x)), nats per image, float32 [B] (`params` holds "encoder" and "decoder";
-        x [B, H, W, C] in {0, 1})."""
+    def reconstruction_nll(self, params, x: jax.Array, eps: jax.Array | None = None) -> jax.Array:
+        """-log p(x | z), z = `encode(x, eps)`, nats per image, float32 [B] (`params` holds "encoder" and
+        "decoder"; x [B, H, W, C] in {0, 1}). With the Gaussian posterior and `eps` it is the one-sample
+        estimate of the reconstruction term E_q(z|x)[-log p(x | z)] (Makhzani et al. 2016, Sec. 2)."""
         x = jnp.asarray(x, jnp.float32)
-        logits = self.decode(params["decoder"], self.encode(params["encoder"], x))
+        logits = self.decode(params["decoder"], self.encode(params["encoder"], x, eps))
         return -dist.bernoulli_log_prob(logits, x, event_ndims=len(self.image_shape))
 
     # -- the phases ---------------------------------------------------------------------------------
-    def reconstruction_phase(self, state: AAEState, x: jax.Array, axis_name: str | None = None):
+    def reconstruction_phase(self, state: AAEState, x: jax.Array, axis_name: str | None = None,
+                             eps: jax.Array | None = None):
         """Phase 1: one step of the encoder and decoder on the mean reconstruction NLL (nats per image).
 
         Args:
-          state: `AAEState`; x: float [B, H, W, C] in {0, 1}; axis_name: the pmap axis (gradients averaged).
+          state: `AAEState`; x: float [B, H, W, C] in {0, 1}; axis_name: the pmap axis (gradients averaged);
+          eps: the Gaussian posterior's noise [B, latent_dim] (`posterior_noise`), None for the deterministic one.
 
         Returns:
           (state with new encoder/decoder params and `ae_opt_state`, {"recon": nats per image}).
         """
         ae = {k: state.params[k] for k in ("encoder", "decoder")}
-        loss, grads = jax.value_and_grad(lambda p: jnp.mean(self.reconstruction_nll(p, x)))(ae)
+        loss, grads = jax.value_and_grad(lambda p: jnp.mean(self.reconstruction_nll(p, x, eps)))(ae)
         updates, opt_state = self.ae_optimizer.update(pmean(grads, axis_name), state.ae_opt_state, ae)
         ae = optax.apply_updates(ae, updates)
         return state.replace(params={**state.params, **ae}, ae_opt_state=opt_state), {"recon": loss}
 
     def discriminator_phase(self, state: AAEState, x: jax.Array, labels: jax.Array | None, keys: jax.Array,
-                            axis_name: str | None = None):
-        """Phase 2a: one step of D on `gan.discriminator_loss` (real: z ~ p(z | label), fake: z = E(x)).
+                            axis_name: str | None = None, eps: jax.Array | None = None):
+        """Phase 2a: one step of D on `gan.discriminator_loss` (real: z ~ p(z | label), fake: the codes
+        `encode(x, eps)`).
 
         Args:
           x: float [B, H, W, C]; labels: int32 [B] (-1 = unlabelled) with "mixture_labels", else None;
-          keys: PRNG keys [B], example i's prior draw from keys[i].
+          keys: PRNG keys [B], example i's prior draw from keys[i]; eps: as in `reconstruction_phase`.
 
         Returns:
           (state with new discriminator params and `d_opt_state`, {"d_loss" (nats), "d_real", "d_fake"
           (mean D on prior samples and on codes, probabilities)}).
         """
         real = self.prior.sample(keys, labels if self.uses_labels else None)
-        fake = jax.lax.stop_gradient(self.encode(state.params["encoder"], x))
+        fake = jax.lax.stop_gradient(self.encode(state.params["encoder"], x, eps))
 
         def loss_fn(d_params):
             real_logits = self.discriminate(d_params, real, labels)
@@ -353,14 +383,15 @@ class AAE:
         return state.replace(params=params, d_opt_state=opt_state), metrics
 
     def generator_phase(self, state: AAEState, x: jax.Array, labels: jax.Array | None,
-                        axis_name: str | None = None):
-        """Phase 2b: one step of the encoder on the GAN generator loss of D(E(x)) (nats); D is fixed.
+                        axis_name: str | None = None, eps: jax.Array | None = None):
+        """Phase 2b: one step of the encoder on the GAN generator loss of D(encode(x, eps)) (nats); D is
+        fixed. With the Gaussian posterior the gradient reaches mu and sigma through the reparameterization.
 
         Returns:
           (state with new encoder params and `g_opt_state`, {"g_loss": nats}).
         """
         disc = state.params["discriminator"]
-        loss, grads = jax.value_and_grad(lambda e: self.g_loss(self.discriminate(disc, self.encode(e, x), labels)))(
+        loss, grads = jax.value_and_grad(lambda e: self.g_loss(self.discriminate(disc, self.encode(e, x, eps), labels)))(
             state.params["encoder"])
         updates, opt_state = self.g_optimizer.update(pmean(grads, axis_name), state.g_opt_state,
                                                      state.params["encoder"])
@@ -376,8 +407,9 @@ class AAE:
           state: `AAEState`.
           x: float [B, H, W, C] binary images (already binarized).
           labels: int32 [B] digit labels (-1 = unlabelled) for "mixture_labels", else None.
-          keys: PRNG keys [B], one per example (the prior draws), so example i draws the same on one
-            device, under pmap or sharded jit.
+          keys: PRNG keys [B], one per example, so example i draws the same on one device, under pmap
+            or sharded jit: its prior draw from keys[i] and, with the Gaussian posterior, its noise eps
+            (one draw of z ~ q(z | x), shared by the three phases) from fold_in(keys[i], 1).
           axis_name: the pmap axis: gradients and metrics are averaged over it (`gm_jax.nn.pmean`).
 
         Returns:
@@ -392,9 +424,10 @@ class AAE:
                 raise ValueError("prior 'mixture_labels' trains on labels: pass labels int32 [B] (-1 = unlabelled)")
             check_components(labels, x.shape[0], self.prior, allow_unlabelled=True)
         x = jnp.asarray(x, jnp.float32)
-        state, metrics = self.reconstruction_phase(state, x, axis_name)
-        state, d_metrics = self.discriminator_phase(state, x, labels, keys, axis_name)
-        state, g_metrics = self.generator_phase(state, x, labels, axis_name)
+        eps = self.posterior_noise(jax.vmap(lambda k: jax.random.fold_in(k, 1))(keys))
+        state, metrics = self.reconstruction_phase(state, x, axis_name, eps)
+        state, d_metrics = self.discriminator_phase(state, x, labels, keys, axis_name, eps)
+        state, g_metrics = self.generator_phase(state, x, labels, axis_name, eps)
         metrics = {"loss": metrics["recon"], **metrics, **d_metrics, **g_metrics}
         return state.replace(step=state.step + 1), pmean(metrics, axis_name)
 
@@ -426,12 +459,16 @@ class AAE:
 
 def build(hidden: Sequence[int], disc_hidden: Sequence[int], prior: Prior, image_shape: Sequence[int],
           learning_rate: float, adv_learning_rate: float, beta1: float,
-          generator_loss: str = "non_saturating") -> AAE:
-    """An `AAE` with MLP networks: encoder x -> hidden -> z, decoder z -> reversed(hidden) -> logits,
+          generator_loss: str = "non_saturating", posterior: str = "deterministic") -> AAE:
+    """An `AAE` with MLP networks: encoder x -> hidden -> z (`Encoder`; with posterior="gaussian" x -> hidden ->
+    (mean, log_var), `vae.MLPEncoder`), decoder z -> reversed(hidden) -> logits,
     discriminator z -> disc_hidden -> logit; Adam(learning_rate) for the reconstruction phase and
     Adam(adv_learning_rate, b1=beta1) for each player of the regularisation phase."""
     num_classes = prior.num_components + 1 if prior.kind == "mixture_labels" else 0
-    return AAE(Encoder(tuple(hidden), prior.latent_dim), MLPDecoder(tuple(hidden), tuple(image_shape)),
+    if posterior not in POSTERIORS:
+        raise ValueError(f"unknown posterior {posterior!r}; valid choices: {list(POSTERIORS)}")
+    encoder = (Encoder if posterior == "deterministic" else MLPEncoder)(tuple(hidden), prior.latent_dim)
+    return AAE(encoder, MLPDecoder(tuple(hidden), tuple(image_shape)),
                CodeDiscriminator(tuple(disc_hidden), num_classes), prior, image_shape,
                optax.adam(learning_rate), optax.adam(adv_learning_rate, b1=beta1),
-               optax.adam(adv_learning_rate, b1=beta1), generator_loss)
+               optax.adam(adv_learning_rate, b1=beta1), generator_loss, posterior)

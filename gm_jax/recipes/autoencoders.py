@@ -9,8 +9,10 @@ evaluation and figures are the AAE's own:
 * `update`: the two phases of `AAE.update` (reconstruction, then discriminator and encoder) on one
   batch; the train state is an `AAEState` (three optimizer states); the sampler's variables
   (`params_of`) are the encoder's and the decoder's.
-* `evaluate` (all on the test set, binarized once with the evaluation key): `test_recon_nll_nats`
-  (-log p(x | z = E(x)), nats per image: a reconstruction cost, NOT a likelihood of x); `mmd2_mean` /
+* `evaluate` (all on the test set, binarized once with the evaluation key): the test codes are E(x)
+  (posterior "deterministic") or one draw z ~ q(z | x) per image (posterior "gaussian": together, a
+  sample of the aggregated posterior q(z)); `test_recon_nll_nats` (-log p(x | z) of those codes, nats
+  per image: a reconstruction cost, NOT a likelihood of x); `mmd2_mean` /
   `mmd2_std`, the match of the codes to the prior (`gm_jax.evaluation.two_sample.mmd2_to_prior`:
   unbiased MMD^2, Gaussian RBF kernel with the prior's median-heuristic bandwidth, disjoint batches of
   `mmd_batch_size` codes, each against its own prior sample); with "mixture_labels" also the MMD^2 of
@@ -54,6 +56,7 @@ from gm_jax.viz import latent as viz_latent
 def aae_config(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     """Add the AAE fields to a base config `c` (in place; returned)."""
     c.prior = "gaussian"  # gaussian | mixture | mixture_labels
+    c.posterior = "deterministic"  # q(z | x): deterministic (z = E(x)) | gaussian (reparameterized N(mu, sigma^2))
     c.latent_dim = 2
     c.hidden = (500, 500)  # encoder widths (the decoder's, reversed)
     c.disc_hidden = (500, 500)  # discriminator widths
@@ -82,7 +85,7 @@ class AAEExperiment(ImageLikelihoodExperiment):
     dataset = "mnist"  # labels: the latent plot, the mixture_labels prior
     keep_labels = True
     resumable_keys = Experiment.resumable_keys + ("mmd_batch_size", "mmd_num_batches")
-    schema = {"prior": Choice(*aae.PRIORS), "latent_dim": Range(1, integer=True),
+    schema = {"prior": Choice(*aae.PRIORS), "posterior": Choice(*aae.POSTERIORS), "latent_dim": Range(1, integer=True),
               "hidden": Range(1, integer=True, each=True), "disc_hidden": Range(1, integer=True, each=True),
               "adv_learning_rate": Range(0.0, lo_open=True), "beta1": Range(0.0, 1.0, hi_open=True),
               "generator_loss": Choice(*gan.GENERATOR_LOSSES), "mixture_radius": Range(0.0, lo_open=True),
@@ -96,7 +99,7 @@ class AAEExperiment(ImageLikelihoodExperiment):
         self.prior = aae.Prior(config.prior, config.latent_dim, config.mixture_radius, config.mixture_std_radial,
                                config.mixture_std_tangential)
         self.aae = aae.build(config.hidden, config.disc_hidden, self.prior, self.data_shape, config.learning_rate,
-                             config.adv_learning_rate, config.beta1, config.generator_loss)
+                             config.adv_learning_rate, config.beta1, config.generator_loss, config.posterior)
         self._classifier = None
 
     @property
@@ -128,7 +131,8 @@ class AAEExperiment(ImageLikelihoodExperiment):
         return {"encoder": state.params["encoder"], "decoder": state.params["decoder"]}
 
     def update(self, state: aae.AAEState, batch: dict, keys: jax.Array, axis_name: str | None = None):
-        """`AAE.update` on the batch, binarized per example with `fold_in(keys, 0)`; prior draws from `fold_in(keys, 1)`."""
+        """`AAE.update` on the batch, binarized per example with `fold_in(keys, 0)`; `AAE.update`'s keys (the
+        prior draws, the Gaussian posterior's noise) are `fold_in(keys, 1)`."""
         bin_keys = jax.vmap(lambda k: jax.random.fold_in(k, 0))(keys)
         prior_keys = jax.vmap(lambda k: jax.random.fold_in(k, 1))(keys)
         x = self.binarize_batch(batch["image"], bin_keys, jnp.float32)
@@ -166,15 +170,15 @@ class AAEExperiment(ImageLikelihoodExperiment):
 
     def log_prob(self, params, x, key):
         raise NotImplementedError(
-            f"{self.name} is an adversarial autoencoder: its encoder is deterministic and its prior is matched "
-            "adversarially, so p(x) = int p(x|z) p(z) dz has no tractable form and no bound is optimised; log_prob "
+            f"{self.name} is an adversarial autoencoder: its codes are matched to the prior adversarially and no "
+            "bound on log p(x) is optimised, so p(x) = int p(x|z) p(z) dz has no tractable form and no bound is optimised; log_prob "
             "is not available (see evaluate: test_recon_nll_nats, the MMD of the codes to the prior, MNIST-FID/IS)")
 
     # -- evaluation -----------------------------------------------------------------------------
     @functools.cached_property
     def _jit_codes_nll(self):
-        def fn(params, x):
-            z = self.aae.encode(params["encoder"], x)
+        def fn(params, x, keys):
+            z = self.aae.encode(params["encoder"], x, self.aae.posterior_noise(keys))
             x = jnp.asarray(x, jnp.float32)
             nll = -dist.bernoulli_log_prob(self.aae.decode(params["decoder"], z), x)
             return z, nll
@@ -201,11 +205,16 @@ class AAEExperiment(ImageLikelihoodExperiment):
         return jax.jit(lambda params, x: jax.nn.sigmoid(self.aae.decode(params["decoder"],
                                                                         self.aae.encode(params["encoder"], x))))
 
-    def codes(self, params, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(codes float32 [N, latent_dim], reconstruction NLL float64 [N] nats) of binary images [N, 28, 28, 1]."""
+    def codes(self, params, images: np.ndarray, key: jax.Array) -> tuple[np.ndarray, np.ndarray]:
+        """(codes float32 [N, latent_dim], reconstruction NLL float64 [N] nats) of binary images [N, 28, 28, 1].
+
+        The codes are E(x) (deterministic posterior) or one draw z ~ q(z | x) per image, image i's from
+        `fold_in(key, i)` (Gaussian posterior; whatever the batch size), and the NLL is -log p(x | z) of them.
+        """
         zs, nlls = [], []
-        for batch in eval_batches({"image": images}, self.config.eval_batch_size):
-            z, nll = self._jit_codes_nll(params, batch["image"])
+        keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(jnp.arange(len(images)))
+        for batch in eval_batches({"image": images, "key": keys}, self.config.eval_batch_size):
+            z, nll = self._jit_codes_nll(params, batch["image"], batch["key"])
             zs.append(np.asarray(z))
             nlls.append(np.asarray(nll, np.float64))
         return np.concatenate(zs), np.concatenate(nlls)
@@ -252,11 +261,12 @@ class AAEExperiment(ImageLikelihoodExperiment):
     def evaluate(self, params, key: jax.Array) -> dict:
         bin_key, mmd_key, sample_key = jax.random.split(key, 3)
         test = self.load("test", binarize_key=bin_key)
-        codes, nll = self.codes(params, test["image"])
+        codes, nll = self.codes(params, test["image"], jax.random.fold_in(bin_key, 1))
         out = {"test_recon_nll_nats": float(nll.mean()),
-               "recon_note": "-log p(x | z = E(x)) of the binarized test images, nats per image: a reconstruction "
-                             "cost (the encoder is deterministic), not a likelihood or bound of p(x)",
-               "prior": self.prior.kind, "latent_dim": int(self.prior.latent_dim),
+               "recon_note": "-log p(x | z) of the binarized test images at their codes (E(x), or one draw of the "
+                             "Gaussian q(z | x)), nats per image: a reconstruction cost, not a likelihood or bound "
+                             "of p(x)",
+               "prior": self.prior.kind, "posterior": self.aae.posterior, "latent_dim": int(self.prior.latent_dim),
                "test_code_mean": [round(float(v), 4) for v in codes.mean(0)],
                "test_code_std": [round(float(v), 4) for v in codes.std(0)]}
         mmd = self.prior_mmd(codes, mmd_key)
@@ -293,7 +303,7 @@ class AAEExperiment(ImageLikelihoodExperiment):
         images, binarized and scored as in `evaluate`."""
         bin_key, mmd_key, _ = jax.random.split(key, 3)
         test = self.load("test", self.config.num_validation_examples, bin_key)
-        codes, nll = self.codes(params, test["image"])
+        codes, nll = self.codes(params, test["image"], jax.random.fold_in(bin_key, 1))
         mmd = self.prior_mmd(codes, mmd_key, batch_size=len(codes), num_batches=1)
         return {"val_recon_nll_nats": float(nll.mean()), "val_mmd2": mmd["mmd2_mean"]}
 
@@ -306,7 +316,7 @@ class AAEExperiment(ImageLikelihoodExperiment):
         probs = self._jit_probs(params["decoder"], sample_key, n, labels)
         viz_images.save_samples(workdir / "samples.png", np.asarray(probs), cols=cols)
         test = self.load("test", binarize_key=bin_key)
-        codes, _ = self.codes(params, test["image"])
+        codes, _ = self.codes(params, test["image"], jax.random.fold_in(bin_key, 1))
         comps = (np.arange(len(codes)) % 10).astype(np.int32) if self.prior.is_mixture else None
         prior = np.asarray(self._jit_prior(jax.random.fold_in(mmd_key, 0), len(codes), comps))
         viz_latent.save_latent_scatter(
