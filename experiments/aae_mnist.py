@@ -41,8 +41,8 @@ from gm_jax.recipes.autoencoders import AAEExperiment, aae_config
 def get_config() -> ml_collections.ConfigDict:
     """Default (2-core CPU, about 10 minutes with evaluation): 2-D codes, an N(0, I) prior, encoder and decoder
     with two hidden layers of 500 ReLU units (the width of vae_mnist's default, for the comparison), a
-    500-500 discriminator, Adam(1e-3) for every phase, batch 100, 12,000 steps (20 epochs of the 60,000
-    training images)."""
+    500-500 discriminator, Adam(1e-3) for every phase with a cosine decay to 0 (`lr_schedule`), batch 100,
+    12,000 steps (20 epochs of the 60,000 training images)."""
     c = aae_config(config_lib.base_config())
     c.num_steps = 12_000
     c.batch_size = 100
@@ -55,8 +55,8 @@ def get_config() -> ml_collections.ConfigDict:
 def get_paper_config() -> ml_collections.ConfigDict:
     """Makhzani et al. 2016, "Adversarial Autoencoders", Appendix A (MNIST): encoder, decoder and discriminator
     with two hidden layers of 1000 ReLU units, a linear encoder output, minibatches of 100 (`aae.PAPER`); the
-    2-D codes of their Fig. 2. Differences: Adam in place of their SGD with momentum and its learning-rate
-    schedules, the default's step count (20 epochs), a Bernoulli reconstruction cost on dynamically binarized
+    2-D codes of their Fig. 2. Differences: Adam with a cosine decay in place of their SGD with
+    momentum and its learning-rate schedules, the default's step count (20 epochs), a Bernoulli reconstruction cost on dynamically binarized
     pixels in place of their Euclidean cost, flax's default initialisation."""
     return config_lib.apply_overrides(get_config(), aae.PAPER, "aae_mnist")
 

@@ -31,7 +31,8 @@ elongated spokes of the paper's figures), and N(0, 1) in any further dimension; 
 same mixture with the component of a labelled example fixed to its label (Sec. 2.3, Fig. 3/4).
 
 An AAE has no tractable likelihood: q(z | x) is matched to p(z) only through q(z), no bound on
-log p(x) is optimised, and p(x) = int p(x | z) p(z) dz is not computed here (the paper's likelihood numbers are Parzen-window estimates on samples).
+log p(x) is optimised, and p(x) = int p(x | z) p(z) dz is not computed here (the paper's likelihood numbers
+are Parzen-window estimates on samples).
 """
 from __future__ import annotations
 
@@ -58,8 +59,8 @@ NUM_COMPONENTS = 10  # the mixture's components, one per digit for "mixture_labe
 
 # Makhzani et al. 2016, Appendix A (MNIST): encoder, decoder and discriminator each two hidden layers of
 # 1000 ReLU units, a linear last encoder layer, minibatches of 100. Their SGD-with-momentum schedules,
-# weight initialisation and Euclidean reconstruction cost are not reproduced (Adam, flax's default
-# initialisation, Bernoulli cost on binarized pixels).
+# weight initialisation and Euclidean reconstruction cost are not reproduced (Adam with a cosine decay,
+# flax's default initialisation, Bernoulli cost on binarized pixels).
 PAPER = {"hidden": (1000, 1000), "disc_hidden": (1000, 1000), "batch_size": 100}
 
 
@@ -391,8 +392,8 @@ class AAE:
           (state with new encoder params and `g_opt_state`, {"g_loss": nats}).
         """
         disc = state.params["discriminator"]
-        loss, grads = jax.value_and_grad(lambda e: self.g_loss(self.discriminate(disc, self.encode(e, x, eps), labels)))(
-            state.params["encoder"])
+        loss, grads = jax.value_and_grad(
+            lambda e: self.g_loss(self.discriminate(disc, self.encode(e, x, eps), labels)))(state.params["encoder"])
         updates, opt_state = self.g_optimizer.update(pmean(grads, axis_name), state.g_opt_state,
                                                      state.params["encoder"])
         params = {**state.params, "encoder": optax.apply_updates(state.params["encoder"], updates)}
@@ -458,12 +459,13 @@ class AAE:
 
 
 def build(hidden: Sequence[int], disc_hidden: Sequence[int], prior: Prior, image_shape: Sequence[int],
-          learning_rate: float, adv_learning_rate: float, beta1: float,
+          learning_rate: float | optax.Schedule, adv_learning_rate: float | optax.Schedule, beta1: float,
           generator_loss: str = "non_saturating", posterior: str = "deterministic") -> AAE:
     """An `AAE` with MLP networks: encoder x -> hidden -> z (`Encoder`; with posterior="gaussian" x -> hidden ->
     (mean, log_var), `vae.MLPEncoder`), decoder z -> reversed(hidden) -> logits,
     discriminator z -> disc_hidden -> logit; Adam(learning_rate) for the reconstruction phase and
-    Adam(adv_learning_rate, b1=beta1) for each player of the regularisation phase."""
+    Adam(adv_learning_rate, b1=beta1) for each player of the regularisation phase (a learning rate may be an
+    optax schedule of the step)."""
     num_classes = prior.num_components + 1 if prior.kind == "mixture_labels" else 0
     if posterior not in POSTERIORS:
         raise ValueError(f"unknown posterior {posterior!r}; valid choices: {list(POSTERIORS)}")

@@ -39,6 +39,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
+import optax
 
 from gm_jax import distributions as dist
 from gm_jax.config import Choice, Range
@@ -66,6 +67,9 @@ def aae_config(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     # the prior); 1e-3 and 0.9 for every phase kept them matched (README, results).
     c.adv_learning_rate = 1e-3
     c.beta1 = 0.9  # Adam beta1 of the regularisation phase
+    # constant | cosine: every phase's learning rate decays to 0 over num_steps (optax.cosine_decay_schedule), so
+    # that the two-player game in code space settles instead of oscillating at the end of training.
+    c.lr_schedule = "cosine"
     c.generator_loss = "non_saturating"  # non_saturating | saturating
     c.mixture_radius = 4.0  # the 10 components' distance from the origin
     c.mixture_std_radial = 1.0  # std along each component's ray
@@ -88,7 +92,8 @@ class AAEExperiment(ImageLikelihoodExperiment):
     schema = {"prior": Choice(*aae.PRIORS), "posterior": Choice(*aae.POSTERIORS), "latent_dim": Range(1, integer=True),
               "hidden": Range(1, integer=True, each=True), "disc_hidden": Range(1, integer=True, each=True),
               "adv_learning_rate": Range(0.0, lo_open=True), "beta1": Range(0.0, 1.0, hi_open=True),
-              "generator_loss": Choice(*gan.GENERATOR_LOSSES), "mixture_radius": Range(0.0, lo_open=True),
+              "generator_loss": Choice(*gan.GENERATOR_LOSSES), "lr_schedule": Choice("constant", "cosine"),
+              "mixture_radius": Range(0.0, lo_open=True),
               "mixture_std_radial": Range(0.0, lo_open=True), "mixture_std_tangential": Range(0.0, lo_open=True),
               "labelled_fraction": Range(0.0, 1.0), "num_eval_samples": Range(2, integer=True),
               "mmd_batch_size": Range(2, integer=True), "mmd_num_batches": Range(1, integer=True)}
@@ -98,8 +103,11 @@ class AAEExperiment(ImageLikelihoodExperiment):
         super().__init__(config)
         self.prior = aae.Prior(config.prior, config.latent_dim, config.mixture_radius, config.mixture_std_radial,
                                config.mixture_std_tangential)
-        self.aae = aae.build(config.hidden, config.disc_hidden, self.prior, self.data_shape, config.learning_rate,
-                             config.adv_learning_rate, config.beta1, config.generator_loss, config.posterior)
+        lr, adv_lr = config.learning_rate, config.adv_learning_rate
+        if config.lr_schedule == "cosine":
+            lr, adv_lr = (optax.cosine_decay_schedule(v, max(config.num_steps, 1)) for v in (lr, adv_lr))
+        self.aae = aae.build(config.hidden, config.disc_hidden, self.prior, self.data_shape, lr, adv_lr,
+                             config.beta1, config.generator_loss, config.posterior)
         self._classifier = None
 
     @property
