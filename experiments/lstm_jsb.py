@@ -13,8 +13,15 @@ the 77 test chorales and divided by their number of frames (4,725).
 Writes `results.json` (`test_nll_per_step_nats`, `validation_nll_per_step_nats`,
 ...), `samples/sample_{i}.mid` (MIDI, `config.step_seconds` per frame) and
 `samples.png` (piano rolls of the samples). `Model.sample(key, n, length=64,
-temperature=1.0)` returns uint8 [n, length, 88] piano rolls; `Model.log_prob(x)`
-takes {0, 1} [N, T, 88] (data kind "binary") and returns log p(v_1..v_T) in nats.
+temperature=1.0)` returns uint8 [n, length, 88] piano rolls;
+`Model.sample(key, n, prompt=frames, length=L)` continues a primer of {0, 1}
+frames [P, 88] (or [n, P, 88]) and returns uint8 [n, P + L, 88], the primer
+first. `Model.log_prob(x)` takes {0, 1} [N, T, 88] (data kind "binary") and
+returns log p(v_1..v_T) in nats. `evaluate` continues the first `primer_bars`
+bars (4 frames each) of a test chorale (`primed_*` in `results.json`:
+log p(continuation | primer) in nats) and `write_artifacts` writes them as
+`samples/primed_{i}.mid` (the primer and the continuation as two instruments)
+and `primed.png`.
 """
 from __future__ import annotations
 
@@ -46,6 +53,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.eval_batch_size = 128
     c.sample_length = 64
     c.step_seconds = 0.5  # seconds per frame in the MIDI files (quarter notes at 120 bpm)
+    c.primer_bars = 2  # primed generation in evaluate / write_artifacts: the first 2 bars of a test chorale
     return c
 
 
@@ -103,11 +111,14 @@ class Experiment(JSBExperiment):
     def step_logits(self, params, inputs):
         return rnn.conditional_logits(self.model, params, inputs)
 
-    def sample(self, params, key: jax.Array, num_samples: int, length=None, temperature=1.0,
-               method=None) -> jax.Array:
-        """Piano rolls uint8 [num_samples, length, 88] from the all-zero start frame (`method`: "cached",
-        the state carried, or "naive", the recurrence re-run; the same rolls for the same key)."""
+    def sample(self, params, key: jax.Array, num_samples: int, length=None, temperature=1.0, method=None,
+               prompt=None) -> jax.Array:
+        """Piano rolls uint8 [num_samples, P + length, 88] from the all-zero start frame and the primer
+        `prompt` ({0, 1} [num_samples, P, 88] frames, kept as they are; None: P = 0), by `method`: "cached",
+        the state carried, or "naive", the recurrence re-run; the same rolls for the same key."""
         start = jnp.zeros((num_samples, 1, music.NUM_KEYS), jnp.float32)
+        if prompt is not None:
+            start = jnp.concatenate([start, jnp.asarray(prompt, jnp.float32)], axis=1)
         fn = rnn.sample_cached if self.sample_method(method) == "cached" else rnn.sample_naive
         return fn(self.model, params, key, start, self.length(length), temperature, event="bernoulli")[:, 1:]
 

@@ -11,9 +11,15 @@ over the 18,900 test steps. Writes `results.json` (`test_nll_per_step_nats`,
 ...), `samples/sample_{i}.mid` and `samples.png`.
 
 `Model.sample(key, n, length=128, temperature=1.0)` returns melody tokens
-int32 [n, length]; `Model.log_prob(tokens)` takes int tokens [N, T] in
-[0, 23) (data kind "tokens") and returns log p(x_0..x_{T-1}) (from the start
-token), in nats.
+int32 [n, length]; `Model.sample(key, n, prompt=tokens, length=L)` continues a
+primer of melody tokens int [P] (or [n, P]) in [0, 23) and returns int32
+[n, P + L], the primer first (`music.melody_tokens` turns MIDI pitches into
+tokens). `Model.log_prob(tokens)` takes int tokens [N, T] in [0, 23) (data
+kind "tokens") and returns log p(x_0..x_{T-1}) (from the start token), in
+nats. `evaluate` continues the first `primer_bars` bars (16 steps each) of a
+test chorale (`primed_*` in `results.json`: log p(continuation | primer) in
+nats) and `write_artifacts` writes them as `samples/primed_{i}.mid` (the primer
+and the continuation as two instruments) and `primed.png`.
 """
 from __future__ import annotations
 
@@ -49,6 +55,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.eval_batch_size = 128
     c.sample_length = 128
     c.step_seconds = 0.125  # a 16th note at 120 bpm
+    c.primer_bars = 2  # primed generation in evaluate / write_artifacts: the first 2 bars of a test chorale
     return c
 
 
@@ -78,6 +85,7 @@ class Experiment(JSBExperiment):
     data_kind = "tokens"
     data_shape = (None,)  # melody tokens [T], T >= 1
     num_values = music.MELODY_CLASSES
+    steps_per_bar = 16  # 16th notes in a 4/4 bar
     schema = {**JSBExperiment.schema, "cell": Choice(*rnn.CELLS), "hidden": COUNT, "num_layers": COUNT,
               "embed_dim": COUNT}
 
@@ -103,11 +111,14 @@ class Experiment(JSBExperiment):
     def step_logits(self, params, inputs):
         return rnn.conditional_logits(self.model, params, inputs)
 
-    def sample(self, params, key: jax.Array, num_samples: int, length=None, temperature=1.0,
-               method=None) -> jax.Array:
-        """Melody tokens int32 [num_samples, length] from the start token (`method`: "cached", the state
-        carried, or "naive", the recurrence re-run; the same tokens for the same key)."""
+    def sample(self, params, key: jax.Array, num_samples: int, length=None, temperature=1.0, method=None,
+               prompt=None) -> jax.Array:
+        """Melody tokens int32 [num_samples, P + length] from the start token and the primer `prompt` (int32
+        [num_samples, P] tokens, kept as they are; None: P = 0), by `method`: "cached", the state carried,
+        or "naive", the recurrence re-run; the same tokens for the same key."""
         start = jnp.full((num_samples, 1), START, jnp.int32)
+        if prompt is not None:
+            start = jnp.concatenate([start, jnp.asarray(prompt, jnp.int32)], axis=1)
         fn = rnn.sample_cached if self.sample_method(method) == "cached" else rnn.sample_naive
         return fn(self.model, params, key, start, self.length(length), temperature)[:, 1:]
 

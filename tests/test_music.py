@@ -33,6 +33,26 @@ def test_midi_round_trip_of_a_known_piano_roll(tmp_path):
         music_viz.roll_to_midi(np.zeros((4, 12)), None)
 
 
+def test_primed_midi_marks_the_primer(tmp_path):
+    """`roll_to_midi(..., primer_steps=P)`: the primer and the continuation as two instruments and a marker."""
+    import pretty_midi
+
+    roll = np.zeros((8, music.NUM_KEYS), np.uint8)
+    roll[1:5, 60 - 21] = 1  # C4 held across the end of the primer (P = 3): split there
+    roll[0, 64 - 21] = 1    # E4 in the primer only
+    roll[6:8, 67 - 21] = 1  # G4 in the continuation only
+    pm = music_viz.roll_to_midi(roll, tmp_path / "primed.mid", step_seconds=0.5, primer_steps=3)
+    back = pretty_midi.PrettyMIDI(str(tmp_path / "primed.mid"))
+    notes = {inst.name: sorted((n.pitch, n.start, n.end) for n in inst.notes) for inst in back.instruments}
+    assert notes == {"primer": [(60, 0.5, 1.5), (64, 0.0, 0.5)], "continuation": [(60, 1.5, 2.5), (67, 3.0, 4.0)]}
+    assert [(t.text, t.time) for t in back.text_events] == [("continuation", 1.5)]
+    np.testing.assert_array_equal(music.midi_to_roll(pm, 0.5, 8), roll)  # both instruments read back together
+    assert [inst.name for inst in music_viz.roll_to_midi(roll).instruments] == [""]  # unprimed: one instrument
+    for bad in (-1, 9, 1.5):
+        with pytest.raises(ValueError, match=r"primer_steps must be an int in \[0, T\] = \[0, 8\]"):
+            music_viz.roll_to_midi(roll, primer_steps=bad)
+
+
 def test_piano_roll_and_melody_encoding(tmp_path):
     roll = music.piano_roll([[60, 64, 67], [], [21, 108]])
     assert roll.shape == (3, 88) and roll.dtype == np.uint8

@@ -11,9 +11,10 @@ sampling checks and the artifacts of its data; an experiment adds its model:
   `samples.txt`. Used by `transformer_shakespeare`, `charrnn_shakespeare`,
   `ngram_shakespeare`.
 * `JSBExperiment`: JSB Chorales pieces, whole and padded with a mask; exact
-  NLL in nats per time step; MIDI files and a piano-roll PNG of samples. Used
-  by `lstm_jsb` (piano rolls, "binary" [T, 88]) and `melody_jsb` (soprano
-  tokens).
+  NLL in nats per time step; primed generation (the first bars of a piece
+  continued, log p(continuation | primer)); MIDI files and a piano-roll PNG of
+  samples. Used by `lstm_jsb` (piano rolls, "binary" [T, 88]) and `melody_jsb`
+  (soprano tokens).
 * `AudioExperiment`: FSDD recordings as 8-bit mu-law classes, conditioned on
   the digit and the speaker; crops in the voiced part for training; exact NLL
   of whole test recordings against an i.i.d. and a linear AR baseline; checks
@@ -276,15 +277,27 @@ class TextExperiment(Experiment):
 class JSBExperiment(Experiment):
     """JSB Chorales: whole pieces padded to a common length with masks, masked NLL, evaluation, MIDI / PNG.
 
-    Subclasses set `data_kind` / `data_shape` (/ `num_values`) and define `pieces(split)` (a list of
-    arrays [T_i, ...]), `init_params`, `inputs(x)` (what the model reads before each step: a start
-    symbol, then x_0 .. x_{T-2}), `step_log_probs(params, inputs, targets)` (float32 [N, T] nats),
-    `step_logits(params, inputs)` and `conditionals_kind` (for `conditionals`), `sample` and `to_rolls(samples)` (piano rolls [N, T, 88] of samples, for the artifacts).
+    Subclasses set `data_kind` / `data_shape` (/ `num_values`) and `steps_per_bar`, and define
+    `pieces(split)` (a list of arrays [T_i, ...]), `init_params`, `inputs(x)` (what the model reads before
+    each step: a start symbol, then x_0 .. x_{T-2}), `step_log_probs(params, inputs, targets)` (float32
+    [N, T] nats), `step_logits(params, inputs)` and `conditionals_kind` (for `conditionals`),
+    `sample(params, key, n, length=None, temperature=1.0, method=None, prompt=None)` (the primer first when
+    `prompt` is given, through `gm_jax.sampling.ancestral` with the primer's positions given) and
+    `to_rolls(samples)` (piano rolls [N, T, 88] of samples, for the artifacts).
+
+    Primed generation ("start with a small amount of initial notes; the model generates the next note,
+    which is used as input again"): `sample(..., prompt=primer)` continues the first frames of a piece
+    (`encode_primer` checks them), `continuation_log_prob` scores log p(continuation | primer), and
+    `evaluate` / `write_artifacts` continue the first `config.primer_bars` bars of a test chorale
+    (`primed_generation`).
     """
 
-    conditioning = ("length", "temperature")
+    conditioning = ("prompt", "length", "temperature")
     schema = {"sample_length": COUNT, "step_seconds": POSITIVE, "grad_clip": POSITIVE,
-              "weight_decay": Range(0.0)}
+              "weight_decay": Range(0.0), "primer_bars": COUNT}
+    resumable_keys = Experiment.resumable_keys + ("primer_bars",)
+    steps_per_bar = 4  # time steps of one 4/4 bar in the data (quarter-note frames; 16 for 16th notes)
+    num_primed_samples = 4  # continuations of the test primer in `evaluate` / `write_artifacts`
 
     def pieces(self, split: str) -> list:
         raise NotImplementedError(f"{type(self).__name__} must define pieces")
@@ -361,9 +374,12 @@ class JSBExperiment(Experiment):
         return mean * len(data["mask"]) / float(data["mask"].sum()), int(data["mask"].sum())
 
     def evaluate(self, params, key: jax.Array) -> dict:
+        """The test / validation NLL per time step and the primed-generation metrics (`primed_generation`)."""
         test, steps = self.split_nll(params, "test")
         val, _ = self.split_nll(params, "valid")
-        return {"test_nll_per_step_nats": test, "validation_nll_per_step_nats": val, "test_steps": steps}
+        primed = self.primed_generation(params, key)
+        return {"test_nll_per_step_nats": test, "validation_nll_per_step_nats": val, "test_steps": steps,
+                **primed["metrics"]}
 
     num_progress_samples = 4  # pieces of `config.sample_length` steps, written as one piano-roll image
 
@@ -372,34 +388,160 @@ class JSBExperiment(Experiment):
         pieces of the validation split ("valid")."""
         return {"val_nll_per_step_nats": self.split_nll(params, "valid", self.config.num_validation_examples)[0]}
 
-    def check_conditioning(self, num_samples: int, **conditioning) -> dict:
-        """length (time steps, an int in [1, 2**31 - 2]: positions are int32 and the start step is one of them;
-        wrapped in `sampling.Static`: it fixes the output shape) and temperature (> 0). The recurrent
-        models have no other limit; `gm_jax.Model.sample` refuses an output that would not fit in memory.
+    def encode_primer(self, prompt, num_samples: int) -> np.ndarray:
+        """A primer, the first time steps of a piece in the data's own form, as [num_samples, P, ...].
+
+        Args:
+          prompt: melody tokens int [P] or [num_samples, P] in [0, `num_values`) (data kind "tokens";
+            `gm_jax.data.music.melody_tokens` turns MIDI pitches into tokens), or piano-roll frames
+            int / bool {0, 1} [P, 88] or [num_samples, P, 88] (data kind "binary"); P >= 1. One primer is
+            used for every sample.
+
+        Returns:
+          int32 [num_samples, P] tokens or uint8 [num_samples, P, 88] frames.
 
         Raises:
-          ValueError: unknown names, length <= 0 or above the limit, or temperature <= 0.
+          ValueError: a wrong shape or dtype, an empty primer (P = 0), values out of range (a note outside
+            the melody's classes or the piano's {0, 1} frames), or a leading axis other than num_samples.
+        """
+        frame = tuple(self.data_shape[1:])  # () for tokens, (88,) for piano-roll frames
+        tokens = self.data_kind == "tokens"
+        dims = "".join(f", {d}" for d in frame)
+        lo, hi_pitch = music.MELODY_PITCHES[0], music.MELODY_PITCHES[-1]
+        values = (f"melody tokens in [0, {self.num_values}) (0 = rest, 1 + pitch - {lo} for MIDI pitches "
+                  f"{lo}..{hi_pitch}; music.melody_tokens converts pitches)" if tokens
+                  else "piano-roll frames of integer or bool {0, 1} values")
+        what = f"prompt: {self.name} is primed with {values}, an array [P{dims}] or [num_samples, P{dims}] with P >= 1"
+        p = np.asarray(prompt)
+        if p.ndim not in (1 + len(frame), 2 + len(frame)) or p.shape[p.ndim - len(frame):] != frame:
+            raise ValueError(f"{what}; got shape {p.shape}")
+        if not (np.issubdtype(p.dtype, np.integer) or p.dtype == bool):
+            raise ValueError(f"{what}; got dtype {p.dtype}")
+        if p.shape[p.ndim - len(frame) - 1] == 0 or p.size == 0:
+            raise ValueError(f"{what}; got an empty primer, shape {p.shape}")
+        hi = self.num_values if tokens else 2
+        if p.min() < 0 or p.max() >= hi:
+            bad = sorted(set(p[(p < 0) | (p >= hi)].astype(np.int64).tolist()))
+            raise ValueError(f"{what}; got values out of range: {bad[:10]}")
+        p = p.astype(np.int32 if tokens else np.uint8)
+        if p.ndim == 1 + len(frame):
+            p = np.broadcast_to(p, (num_samples, *p.shape))
+        if p.shape[0] != num_samples:
+            raise ValueError(f"{what}: a [num_samples, P{dims}] primer needs num_samples = {num_samples} rows; "
+                             f"got shape {p.shape}")
+        return np.ascontiguousarray(p)
+
+    def check_conditioning(self, num_samples: int, **conditioning) -> dict:
+        """prompt (optional: the first time steps, see `encode_primer`; None: from the start symbol alone),
+        length (new time steps, an int in [1, 2**31 - 2 - P]: positions are int32 and the start step is one
+        of them; wrapped in `sampling.Static`: it fixes the output shape) and temperature (> 0). The
+        recurrent models have no other limit; `gm_jax.Model.sample` refuses an output that would not fit
+        in memory.
+
+        Raises:
+          ValueError: unknown names, a bad primer (`encode_primer`), length <= 0 or above the limit, or
+            temperature <= 0.
         """
         super().check_conditioning(num_samples, **conditioning)
+        out = {}
+        if conditioning.get("prompt") is not None:
+            out["prompt"] = self.encode_primer(conditioning["prompt"], num_samples)
         length = conditioning.get("length", self.config.sample_length)
         temperature = conditioning.get("temperature", 1.0)
-        sampling.check_sampling_args(length, temperature, 0, 1.0, given=1)
-        return {"length": sampling.Static(length), "temperature": float(temperature)}
+        given = 1 + (out["prompt"].shape[1] if out else 0)  # the start step and the primer
+        sampling.check_sampling_args(length, temperature, 0, 1.0, given=given)
+        return {**out, "length": sampling.Static(length), "temperature": float(temperature)}
+
+    def continuation_log_prob(self, params, x, primer_steps: int) -> jax.Array:
+        """log p(x_P..x_{T-1} | x_0..x_{P-1}) in nats, float32 [N], of whole sequences x [N, T, ...] in the
+        data's form (from the start symbol, as `log_prob`): the continuation of a primer of P =
+        `primer_steps` steps, the sum of `log_prob_per_position` over t >= P (by the chain rule,
+        `log_prob(x) - log_prob(x[:, :P])`). Jitted (`jit_log_prob_per_position`).
+
+        Raises:
+          ValueError: `primer_steps` not an int in [1, T - 1] (the primer and at least one step after it).
+        """
+        x = jnp.asarray(x)
+        if isinstance(primer_steps, bool) or not isinstance(primer_steps, (int, np.integer)) \
+                or not 1 <= primer_steps < x.shape[1]:
+            raise ValueError(f"primer_steps must be an int in [1, T - 1] = [1, {x.shape[1] - 1}] (the primer and "
+                             f"at least one step after it), got {primer_steps!r}")
+        return self.jit_log_prob_per_position(params, x)[:, int(primer_steps):].sum(-1)
+
+    def primed_generation(self, params, key: jax.Array) -> dict:
+        """Continue the first `config.primer_bars` bars of a test chorale, and score the continuations.
+
+        The primer is the first P = `primer_bars * steps_per_bar` steps (4/4 bars counted from the first
+        step, a pickup included) of the first test chorale at least P + `config.sample_length` steps long
+        (else the longest, with P and the continuation shortened to fit). `num_primed_samples`
+        continuations of L = `config.sample_length` steps are drawn (temperature 1, the key
+        `fold_in(key, 1)`), and the chorale's true next L steps and each sampled continuation are scored
+        given the primer (log p(continuation | primer), the terms `continuation_log_prob` sums); the true
+        continuation is also scored from the start symbol alone (no primer), so the difference is what the
+        primer tells the model.
+
+        Returns:
+          {"metrics": {the `primed_*` numbers of results.json; log-probabilities in nats}, "truth": the
+          chorale's first P + L steps [P + L, ...], "samples": [num_primed_samples, P + L, ...]} (data form;
+          P = metrics["primer_steps"]).
+        """
+        c = self.config
+        pieces = self.pieces("test")
+        want = c.primer_bars * self.steps_per_bar
+        index = next((i for i, x in enumerate(pieces) if len(x) >= want + c.sample_length),
+                     int(np.argmax([len(x) for x in pieces])))
+        piece = np.asarray(pieces[index])
+        p = min(want, len(piece) - 1)
+        length = min(c.sample_length, len(piece) - p)
+        n = self.num_primed_samples
+        cond = self.check_conditioning(n, prompt=piece[:p], length=length)
+        samples = np.asarray(self.jit_sample(params, jax.random.fold_in(key, 1), n, **cond))
+        truth = piece[:p + length].astype(samples.dtype)
+        alone = np.concatenate([truth[p:], np.zeros_like(truth[:p])])  # the continuation first, then padding
+        # one batch, one compiled program: log p(x_t | x_<t) of the chorale, the continuation alone (causal: the
+        # padding after it does not count) and the samples; `continuation_log_prob` sums the same terms
+        per = np.asarray(self.jit_log_prob_per_position(params, jnp.asarray(np.stack([truth, alone, *samples]))))
+        lp = per[[0, *range(2, 2 + n)], p:].sum(-1)
+        unprimed = per[1, :length].sum()
+        metrics = {"primed_test_piece": index, "primer_steps": p, "primed_continuation_steps": length,
+                   "primed_true_continuation_log_prob_nats": float(lp[0]),
+                   "primed_true_continuation_nll_per_step_nats": float(-lp[0] / length),
+                   "unprimed_true_continuation_log_prob_nats": float(unprimed),
+                   "primed_sample_continuation_log_prob_nats": float(lp[1:].mean()),
+                   "primed_samples_keep_primer": bool(np.array_equal(samples[:, :p],
+                                                                     np.broadcast_to(truth[:p], samples[:, :p].shape)))}
+        return {"metrics": metrics, "truth": truth, "samples": samples}
 
     def length(self, length) -> int:
         """`length` (int, `sampling.Static` or None: `config.sample_length`) as an int."""
         return int(sampling.static_value(length) if length is not None else self.config.sample_length)
 
     def write_artifacts(self, params, key: jax.Array, workdir: Path) -> None:
-        """`samples/sample_{i}.mid` (`config.step_seconds` per frame) and `samples.png` of 4 samples."""
+        """`samples/sample_{i}.mid` (`config.step_seconds` per frame) and `samples.png` of 4 samples; the
+        primed continuations of a test chorale (`primed_generation`, the same key as `evaluate`):
+        `samples/primed_{i}.mid` and `samples/primed_true.mid` (the chorale itself), each with the primer
+        and the continuation as two instruments named "primer" and "continuation" and a "continuation"
+        marker where it starts, and `primed.png` (a line at the end of the primer)."""
         n = 4
         rolls = self.to_rolls(self.jit_sample(params, key, n))
         out = Path(workdir) / "samples"
         out.mkdir(exist_ok=True)
+        step = self.config.step_seconds
         for i, roll in enumerate(rolls):
-            music_viz.roll_to_midi(roll, out / f"sample_{i}.mid", step_seconds=self.config.step_seconds)
+            music_viz.roll_to_midi(roll, out / f"sample_{i}.mid", step_seconds=step)
         music_viz.save_piano_roll_png(Path(workdir) / "samples.png", list(rolls),
                                       [f"{self.name} sample {i}" for i in range(n)])
+        primed = self.primed_generation(params, key)
+        p = primed["metrics"]["primer_steps"]
+        truth, continued = self.to_rolls(primed["truth"][None])[0], self.to_rolls(primed["samples"])
+        music_viz.roll_to_midi(truth, out / "primed_true.mid", step_seconds=step, primer_steps=p)
+        for i, roll in enumerate(continued):
+            music_viz.roll_to_midi(roll, out / f"primed_{i}.mid", step_seconds=step, primer_steps=p)
+        piece = primed["metrics"]["primed_test_piece"]
+        music_viz.save_piano_roll_png(
+            Path(workdir) / "primed.png", [truth, *continued],
+            [f"{self.name}: test chorale {piece}, its first {p} steps (primer) and true continuation"]
+            + [f"primed sample {i}" for i in range(len(continued))], primer_steps=p)
 
 
 # -- audio ---------------------------------------------------------------------------------------------
