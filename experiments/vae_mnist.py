@@ -14,7 +14,21 @@ At the end it writes to the workdir:
   training images, for the generalisation gap), `train_wall_s`, ... all per image;
 * `samples.png`: 8x8 Bernoulli means p(x | z) of z ~ N(0, I);
 * `reconstructions.png`: rows of test images alternating with their
-  reconstructions (Bernoulli means of p(x | z), z = mean of q(z | x)).
+  reconstructions (Bernoulli means of p(x | z), z = mean of q(z | x));
+* `interpolations.png`: decoder means along linear and spherical paths between the
+  posterior means of test images; `completions.png`: the bottom halves of test
+  images completed by pseudo-Gibbs sampling (`complete`, Rezende et al. 2014,
+  App. F); `manifold.png` with `--config.latent_dim=2`: the data manifold
+  (Kingma & Welling 2014, Fig. 4);
+* in `results.json` also `test_imputation_*`: the error of imputing pixels missing
+  at random from the test images (see `GaussianLatentExperiment.imputation_report`).
+
+Learning with missing data, `--config.missing_fraction=0.5`: each training image
+loses that fraction of its pixels, at random, once for the whole run (the same
+pixels every epoch); the ELBO sums the reconstruction over the observed pixels
+only, exact for the factorised decoder (`vae.neg_elbo(..., observed=...)`); the
+encoder sees `vae.masked_input` (missing pixels 0, observed ones divided by the
+observed share). The test NLL is still that of the complete test images.
 """
 from __future__ import annotations
 
@@ -40,6 +54,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.log_every = 500
     c.checkpoint_every = 5_000
     c.eval_batch_size = 500
+    c.missing_fraction = 0.0  # > 0: that share of each training image's pixels is missing (at random, fixed)
     return c
 
 
@@ -67,7 +82,8 @@ class Experiment(GaussianLatentExperiment):
     name = "vae_mnist"
     compute_dtypes = ("float32", "bfloat16")
     schema = {**GaussianLatentExperiment.schema, "architecture": Choice("mlp", "conv"),
-              "hidden": Range(1, integer=True, each=True)}
+              "hidden": Range(1, integer=True, each=True), "missing_fraction": Range(0.0, 1.0, hi_open=True)}
+    factorised_decoder = True
 
     def __init__(self, config: ml_collections.ConfigDict):
         super().__init__(config)
@@ -77,8 +93,8 @@ class Experiment(GaussianLatentExperiment):
     def init_params(self, key: jax.Array):
         return vae.init_params(self.model, key)
 
-    def neg_elbo_terms(self, params, x, eps):
-        return vae.neg_elbo(self.model, params, x, eps)
+    def neg_elbo_terms(self, params, x, eps, observed=None):
+        return vae.neg_elbo(self.model, params, x, eps, observed)
 
     def iwae_log_prob(self, params, x, key, num_samples):
         return vae.iwae_log_prob(self.model, params, x, key, num_samples)
@@ -92,8 +108,22 @@ class Experiment(GaussianLatentExperiment):
 
     def reconstruct(self, params, x, key):
         """Bernoulli means p(x | z) at z = the mean of q(z | x): float32 [N, 28, 28, 1]."""
-        mean, _ = self.model.apply({"params": params}, x, method=vae.VAE.encode)
-        return jax.nn.sigmoid(self.model.apply({"params": params}, mean, method=vae.VAE.decode))
+        return self.decode_means(params, self.encode_mean(params, x))
+
+    def encode_mean(self, params, x):
+        return self.model.apply({"params": params}, x, method=vae.VAE.encode)[0]
+
+    def decode_means(self, params, z):
+        return jax.nn.sigmoid(self.model.apply({"params": params}, z, method=vae.VAE.decode))
+
+    def impute(self, params, x, mask):
+        return vae.impute_probs(self.model, params, x, mask)
+
+    def complete(self, params, key, x, mask, num_steps: int = 100):
+        """Keep the observed pixels of x (uint8 or float [N, 28, 28, 1] in {0, 1}; `mask` of its shape or
+        [28, 28, 1], bool or 0/1, 1 = observed) and sample the rest by pseudo-Gibbs (`vae.complete`):
+        uint8 [N, 28, 28, 1]. Raises ValueError for a bad mask (`vae.check_mask`) or num_steps < 1."""
+        return vae.complete(self.model, params, key, x, mask, num_steps)
 
 
 if __name__ == "__main__":

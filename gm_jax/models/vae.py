@@ -11,9 +11,24 @@ Objectives, all in nats per image:
 * the importance-weighted bound (Burda et al. 2016, Eq. 8):
   `log p(x) >= E[log (1/k) sum_i p(x, z_i) / q(z_i | x)]`, used with large k
   as the test log-likelihood estimate.
+
+What the model is for, besides sampling:
+
+* learning with missing data: `neg_elbo(..., observed=mask)` sums the
+  reconstruction term over the observed pixels only, the exact log-likelihood
+  of the observed pixels under the factorised decoder, log p(x_obs | z) =
+  sum_{i observed} log p(x_i | z); the encoder sees `masked_input(x, mask)`;
+* completion of an arbitrary mask (`complete`): iterated conditional sampling,
+  the pseudo-Gibbs chain of Rezende, Mohamed & Wierstra 2014, Appendix F;
+  `impute_probs` is its one-step, deterministic version (decoder means at the
+  posterior mean);
+* paths in latent space (`interpolate`): linear, and spherical (slerp,
+  Shoemake 1985; White 2016, "Sampling Generative Networks", Sec. 2.1), for
+  the VAE's codes and for any generator's z (the GAN recipe uses it too).
 """
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -21,12 +36,14 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 import gm_jax.distributions as dist
 
 from gm_jax.nn import Conv, Dense, FractionallyStridedConv2D
 
 SCHEDULES = ("sigmoid", "linear", "none")  # of the KL weight (`kl_weight`)
+INTERPOLATIONS = ("linear", "spherical")  # the paths of `interpolate`
 
 
 class MLPEncoder(nn.Module):
@@ -134,24 +151,55 @@ def init_params(model: VAE, key: jax.Array):
     return model.init(key, x, z)["params"]
 
 
-def neg_elbo(model: VAE, params, x: jax.Array, eps: jax.Array) -> dict[str, jax.Array]:
+def masked_input(x: jax.Array, observed: jax.Array) -> jax.Array:
+    """The encoder's view of an image with missing pixels: missing pixels set to 0, observed ones divided by
+    the image's observed share (the scaling of inverted dropout, Srivastava et al. 2014, Sec. 10), so the
+    encoder's first layer sees inputs of the same expected size whatever the share, and a complete image
+    (share 1) is seen as it is.
+
+    Args:
+      x: float [B, H, W, C] in [0, 1].
+      observed: [B, H, W, C] (or broadcastable to it), 1 / True where the pixel is observed.
+
+    Returns:
+      float32 [B, H, W, C]: `x * observed / mean(observed)` per image (0 for an image with none observed).
+    """
+    x = jnp.asarray(x, jnp.float32)
+    m = jnp.broadcast_to(jnp.asarray(observed, jnp.float32), x.shape)
+    share = m.reshape(m.shape[0], -1).mean(-1).reshape(-1, *([1] * (x.ndim - 1)))
+    return x * m / jnp.maximum(share, 1.0 / math.prod(x.shape[1:]))
+
+
+def neg_elbo(model: VAE, params, x: jax.Array, eps: jax.Array,
+             observed: jax.Array | None = None) -> dict[str, jax.Array]:
     """Negative ELBO per image with one reparameterized sample (Kingma & Welling 2014, Eq. 10).
+
+    With `observed` (learning with missing data): the ELBO of the observed pixels only,
+    log p(x_obs) >= E_q[sum_{i observed} log p(x_i | z)] - KL(q(z | x_obs) || p(z)), exact for this factorised
+    decoder (the missing pixels marginalise out of p(x | z) term by term); the encoder sees
+    `masked_input(x, observed)`.
 
     Args:
       model: the VAE module.
       params: its parameters.
-      x: float or uint8 [B, H, W, C], values in {0, 1}.
+      x: float or uint8 [B, H, W, C], values in {0, 1} (missing pixels: any value; they are not read).
       eps: float32 [B, latent_dim] standard normal noise.
+      observed: None (every pixel observed: the plain ELBO), or [B, H, W, C] 0/1 (or bool), 1 = observed.
 
     Returns:
       dict of float32 [B] arrays, nats per image: `"neg_elbo"` = `"recon"` + `"kl"`,
-      where `"recon"` = -log p(x | z) and `"kl"` = KL(q(z | x) || N(0, I)).
+      where `"recon"` = -log p(x | z) (-log p(x_obs | z) with `observed`) and `"kl"` = KL(q(z | x) || N(0, I)).
     """
     x = jnp.asarray(x, jnp.float32)
-    mean, log_var = model.apply({"params": params}, x, method=VAE.encode)
+    mean, log_var = model.apply({"params": params}, x if observed is None else masked_input(x, observed),
+                                method=VAE.encode)
     z = mean + jnp.exp(0.5 * log_var) * eps
     logits = model.apply({"params": params}, z, method=VAE.decode)
-    recon = -dist.bernoulli_log_prob(logits, x)
+    if observed is None:
+        recon = -dist.bernoulli_log_prob(logits, x)
+    else:
+        recon = -jnp.sum(jnp.asarray(observed, jnp.float32) * dist.bernoulli_log_prob(logits, x, 0),
+                         axis=tuple(range(1, x.ndim)))
     kl = dist.kl_diag_gaussian_standard_normal(mean, log_var)
     return {"neg_elbo": recon + kl, "recon": recon, "kl": kl}
 
@@ -248,3 +296,127 @@ def kl_weight(step, schedule: str = "sigmoid", steps: int = 1000):
         return u
     lo, hi = jax.nn.sigmoid(-5.0), jax.nn.sigmoid(5.0)
     return jnp.clip((jax.nn.sigmoid(10.0 * (u - 0.5)) - lo) / (hi - lo), 0.0, 1.0)
+
+
+# -- what the model is for: completion, imputation, latent paths ------------------------------------------
+
+def check_mask(x, mask) -> None:
+    """Check a completion mask against images `x` [B, H, W, C] (1 / True = observed, kept).
+
+    `mask` has x's shape [B, H, W, C], or one image's [H, W, C] (the same mask for every image); dtype bool,
+    or integer / float with values in {0, 1}. Every image must keep at least one observed pixel (with none,
+    there is nothing to condition on: use `sample`) and miss at least one (otherwise nothing to complete).
+    Value checks run only on concrete arrays (not under jit: call this first).
+
+    Raises:
+      ValueError: any of the above.
+    """
+    x_shape, m_shape = tuple(jnp.shape(x)), tuple(jnp.shape(mask))
+    if m_shape not in (x_shape, x_shape[1:]):
+        raise ValueError(f"mask must have the images' shape {x_shape} or one image's {x_shape[1:]}, got {m_shape}")
+    dtype = mask.dtype if hasattr(mask, "dtype") else np.asarray(mask).dtype
+    if not (dtype == np.bool_ or np.issubdtype(dtype, np.integer) or np.issubdtype(dtype, np.floating)):
+        raise ValueError(f"mask must be bool or 0/1 integers or floats, got dtype {dtype}")
+    if isinstance(mask, jax.core.Tracer):
+        return
+    m = np.asarray(mask)
+    if dtype != np.bool_ and not np.all((m == 0) | (m == 1)):
+        raise ValueError("mask values must be 0 (missing) or 1 (observed)")
+    per_image = np.broadcast_to(m.astype(bool), x_shape).reshape(x_shape[0], -1)
+    if not per_image.any(-1).all():
+        raise ValueError("mask has an image with no observed pixel: nothing to condition on (use sample instead)")
+    if not (~per_image).any(-1).all():
+        raise ValueError("mask has an image with no missing pixel: nothing to complete")
+
+
+def impute_probs(model: VAE, params, x: jax.Array, mask: jax.Array) -> jax.Array:
+    """Bernoulli means p(x = 1 | z) at z = the mean of q(z | `masked_input(x, mask)`): the one-step,
+    deterministic imputation of the missing pixels (the observed ones are not replaced here).
+
+    Args:
+      model, params: the VAE.
+      x: [B, H, W, C] values in {0, 1} (missing pixels: any value, not read).
+      mask: [B, H, W, C] or [H, W, C], 1 / True = observed.
+
+    Returns:
+      float32 [B, H, W, C] in [0, 1].
+    """
+    mean, _ = model.apply({"params": params}, masked_input(x, mask), method=VAE.encode)
+    return jax.nn.sigmoid(model.apply({"params": params}, mean, method=VAE.decode))
+
+
+def complete(model: VAE, params, key: jax.Array, x: jax.Array, mask: jax.Array, num_steps: int) -> jax.Array:
+    """Complete images with missing pixels by iterated conditional sampling (the pseudo-Gibbs chain of
+    Rezende, Mohamed & Wierstra 2014, Appendix F): z ~ q(z | x_t), x' ~ p(x | z), x_{t+1} = x' on the missing
+    pixels and x on the observed ones. The chain starts from the encoder's view of the observed pixels
+    (`masked_input`); each of the `num_steps` steps draws with `fold_in(key, step)`. For a good encoder its
+    stationary distribution approximates p(x_missing | x_observed).
+
+    Args:
+      model, params: the VAE.
+      key: PRNG key (the same key gives the same completions).
+      x: [B, H, W, C] values in {0, 1}.
+      mask: [B, H, W, C] or [H, W, C], bool or 0/1, 1 = observed (kept); see `check_mask`.
+      num_steps: int >= 1, chain steps.
+
+    Returns:
+      uint8 [B, H, W, C] in {0, 1}, equal to x on the observed pixels.
+
+    Raises:
+      ValueError: a bad mask (`check_mask`), or num_steps < 1.
+    """
+    check_mask(x, mask)
+    if int(num_steps) < 1:
+        raise ValueError(f"num_steps must be >= 1, got {num_steps}")
+    x = jnp.asarray(x, jnp.float32)
+    observed = jnp.broadcast_to(jnp.asarray(mask).astype(bool), x.shape)
+    apply = functools.partial(model.apply, {"params": params})
+
+    def step(i, x_t):
+        k_z, k_x = jax.random.split(jax.random.fold_in(key, i))
+        mean, log_var = apply(jnp.where(i == 0, masked_input(x, observed), x_t), method=VAE.encode)
+        z = mean + jnp.exp(0.5 * log_var) * jax.random.normal(k_z, mean.shape)
+        probs = jax.nn.sigmoid(apply(z, method=VAE.decode))
+        return jnp.where(observed, x, jax.random.bernoulli(k_x, probs).astype(jnp.float32))
+
+    return jax.lax.fori_loop(0, int(num_steps), step, x).astype(jnp.uint8)
+
+
+def interpolate(z0: jax.Array, z1: jax.Array, num_points: int, method: str = "linear") -> jax.Array:
+    """Points along a path from z0 to z1 in latent space, endpoints included.
+
+    "linear": (1 - t) z0 + t z1. "spherical" (slerp; Shoemake 1985, White 2016 Sec. 2.1):
+    sin((1 - t) w) / sin(w) z0 + sin(t w) / sin(w) z1, w the angle between z0 and z1, which keeps the norm
+    near that of its endpoints (a linear path between two Gaussian draws in d dimensions passes through norms
+    near sqrt(d / 2), where the N(0, I) prior has almost no mass); it falls back to the linear path where
+    sin(w) < 1e-6 (parallel codes).
+
+    Args:
+      z0, z1: float [..., L], the same shape.
+      num_points: int >= 2; t = linspace(0, 1, num_points).
+      method: "linear" or "spherical".
+
+    Returns:
+      float32 [..., num_points, L].
+
+    Raises:
+      ValueError: shapes differ, num_points < 2, or an unknown method.
+    """
+    if method not in INTERPOLATIONS:
+        raise ValueError(f"method={method!r}; valid choices: {list(INTERPOLATIONS)}")
+    z0, z1 = jnp.asarray(z0, jnp.float32), jnp.asarray(z1, jnp.float32)
+    if z0.shape != z1.shape or z0.ndim < 1:
+        raise ValueError(f"z0 and z1 must have the same shape [..., L], got {z0.shape} and {z1.shape}")
+    if int(num_points) < 2:
+        raise ValueError(f"num_points must be >= 2, got {num_points}")
+    t = jnp.linspace(0.0, 1.0, int(num_points))[:, None]  # [P, 1]
+    a, b = z0[..., None, :], z1[..., None, :]  # [..., 1, L]
+    linear = (1.0 - t) * a + t * b
+    if method == "linear":
+        return linear
+    unit = lambda v: v / jnp.maximum(jnp.linalg.norm(v, axis=-1, keepdims=True), 1e-12)  # noqa: E731
+    omega = jnp.arccos(jnp.clip(jnp.sum(unit(a) * unit(b), -1, keepdims=True), -1.0, 1.0))
+    sin = jnp.sin(omega)
+    safe = jnp.where(sin < 1e-6, 1.0, sin)
+    spherical = (jnp.sin((1.0 - t) * omega) * a + jnp.sin(t * omega) * b) / safe
+    return jnp.where(sin < 1e-6, linear, spherical)

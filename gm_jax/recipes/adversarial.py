@@ -6,7 +6,8 @@
   Gaussian; mode coverage (`gm_jax.evaluation.toy`) and training snapshots.
 * `DCGANExperiment`: DCGAN players on MNIST, unconditional, conditioned on the digit
   (`num_classes = 10`: a cGAN) or on k-means clusters of the images (`config.clusters`:
-  a self-conditioned GAN); scored by MNIST-FID / MNIST-IS with the project's classifier.
+  a self-conditioned GAN); scored by MNIST-FID / MNIST-IS with the project's classifier, with
+  `interpolations.png`: G along linear and spherical paths in z (`vae.interpolate`).
 """
 from __future__ import annotations
 
@@ -24,11 +25,12 @@ from gm_jax.evaluation import classifier as classifier_lib
 from gm_jax.evaluation import sample_quality
 from gm_jax.evaluation import toy as toy_eval
 from gm_jax.experiment import Experiment
-from gm_jax.models import gan
+from gm_jax.models import gan, vae
 from gm_jax.recipes.toy import ToyData
 from gm_jax.training import checkpoint
 from gm_jax.training.loop import run_keys
 from gm_jax.viz import curves
+from gm_jax.viz import latent as viz_latent
 from gm_jax.viz import toy as toy_viz
 
 
@@ -357,7 +359,7 @@ class DCGANExperiment(GANExperiment):
             "real_test_vs_train_mnist_fid": real_fid, "real_test_mnist_is": real_is,
             "fid_ratio_to_real": fid / real_fid, "is_fraction_of_real": score / real_is,
             "classifier_test_accuracy": clf.info["test_accuracy"],
-            "figures": ["samples.png", "nearest_neighbours.png", "losses.png"],
+            "figures": ["samples.png", "nearest_neighbours.png", "losses.png", "interpolations.png"],
             "metric_note": "MNIST-FID / MNIST-IS use the project's MNIST classifier, not Inception-v3",
         }
         if "smoke_test" in clf.info:
@@ -402,3 +404,28 @@ class DCGANExperiment(GANExperiment):
         sample_quality.save_nearest_neighbour_figure(workdir / "nearest_neighbours.png", x[:self.nn_samples], train,
                                                      pairs_per_row=self.nn_pairs_per_row)
         curves.save_gan_losses(workdir / "metrics.jsonl", workdir / "losses.png", title=self.name)
+        self.write_interpolations(params, key, workdir)
+
+    def write_interpolations(self, params, key: jax.Array, workdir: Path, rows: int = 6, steps: int = 10) -> None:
+        """`interpolations.png`: x = G(z[, y]) along linear and spherical paths (`vae.interpolate`; slerp after
+        White 2016) between `rows` pairs of z ~ p(z) drawn from `fold_in(key, 2)`, `steps` points each. A
+        conditional GAN keeps the label of row i at i mod num_classes, a self-conditioned one at a cluster drawn
+        from the clusters' frequencies, so each row shows z's part alone."""
+        k0, k1, ky = jax.random.split(jax.random.fold_in(key, 2), 3)
+        z0, z1 = self.gan.draw_noise(jax.random.split(k0, rows)), self.gan.draw_noise(jax.random.split(k1, rows))
+        y = None
+        if self.num_classes:
+            y = jnp.arange(rows, dtype=jnp.int32) % self.num_classes
+        elif self.config.clusters:
+            y = jax.random.categorical(ky, params["label_log_prior"], shape=(rows,))
+        variables = {"params": params["params"]}
+        if params["batch_stats"]:
+            variables["batch_stats"] = params["batch_stats"]
+        generate = jax.jit(lambda v, z, y: gan.to_uint8(self.gan.generator.apply(v, z, y, train=False)))
+        panels = []
+        for method in vae.INTERPOLATIONS:
+            z = vae.interpolate(z0, z1, steps, method)
+            x = generate(variables, z.reshape(rows * steps, -1), None if y is None else jnp.repeat(y, steps))
+            panels.append((method, np.asarray(x).reshape(rows, steps, *self.data_shape)))
+        viz_latent.save_interpolations(workdir / "interpolations.png", panels,
+                                       f"{self.name}: G(z) along paths between draws of p(z)", max_value=255.0)

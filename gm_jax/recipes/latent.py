@@ -8,7 +8,12 @@
   `test_recon_nats`, `test_kl_nats`, and the ELBO on 10,000 training images;
   figures: `samples.png` and `reconstructions.png`. A subclass gives the
   model's pure functions (`neg_elbo_terms`, `iwae_log_prob`, `sample`,
-  `reconstruct`).
+  `reconstruct`). A subclass whose decoder factorises over pixels (the VAE:
+  `factorised_decoder = True`) also gives `encode_mean`, `decode_means`,
+  `impute` and `complete`, and gets what such a model is for: training with
+  pixels missing at random (`config.missing_fraction`), the imputation error of
+  missing test pixels, and the figures `interpolations.png`, `completions.png`
+  and (2-D latents) `manifold.png`.
 * `VQVAEExperiment`, below.
 
 `VQVAEExperiment` trains both stages in one run of the one training loop:
@@ -38,12 +43,14 @@ import numpy as np
 import optax
 
 from gm_jax.config import Choice, Range
+from gm_jax.data import train_batches
 from gm_jax.evaluation import likelihood
 from gm_jax.models import pixelcnn, vae, vqvae
 from gm_jax.nn import pmean
 from gm_jax.recipes.images import DATASETS, ClassConditional, ImageLikelihoodExperiment
 from gm_jax.training.steps import loss_update
 from gm_jax.viz import images as viz_images
+from gm_jax.viz import latent as viz_latent
 
 
 # -- Gaussian posterior, N(0, I) prior: the VAE and the PixelVAE --------------------------------------------
@@ -83,6 +90,77 @@ class GaussianLatentExperiment(ImageLikelihoodExperiment):
     def reconstruct(self, params, x: jax.Array, key: jax.Array) -> jax.Array:
         raise NotImplementedError
 
+    # -- the uses of a factorised decoder (`factorised_decoder = True`; the PixelVAE's decoder is autoregressive)
+    factorised_decoder = False
+    completion_steps = 100  # pseudo-Gibbs steps of completions.png
+    manifold_size = 20  # manifold.png: a manifold_size x manifold_size grid of z
+
+    def encode_mean(self, params, x: jax.Array) -> jax.Array:
+        """The mean of q(z | x): float32 [N, latent_dim] for images x [N, 28, 28, 1] in {0, 1}."""
+        raise NotImplementedError
+
+    def decode_means(self, params, z: jax.Array) -> jax.Array:
+        """The Bernoulli means p(x = 1 | z): float32 [N, 28, 28, 1] for z float [N, latent_dim]."""
+        raise NotImplementedError
+
+    def impute(self, params, x: jax.Array, mask: jax.Array) -> jax.Array:
+        """Bernoulli means of every pixel given the observed ones (mask 1 = observed): float32 [N, 28, 28, 1]."""
+        raise NotImplementedError
+
+    def complete(self, params, key: jax.Array, x: jax.Array, mask: jax.Array, num_steps: int) -> jax.Array:
+        """x with its missing pixels (mask 0) sampled given the observed ones: uint8 [N, 28, 28, 1] in {0, 1}."""
+        raise NotImplementedError
+
+    @property
+    def missing_fraction(self) -> float:
+        """`config.missing_fraction` (0 where the config has none): the share of training pixels missing."""
+        return float(self.config.get("missing_fraction", 0.0))
+
+    def missing_mask(self, shape, fraction: float, stream: int) -> np.ndarray:
+        """uint8 `shape` observed mask (1 = observed), each pixel missing completely at random with probability
+        `fraction`, independently: a NumPy draw seeded by (config.seed, stream), so fixed for a run."""
+        return (np.random.default_rng([int(self.config.seed), stream]).random(shape) >= fraction).astype(np.uint8)
+
+    def train_batches(self, start_step: int = 0, rows: slice | None = None):
+        """The recipe's batches; with `missing_fraction` > 0 each also carries `observed` (uint8, 1 = observed):
+        one mask per training image drawn once (`missing_mask`, stream 1), so the missing pixels of an image
+        are never seen, epoch after epoch: missing data, not dropout."""
+        if not self.missing_fraction:
+            return super().train_batches(start_step, rows)
+        data = self.load("train")
+        data["observed"] = self.missing_mask(data["image"].shape, self.missing_fraction, 1)
+        return train_batches(data, self.config.batch_size, self.config.seed, start_step, rows)
+
+    def imputation_report(self, params, images: np.ndarray, fraction: float) -> dict:
+        """The imputation error of pixels missing at random from `images` (uint8 [N, 28, 28, 1] in {0, 1}),
+        each missing with probability `fraction` (`missing_mask`, stream 2), by `impute` (decoder means at the
+        posterior mean of the observed pixels): `test_imputation_nats_per_pixel` (Bernoulli NLL of the missing
+        pixels, nats per missing pixel), `test_imputation_error_rate` (mean thresholded at 1/2 vs the pixel),
+        and the same of a baseline that predicts each pixel by its frequency in the first 10,000 training images
+        (`baseline_imputation_*`)."""
+        from sklearn.metrics import log_loss
+
+        observed = self.missing_mask(images.shape, fraction, 2)
+        missing = observed == 0
+        fn = jax.jit(self.impute)
+        bs = self.config.eval_batch_size
+        probs = np.concatenate([np.asarray(fn(params, jnp.asarray(images[i:i + bs], jnp.float32),
+                                              jnp.asarray(observed[i:i + bs]))) for i in range(0, len(images), bs)])
+        marginal = self.load("train", 10_000)["image"].astype(np.float64).mean(0)
+        if self.dataset_name != "binarized_mnist":  # 8-bit images: p(pixel = 1) of dynamic binarization is x / 255
+            marginal /= 255.0
+        truth = images[missing]
+
+        def nll_and_error(p):
+            p = np.clip(p[missing], 1e-6, 1 - 1e-6)
+            return float(log_loss(truth, p, labels=[0, 1])), float(np.mean((p > 0.5) != (truth > 0)))
+
+        nll, err = nll_and_error(probs.astype(np.float64))
+        base_nll, base_err = nll_and_error(np.broadcast_to(marginal, images.shape))
+        return {"test_imputation_missing_fraction": float(fraction), "test_imputation_nats_per_pixel": nll,
+                "test_imputation_error_rate": err, "baseline_imputation_nats_per_pixel": base_nll,
+                "baseline_imputation_error_rate": base_err}
+
     def _eps(self, key, n):
         return jax.random.normal(key, (n, self.config.latent_dim))
 
@@ -90,7 +168,10 @@ class GaussianLatentExperiment(ImageLikelihoodExperiment):
         eps_keys, bin_keys = jax.vmap(jax.random.split, out_axes=1)(keys)
         x = self.binarize_batch(batch["image"], bin_keys, jnp.float32)
         eps = jax.vmap(lambda k: jax.random.normal(k, (self.config.latent_dim,)))(eps_keys)
-        terms = self.neg_elbo_terms(params, x, eps)
+        if "observed" in batch:  # learning with missing data: the ELBO of the observed pixels
+            terms = self.neg_elbo_terms(params, x, eps, observed=batch["observed"])
+        else:
+            terms = self.neg_elbo_terms(params, x, eps)
         metrics = {"recon": terms["recon"].mean(), "kl": terms["kl"].mean()}
         if self.config.get("kl_warmup_steps", 0):
             metrics["neg_elbo"] = terms["neg_elbo"].mean()
@@ -130,13 +211,58 @@ class GaussianLatentExperiment(ImageLikelihoodExperiment):
         return {"neg_elbo": self.neg_elbo_terms(params, x, self._eps(key, x.shape[0]))["neg_elbo"]}
 
     def extra_metrics(self, params, keys):
-        return {"iwae_k": self.config.iwae_k}
+        """`iwae_k`; with a factorised decoder also `imputation_report` at `missing_fraction` (0.5 when the
+        model trained on complete images) on the evaluation's test images, and `missing_fraction`."""
+        out = {"iwae_k": self.config.iwae_k}
+        if self.factorised_decoder:
+            test = self.load("test", binarize_key=keys["binarize"])["image"]
+            out.update(self.imputation_report(params, test, self.missing_fraction or 0.5),
+                       missing_fraction=self.missing_fraction,
+                       figures=["samples.png", "reconstructions.png", "interpolations.png", "completions.png"]
+                       + (["manifold.png"] if self.config.latent_dim == 2 else []))
+        return out
 
     def write_artifacts(self, params, key: jax.Array, workdir: Path) -> None:
         super().write_artifacts(params, key, workdir)
         x = self.load("test", 32, key)["image"]
         recon = jax.jit(self.reconstruct)(params, jnp.asarray(x, jnp.float32), key)
         viz_images.save_reconstructions(Path(workdir) / "reconstructions.png", x, np.asarray(recon))
+        if self.factorised_decoder:
+            self.write_latent_figures(params, key, Path(workdir), x)
+
+    def write_latent_figures(self, params, key: jax.Array, workdir: Path, x: np.ndarray) -> None:
+        """`interpolations.png`: decoder means along linear and spherical paths (`vae.interpolate`) between the
+        posterior means of pairs of test images (each row: image, 8 steps of the path, image);
+        `completions.png`: test images (column 1), their top half (column 2) and 5 pseudo-Gibbs completions of
+        the bottom half (`complete`, `completion_steps` steps); `manifold.png` (latent_dim = 2): the decoder
+        means on a `manifold_size`^2 grid of z at the Gaussian quantiles Phi^-1(linspace(0.05, 0.95))
+        (Kingma & Welling 2014, Fig. 4)."""
+        from scipy.stats import norm
+
+        pairs = jnp.asarray(x[:12], jnp.float32)
+        codes = jax.jit(self.encode_mean)(params, pairs)
+        decode = jax.jit(self.decode_means)
+        panels = []
+        for method in vae.INTERPOLATIONS:
+            path = vae.interpolate(codes[0::2], codes[1::2], 8, method)  # [6, 8, L]
+            means = np.asarray(decode(params, path.reshape(-1, path.shape[-1]))).reshape(6, 8, *x.shape[1:])
+            panels.append((method, np.concatenate([x[0:12:2, None], means, x[1:12:2, None]], axis=1)))
+        viz_latent.save_interpolations(workdir / "interpolations.png", panels,
+                                       f"{self.name}: paths between the posterior means of test images")
+        images = jnp.asarray(x[:8], jnp.float32)
+        mask = np.ones(x.shape[1:], np.uint8)
+        mask[x.shape[1] // 2:] = 0  # the bottom half is missing
+        complete = jax.jit(lambda p, k: self.complete(p, k, images, mask, self.completion_steps))
+        samples = [np.asarray(complete(params, jax.random.fold_in(key, i))) for i in range(5)]
+        shown = np.where(mask, x[:8], 0.5)
+        viz_images.save_samples(workdir / "completions.png",
+                                np.stack([x[:8], shown, *samples], axis=1).reshape(-1, *x.shape[1:]), cols=7)
+        if self.config.latent_dim == 2:
+            n = self.manifold_size
+            q = norm.ppf(np.linspace(0.05, 0.95, n))
+            z = np.stack(np.meshgrid(q, q[::-1]), -1).reshape(-1, 2)  # row r: z[1] = q[n - 1 - r]
+            viz_latent.save_manifold(workdir / "manifold.png", np.asarray(decode(params, jnp.asarray(z, jnp.float32))),
+                                     q, f"{self.name}: decoder means on Gaussian quantiles of z")
 
 
 # -- the VQ-VAE and its prior ------------------------------------------------------------------------
