@@ -28,8 +28,14 @@ with `fold_in(key, i)`, i = raster index):
   activations of the new position. For the Gated PixelCNN the vertical stack of
   a row is computed once when the row starts (it depends on rows above only),
   and each pixel then costs L tiny (1 x k) convolutions.
+
+Completion (`complete`): keeps the observed pixels of an image and samples the
+others through the same loop and keys, with either sampler's step; exact for
+masks whose observed pixels come first in raster order (`is_raster_prefix`).
 """
 from __future__ import annotations
+
+import functools
 
 import flax.linen as nn
 import jax
@@ -502,13 +508,38 @@ def sample_naive(model: nn.Module, params, key: jax.Array, num_samples: int, lab
     labels = _check_sample_args(model, labels, num_samples)
     h, w, c = model.image_shape
     n, d = num_samples, h * w * c
+    x, _ = sampling.ancestral(_naive_step(model, params, n, labels, cond_map), None, jnp.zeros((n, d), jnp.int32),
+                              key, 0, event=_event(model.num_values))
+    return x.reshape(n, h, w, c).astype(sample_dtype(model.num_values))
+
+
+def _naive_step(model: nn.Module, params, n: int, labels, cond_map):
+    """The naive sampler's step: the logits of sub-pixel i from one full network pass over x [N, H * W * C]."""
+    h, w, c = model.image_shape
+    d = h * w * c
 
     def step(cache, x, i):
         logits = model.apply({"params": params}, x.reshape(n, h, w, c), labels, **_map_kw(cond_map)).reshape(n, d, -1)
         return _step_logits(jax.lax.dynamic_index_in_dim(logits, i, 1, keepdims=False), model.num_values), cache
 
-    x, _ = sampling.ancestral(step, None, jnp.zeros((n, d), jnp.int32), key, 0, event=_event(model.num_values))
-    return x.reshape(n, h, w, c).astype(sample_dtype(model.num_values))
+    return step
+
+
+def _cached_step(model: nn.Module, params, n: int, labels, cond_map):
+    """(step, initial cache) of the cached sampler: the model's `init_cache` / `step` (a `GatedPixelCNN`'s cache
+    takes the labels and the map; a `PixelCNN`'s or a PixelRNN's takes only n)."""
+    variables = {"params": params}
+    if isinstance(model, GatedPixelCNN):
+        cache = model.apply(variables, labels, n, cond_map, method=GatedPixelCNN.init_cache)
+    else:
+        if cond_map is not None:
+            raise ValueError(f"a {type(model).__name__} takes no cond_map (only a GatedPixelCNN with map_conditioning)")
+        cache = model.apply(variables, n, method=type(model).init_cache)
+
+    def step(cache, x, i):
+        return model.apply(variables, cache, x, i, method=type(model).step)
+
+    return step, cache
 
 
 def sample_cached(model: nn.Module, params, key: jax.Array, num_samples: int, labels=None,
@@ -526,20 +557,101 @@ def sample_cached(model: nn.Module, params, key: jax.Array, num_samples: int, la
       NotImplementedError: a `PixelCNN` with more than one channel (use `sample_naive`).
     """
     labels = _check_sample_args(model, labels, num_samples)
-    variables = {"params": params}
-    if isinstance(model, GatedPixelCNN):
-        cache = model.apply(variables, labels, num_samples, cond_map, method=GatedPixelCNN.init_cache)
-    elif isinstance(model, PixelCNN):
-        if cond_map is not None:
-            raise ValueError("a PixelCNN takes no cond_map (only a GatedPixelCNN with map_conditioning)")
-        cache = model.apply(variables, num_samples, method=PixelCNN.init_cache)
-    else:
+    if not isinstance(model, (GatedPixelCNN, PixelCNN)):
         raise TypeError(f"sample_cached supports PixelCNN and GatedPixelCNN, got {type(model).__name__}")
+    step, cache = _cached_step(model, params, num_samples, labels, cond_map)
     h, w, _ = model.image_shape
-
-    def step(cache, x, i):
-        return model.apply(variables, cache, x, i, method=type(model).step)
-
     x, _ = sampling.ancestral(step, cache, jnp.zeros((num_samples, h * w), jnp.int32), key, 0,
                               event=_event(model.num_values))
     return x.reshape(num_samples, h, w, 1).astype(sample_dtype(model.num_values))
+
+
+# -- completion --------------------------------------------------------------------------------
+
+COMPLETION_METHODS = ("cached", "naive")
+
+
+def first_missing(observed) -> np.ndarray:
+    """The raster index of the first missing sub-pixel of each image: int [N] (H * W * C where none is missing).
+
+    Args:
+      observed: concrete bool [N, H, W, C], True where the pixel is observed.
+    """
+    flat = np.asarray(observed, bool).reshape(len(observed), -1)
+    return np.where(flat.all(1), flat.shape[1], np.argmin(flat, axis=1))
+
+
+def is_raster_prefix(observed) -> np.ndarray:
+    """bool [N]: whether the observed sub-pixels of each image are the first ones in raster order (rows top
+    to bottom, columns left to right, channels in order), e.g. the top rows and the left part of the row
+    below them: the masks for which `complete` samples the exact conditional.
+
+    Args:
+      observed: concrete bool [N, H, W, C].
+    """
+    flat = np.asarray(observed, bool).reshape(len(observed), -1)
+    return np.all(flat == (np.arange(flat.shape[1])[None] < first_missing(observed)[:, None]), axis=1)
+
+
+def complete(model: nn.Module, params, key: jax.Array, x: jax.Array, observed: jax.Array, start: int,
+             labels=None, method: str = "cached", cond_map=None) -> jax.Array:
+    """Completion: keep the observed sub-pixels of `x`, sample the others by ancestral sampling in raster order.
+
+    Positions before `start` keep the values of `x` (`sampling.ancestral`'s `given`); from `start` on, each
+    missing sub-pixel i is drawn from the model's p(x_i | x_<i) with the key `fold_in(key, i)` (the key of
+    sub-pixel i in `sample_naive` / `sample_cached`), and each observed one keeps its value. For an image
+    whose observed sub-pixels are a raster-order prefix (`is_raster_prefix`: all before its first missing
+    one, none after) the completion is an exact draw of p(x_missing | x_observed) = prod over missing i of
+    p(x_i | x_<i), the chain rule of the model's factorisation (van den Oord et al. 2016a, Eq. 1). For
+    other masks it is NOT a draw of that conditional: the observed pixels after a missing one are clamped
+    but cannot influence the pixels drawn before them (an approximation; a model that conditions on
+    all observed pixels -- the VAE's pseudo-Gibbs completion, the EBM's Langevin completion -- is needed).
+
+    "cached" (the model's `init_cache` / `step`, which visits every position from 0 to build its buffers;
+    `PixelCNN`, `GatedPixelCNN` and the PixelRNNs) and "naive" (one full network pass per position from
+    `start` on) draw the same completions for the same key (up to float rounding in the logits, as the
+    samplers).
+
+    Args:
+      model, params: a `PixelCNN` / `GatedPixelCNN` (or a model with the same call, `init_cache(n)` and
+        `step`, e.g. a PixelRNN) and its parameters.
+      key: PRNG key.
+      x: integer [N, H, W, C] pixels in [0, num_values); values at missing positions are ignored.
+      observed: bool [N, H, W, C], True where the value of `x` is kept.
+      start: static int, a raster position at or before every image's first missing sub-pixel
+        (`first_missing(observed).min()`): positions before it are observed in every image.
+      labels: int [N] for class-conditional models (completion from p(x | y)).
+      method: "cached" or "naive" (static).
+      cond_map: float32 [N, H, W, D] for a `GatedPixelCNN(map_conditioning=True)`.
+
+    Returns:
+      uint8 [N, H, W, C] (int32 for num_values > 256): equal to `x` where `observed`.
+
+    Raises:
+      ValueError: unknown `method`; labels missing for a class-conditional model.
+    """
+    if method not in COMPLETION_METHODS:
+        raise ValueError(f"method must be one of {list(COMPLETION_METHODS)}, got {method!r}")
+    n = x.shape[0]
+    labels = _check_sample_args(model, labels, n)
+    h, w, c = model.image_shape
+    d = h * w * c
+    values = jnp.asarray(x, jnp.int32).reshape(n, d)
+    keep = jnp.asarray(observed, bool).reshape(n, d)
+    event = _event(model.num_values)
+    if method == "naive":
+        step, cache, first = _naive_step(model, params, n, labels, cond_map), None, start
+    else:
+        (step, cache), first = _cached_step(model, params, n, labels, cond_map), 0
+
+    def clamped_step(cache, xs, i):  # the logits, plus whether pixel i is observed and its value
+        logits, cache = step(cache, xs, i)
+        at = functools.partial(jax.lax.dynamic_index_in_dim, index=i, axis=1, keepdims=False)
+        return (logits, at(keep), at(values)), cache
+
+    def draw_fn(k, out):
+        logits, kept, value = out
+        return jnp.where(kept, value, sampling.draw(k, logits, event=event))
+
+    out, _ = sampling.ancestral(clamped_step, cache, values, key, first, given=start, draw_fn=draw_fn)
+    return out.reshape(n, h, w, c).astype(sample_dtype(model.num_values))

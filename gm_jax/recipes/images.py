@@ -45,6 +45,7 @@ from gm_jax.distributions import nats_to_bits
 from gm_jax.evaluation import likelihood
 from gm_jax.experiment import Experiment
 from gm_jax.models import flows, pixelcnn, pixelrnn
+from gm_jax.sampling import completion_mask
 from gm_jax.viz import images as viz_images
 
 DATASETS = ("binarized_mnist", "mnist")
@@ -318,6 +319,186 @@ class PixelCNNExperiment(ClassConditional, ImageLikelihoodExperiment):
             return super().grid_images(params, key)
         labels = jnp.arange(self.num_grid_samples) % 10  # rows cycle through the digits
         return np.asarray(self.jit_sample(params, key, self.num_grid_samples, labels))
+
+    # -- completion (inpainting) -------------------------------------------------------------
+    @functools.cached_property
+    def _jit_complete(self):
+        return jax.jit(functools.partial(pixelcnn.complete, self.model), static_argnames=("start", "method"))
+
+    def complete(self, params, key: jax.Array, x, mask, labels=None, method=None,
+                 allow_approximate: bool = False) -> jax.Array:
+        """Keep the observed pixels of `x` and sample the missing ones from the model (`pixelcnn.complete`).
+
+        Exact -- a draw of p(x_missing | x_observed) (class-conditional models: given `labels` too) -- when
+        each image's observed pixels are a raster-order prefix (`pixelcnn.is_raster_prefix`: all pixels
+        before its first missing one, none after; e.g. the top half, or the top rows and part of the next):
+        the pixels from the first missing one on are drawn by ancestral sampling (`sampling.ancestral`
+        with `given`), p(x_i | x_<i) being the model's own factor (van den Oord et al. 2016a, Eq. 1). An
+        autoregressive model has no tractable conditional on pixels that come later in raster order, so
+        other masks raise ValueError unless `allow_approximate=True`, which clamps the observed pixels
+        after the first missing one and samples the others from p(x_i | x_<i): NOT the conditional (the
+        missing pixels ignore the observed pixels after them). For arbitrary masks use a model that
+        conditions on all observed pixels (the VAE's pseudo-Gibbs completion, Rezende et al. 2014 App. F,
+        or the EBM's Langevin completion).
+
+        Args:
+          params: the model's parameters.
+          key: PRNG key; the missing pixel with raster index i draws with `fold_in(key, i)`.
+          x: integer or bool [N, 28, 28, 1] pixels in {0, 1} (values at missing pixels are ignored).
+          mask: bool, or integers / floats in {0, 1}, True / 1 = observed: [N, 28, 28, 1], or [28, 28, 1] /
+            [28, 28] for the same mask on every image (`completion_mask`).
+          labels: int [N] (or an int) in 0..9 for class-conditional models; None for unconditional ones.
+          method: "cached" | "naive" (default `config.sampler`): the same completions for the same key.
+          allow_approximate: accept masks that are not raster prefixes (see above).
+
+        Returns:
+          uint8 [N, 28, 28, 1] in {0, 1}, equal to `x` where `mask` is observed.
+
+        Raises:
+          ValueError: `x` not [N, 28, 28, 1] pixels in {0, 1} (N >= 1); a mask of another shape, dtype or
+            values; an image with every pixel observed (nothing to complete) or none (an empty mask: use
+            `sample`); a mask that is not a raster prefix without `allow_approximate`; labels missing,
+            given to an unconditional model, or out of range.
+        """
+        method = self.sample_method(method)
+        x = np.asarray(x)
+        pixelcnn.check_pixels(x, self.model.num_values, self.data_shape)
+        if len(x) == 0:
+            raise ValueError("x holds no image (expected [N, 28, 28, 1] with N >= 1)")
+        observed = completion_mask(mask, x.shape)
+        if not allow_approximate and not pixelcnn.is_raster_prefix(observed).all():
+            bad = np.flatnonzero(~pixelcnn.is_raster_prefix(observed))
+            raise ValueError(
+                f"the mask of image(s) {bad[:5].tolist()} is not a raster-order prefix (observed pixels after a "
+                "missing one): an autoregressive model completes exactly only masks whose observed pixels all "
+                "come first in raster order (e.g. the top half). Use the VAE's pseudo-Gibbs or the EBM's Langevin "
+                "completion for arbitrary masks, or pass allow_approximate=True (not the exact conditional)")
+        if self.conditional:
+            if labels is None:
+                raise ValueError(f"{self.name} is class-conditional: complete needs labels (an int or int [N] in 0..9)")
+            labels = self.check_score_conditioning(len(x), labels=labels)["labels"]
+        elif labels is not None:
+            raise ValueError(f"{self.name} is unconditional: complete takes no labels")
+        start = int(pixelcnn.first_missing(observed).min())
+        return self._jit_complete(params, key, jnp.asarray(x, jnp.int32), jnp.asarray(observed), start=start,
+                                  labels=labels, method=method)
+
+    def completion_study(self, params, key: jax.Array, num_images: int = 1000, classifier=None,
+                         batch_size: int = 500, num_figure_images: int = 8, num_completions: int = 6,
+                         figure_path=None) -> dict:
+        """Bottom-half completion of binarized MNIST test digits, scored by the MNIST classifier.
+
+        The first `num_images` 8-bit `mnist` test images (they carry the labels; `binarized_mnist` has
+        none) are binarized once (`dynamic_binarize` with `fold_in(key, 0)`); their top 14 rows are kept
+        and the bottom 14 completed (`complete`, exact: a raster prefix; class-conditional models complete
+        from p(x | y) with the true labels). The classifier (`gm_jax.evaluation.classifier`, images
+        scaled to 0/255) classifies the real binarized digits and the completions.
+
+        Args:
+          params: the model's parameters; key: PRNG key.
+          num_images: test digits completed (>= 1, at most the test set).
+          classifier: a `gm_jax.evaluation.classifier.Classifier` (default: `get_classifier(data_dir=...)`).
+          batch_size: images per `complete` call.
+          num_figure_images, num_completions: the figure's digits (the first ones) and completions per
+            digit (drawn with other keys); figure_path: where to write it (None: no figure).
+
+        Returns:
+          {"num_images", "accuracy_real", "accuracy_completed", "accuracy_ratio" (completed / real),
+           "observed_rows": 14, "figure": path or None}.
+
+        Raises:
+          ValueError: `num_images` < 1 or above the test set's size.
+        """
+        from gm_jax.evaluation import classifier as classifier_lib
+
+        data = load_split("mnist", "test", self.config.data_dir or None)
+        if not 1 <= num_images <= len(data["image"]):
+            raise ValueError(f"num_images must be in [1, {len(data['image'])}], got {num_images}")
+        clf = classifier or classifier_lib.get_classifier(data_dir=self.config.data_dir or None)
+        real = np.asarray(dynamic_binarize(jax.random.fold_in(key, 0), data["image"][:num_images]))
+        labels = np.asarray(data["label"][:num_images], np.int32)
+        h = self.data_shape[0] // 2
+        mask = np.arange(self.data_shape[0])[:, None].repeat(self.data_shape[1], 1) < h  # [28, 28]: top rows
+        done_key, fig_key = jax.random.split(jax.random.fold_in(key, 1))
+        completed = np.concatenate([
+            np.asarray(self.complete(params, jax.random.fold_in(done_key, i), real[i:i + batch_size], mask,
+                                     labels[i:i + batch_size] if self.conditional else None))
+            for i in range(0, num_images, batch_size)])
+        acc_real = clf.accuracy(real * 255, labels)
+        acc_done = clf.accuracy(completed * 255, labels)
+        out = {"num_images": int(num_images), "accuracy_real": acc_real, "accuracy_completed": acc_done,
+               "accuracy_ratio": acc_done / acc_real if acc_real > 0 else float("nan"), "observed_rows": h,
+               "figure": None}
+        if figure_path is not None:
+            k = min(num_figure_images, num_images)
+            rep = np.repeat(real[:k], num_completions, axis=0)
+            rep_labels = np.repeat(labels[:k], num_completions) if self.conditional else None
+            fills = np.asarray(self.complete(params, fig_key, rep, mask, rep_labels))
+            viz_images.save_completions(figure_path, real[:k], mask, fills.reshape(k, num_completions,
+                                                                                   *self.data_shape),
+                                        f"{self.name}: top {h} rows kept, bottom completed "
+                                        f"({num_completions} draws per digit)")
+            out["figure"] = str(figure_path)
+        return out
+
+    # -- Bayes-rule classification (class-conditional models) ------------------------------------
+    @functools.cached_property
+    def _jit_class_log_likelihoods(self):
+        def per_class(params, x):
+            n = x.shape[0]
+            return jnp.stack([self._log_prob(params, x, jnp.full((n,), y, jnp.int32)) for y in range(10)], axis=1)
+
+        return jax.jit(per_class)
+
+    def class_log_likelihoods(self, params, x, batch_size: int = 500) -> np.ndarray:
+        """Exact log p(x | y) of every label y = 0..9, nats, float32 [N, 10] (10 network passes per batch).
+
+        Args:
+          x: integer or bool [N, 28, 28, 1] pixels in {0, 1}.
+          batch_size: images per jitted call.
+
+        Raises:
+          ValueError: an unconditional model (no p(x | y)); `x` not binary pixels [N, 28, 28, 1].
+        """
+        if not self.conditional:
+            raise ValueError(f"{self.name} is unconditional: class_log_likelihoods needs a class-conditional model "
+                             "(--config.conditional=True)")
+        x = np.asarray(x)
+        pixelcnn.check_pixels(x, self.model.num_values, self.data_shape)
+        return np.concatenate([np.asarray(self._jit_class_log_likelihoods(params, jnp.asarray(x[i:i + batch_size],
+                                                                                              jnp.int32)))
+                               for i in range(0, len(x), batch_size)])
+
+    def bayes_classify(self, params, x, batch_size: int = 500) -> np.ndarray:
+        """Bayes' rule with the uniform label prior of `log_prob` (p(y) = 1/10): argmax_y log p(x | y), int [N]
+        (`class_log_likelihoods`; same arguments and errors)."""
+        return np.argmax(self.class_log_likelihoods(params, x, batch_size), axis=1)
+
+    def bayes_study(self, params, key: jax.Array, num_images: int = 10_000, batch_size: int = 500) -> dict:
+        """Bayes-rule accuracy of a class-conditional model on the first `num_images` 8-bit `mnist` test digits,
+        binarized once with `fold_in(key, 0)` (`dynamic_binarize`).
+
+        Returns:
+          {"num_images", "bayes_accuracy" (fraction), "mean_log_likelihood_true_label_nats" (mean log p(x | y)
+           of the true labels), "mean_log_marginal_nats" (mean log (1/10) sum_y p(x | y)),
+           "per_class_accuracy" (10 fractions)}.
+
+        Raises:
+          ValueError: an unconditional model; `num_images` < 1 or above the test set's size.
+        """
+        data = load_split("mnist", "test", self.config.data_dir or None)
+        if not 1 <= num_images <= len(data["image"]):
+            raise ValueError(f"num_images must be in [1, {len(data['image'])}], got {num_images}")
+        x = np.asarray(dynamic_binarize(jax.random.fold_in(key, 0), data["image"][:num_images]))
+        labels = np.asarray(data["label"][:num_images])
+        ll = self.class_log_likelihoods(params, x, batch_size)
+        pred = np.argmax(ll, axis=1)
+        marginal = np.logaddexp.reduce(ll.astype(np.float64), axis=1) - np.log(10.0)
+        return {"num_images": int(num_images), "bayes_accuracy": float(np.mean(pred == labels)),
+                "mean_log_likelihood_true_label_nats": float(np.mean(ll[np.arange(len(x)), labels])),
+                "mean_log_marginal_nats": float(np.mean(marginal)),
+                "per_class_accuracy": [float(np.mean(pred[labels == c] == c)) if np.any(labels == c) else None
+                                       for c in range(10)]}
 
 
 class PixelRNNExperiment(PixelCNNExperiment):

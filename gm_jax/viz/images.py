@@ -36,3 +36,31 @@ def save_temperature_sweep(path, temperatures, rows, title: str = "", max_value:
     fig.tight_layout()
     fig.savefig(Path(path), dpi=100)
     plt.close(fig)
+
+
+def save_completions(path, images, mask, completions, title: str = "") -> Path:
+    """One row per image: the image, what the model saw (missing pixels grey), then its completions.
+
+    Args:
+      images: [K, H, W, C] in [0, 1] (binary pixels).
+      mask: bool [H, W] or [K, H, W, C], True = observed.
+      completions: [K, M, H, W, C] in [0, 1], M completions per image.
+      title: the figure's title.
+    """
+    plt = pyplot()
+    images, completions = np.asarray(images, np.float32), np.asarray(completions, np.float32)
+    k, m = completions.shape[:2]
+    observed = np.asarray(mask, bool)
+    observed = np.broadcast_to(observed[None, :, :, None] if observed.ndim == 2 else observed, images.shape)
+    seen = np.where(observed, images, 0.5)
+    rows = np.concatenate([images[:, None], seen[:, None], completions], axis=1).reshape(-1, *images.shape[1:])
+    fig, ax = plt.subplots(figsize=(0.75 * (m + 2) + 0.4, 0.75 * k + 0.6))
+    ax.imshow(np.asarray(image_grid(rows, cols=m + 2)), cmap="gray", vmin=0, vmax=255)
+    ax.set_xticks([(i + 0.5) * (images.shape[2] + 2) for i in range(m + 2)])
+    ax.set_xticklabels(["digit", "observed"] + [f"#{i + 1}" for i in range(m)], fontsize=7)
+    ax.set_yticks([])
+    ax.set_title(title, fontsize=8)
+    fig.tight_layout()
+    fig.savefig(Path(path), dpi=100)
+    plt.close(fig)
+    return Path(path)
