@@ -122,7 +122,7 @@ class Experiment(GaussianLatentExperiment):
     def complete(self, params, key, x, mask, num_steps: int = 100):
         """Keep the observed pixels of x (uint8 or float [N, 28, 28, 1] in {0, 1}; `mask` of its shape or
         [28, 28, 1], bool or 0/1, 1 = observed) and sample the rest by pseudo-Gibbs (`vae.complete`):
-        uint8 [N, 28, 28, 1]. Raises ValueError for a bad mask (`vae.check_mask`) or num_steps < 1."""
+        uint8 [N, 28, 28, 1]. Raises ValueError for a bad mask (`sampling.completion_mask`) or num_steps < 1."""
         return vae.complete(self.model, params, key, x, mask, num_steps)
 
 

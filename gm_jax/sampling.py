@@ -40,6 +40,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 
 @jax.tree_util.register_static
@@ -211,3 +212,50 @@ def ancestral(
 
     cache, x = jax.lax.fori_loop(start, stop, body, (cache, x))
     return x, cache
+
+
+def completion_mask(mask, x_shape):
+    """The one check of a completion (inpainting) mask: which pixels of images of shape `x_shape` are observed.
+
+    Every completion of the library (the autoregressive models' raster completion, the VAE's pseudo-Gibbs
+    chain, the EBM's Langevin on the missing pixels) keeps the observed pixels and samples the others.
+
+    Args:
+      mask: bool, or integers / floats with values in {0, 1} (True / 1 = observed), of shape [N, H, W, C]
+        (= `x_shape`), or [H, W, C] / [H, W] (the same mask for every image / and channel).
+      x_shape: the images' shape (N, H, W, C).
+
+    Returns:
+      bool [N, H, W, C]: a NumPy array for a concrete mask; under `jax.jit` (a traced mask) a jax array,
+      whose shape and dtype are checked but not its values.
+
+    Raises:
+      ValueError: another shape or dtype, values other than 0 / 1, an image with no observed pixel (an
+        empty mask: nothing to condition on, use `sample`) or with every pixel observed (nothing to complete).
+    """
+    n, h, w, c = tuple(x_shape)
+    shape = tuple(np.shape(mask))
+    if shape not in ((n, h, w, c), (h, w, c), (h, w)):
+        raise ValueError(f"mask must have shape [{n}, {h}, {w}, {c}] (the images'), [{h}, {w}, {c}] or [{h}, {w}] "
+                         f"(one mask for every image), got {list(shape)}")
+    dtype = np.dtype(mask.dtype) if hasattr(mask, "dtype") else np.asarray(mask).dtype
+    if not (dtype == np.bool_ or np.issubdtype(dtype, np.integer) or np.issubdtype(dtype, np.floating)):
+        raise ValueError(f"mask must be bool or hold only 0 / 1 (1 = observed), got dtype {dtype}")
+    if isinstance(mask, jax.core.Tracer):
+        m = jnp.asarray(mask).astype(bool)
+        return jnp.broadcast_to(m[..., None] if m.ndim == 2 else m, (n, h, w, c))
+    m = np.asarray(mask)
+    if dtype != np.bool_:
+        if not np.isin(m, (0, 1)).all():
+            raise ValueError(f"mask must be bool or hold only 0 / 1 (1 = observed), got dtype {dtype} with values "
+                             f"{np.unique(m)[:5].tolist()}")
+        m = m.astype(bool)
+    m = np.broadcast_to(m[..., None] if m.ndim == 2 else m, (n, h, w, c))
+    flat = m.reshape(n, -1)
+    if not flat.any(1).all():
+        raise ValueError(f"empty mask: image(s) {np.flatnonzero(~flat.any(1))[:5].tolist()} have no observed "
+                         "pixel (nothing to condition on; use sample)")
+    if flat.all(1).any():
+        raise ValueError(f"image(s) {np.flatnonzero(flat.all(1))[:5].tolist()} have every pixel observed "
+                         "(nothing to complete)")
+    return np.ascontiguousarray(m)

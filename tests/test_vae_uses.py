@@ -83,12 +83,12 @@ def test_complete_keeps_observed_pixels_and_is_deterministic(model_and_params, i
 
 
 @pytest.mark.parametrize("mask, match", [
-    (np.ones((6, 6), bool), "shape"),
+    (np.ones((6, 5), bool), "shape"),
     (np.ones((4, 6, 6, 2), bool), "shape"),
     (np.full((6, 6, 1), "a"), "dtype"),
-    (np.full((6, 6, 1), 2, np.int32), "0 \\(missing\\) or 1"),
+    (np.full((6, 6, 1), 2, np.int32), "only 0 / 1"),
     (np.zeros((6, 6, 1), bool), "no observed pixel"),
-    (np.ones((6, 6, 1), bool), "no missing pixel"),
+    (np.ones((6, 6, 1), bool), "every pixel observed"),
 ])
 def test_complete_rejects_bad_masks(model_and_params, images, mask, match):
     model, params = model_and_params
@@ -126,7 +126,7 @@ def test_vae_mnist_missing_data_training(tmp_path):
                                                                     {"missing_fraction": 1.0}, "vae_mnist"))
     x = np.asarray(batch["image"][:2])
     with pytest.raises(ValueError, match="mask must have"):
-        exp.complete(params, jax.random.key(0), x, np.ones((28, 28), bool))
+        exp.complete(params, jax.random.key(0), x, np.ones((27, 28), bool))
     viz_latent.save_manifold(tmp_path / "m.png", np.zeros((9, 28, 28, 1)), [-1.0, 0.0, 1.0])
     assert (tmp_path / "m.png").stat().st_size > 0
     with pytest.raises(ValueError, match="save_manifold"):

@@ -36,9 +36,9 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 import gm_jax.distributions as dist
+from gm_jax import sampling
 
 from gm_jax.nn import Conv, Dense, FractionallyStridedConv2D
 
@@ -300,35 +300,6 @@ def kl_weight(step, schedule: str = "sigmoid", steps: int = 1000):
 
 # -- what the model is for: completion, imputation, latent paths ------------------------------------------
 
-def check_mask(x, mask) -> None:
-    """Check a completion mask against images `x` [B, H, W, C] (1 / True = observed, kept).
-
-    `mask` has x's shape [B, H, W, C], or one image's [H, W, C] (the same mask for every image); dtype bool,
-    or integer / float with values in {0, 1}. Every image must keep at least one observed pixel (with none,
-    there is nothing to condition on: use `sample`) and miss at least one (otherwise nothing to complete).
-    Value checks run only on concrete arrays (not under jit: call this first).
-
-    Raises:
-      ValueError: any of the above.
-    """
-    x_shape, m_shape = tuple(jnp.shape(x)), tuple(jnp.shape(mask))
-    if m_shape not in (x_shape, x_shape[1:]):
-        raise ValueError(f"mask must have the images' shape {x_shape} or one image's {x_shape[1:]}, got {m_shape}")
-    dtype = mask.dtype if hasattr(mask, "dtype") else np.asarray(mask).dtype
-    if not (dtype == np.bool_ or np.issubdtype(dtype, np.integer) or np.issubdtype(dtype, np.floating)):
-        raise ValueError(f"mask must be bool or 0/1 integers or floats, got dtype {dtype}")
-    if isinstance(mask, jax.core.Tracer):
-        return
-    m = np.asarray(mask)
-    if dtype != np.bool_ and not np.all((m == 0) | (m == 1)):
-        raise ValueError("mask values must be 0 (missing) or 1 (observed)")
-    per_image = np.broadcast_to(m.astype(bool), x_shape).reshape(x_shape[0], -1)
-    if not per_image.any(-1).all():
-        raise ValueError("mask has an image with no observed pixel: nothing to condition on (use sample instead)")
-    if not (~per_image).any(-1).all():
-        raise ValueError("mask has an image with no missing pixel: nothing to complete")
-
-
 def impute_probs(model: VAE, params, x: jax.Array, mask: jax.Array) -> jax.Array:
     """Bernoulli means p(x = 1 | z) at z = the mean of q(z | `masked_input(x, mask)`): the one-step,
     deterministic imputation of the missing pixels (the observed ones are not replaced here).
@@ -356,20 +327,20 @@ def complete(model: VAE, params, key: jax.Array, x: jax.Array, mask: jax.Array, 
       model, params: the VAE.
       key: PRNG key (the same key gives the same completions).
       x: [B, H, W, C] values in {0, 1}.
-      mask: [B, H, W, C] or [H, W, C], bool or 0/1, 1 = observed (kept); see `check_mask`.
+      mask: [B, H, W, C], [H, W, C] or [H, W], bool or 0/1, 1 = observed (kept); see
+        `sampling.completion_mask` (under jit only its shape and dtype are checked).
       num_steps: int >= 1, chain steps.
 
     Returns:
       uint8 [B, H, W, C] in {0, 1}, equal to x on the observed pixels.
 
     Raises:
-      ValueError: a bad mask (`check_mask`), or num_steps < 1.
+      ValueError: a bad mask (`sampling.completion_mask`), or num_steps < 1.
     """
-    check_mask(x, mask)
+    observed = jnp.asarray(sampling.completion_mask(mask, jnp.shape(x)))
     if int(num_steps) < 1:
         raise ValueError(f"num_steps must be >= 1, got {num_steps}")
     x = jnp.asarray(x, jnp.float32)
-    observed = jnp.broadcast_to(jnp.asarray(mask).astype(bool), x.shape)
     apply = functools.partial(model.apply, {"params": params})
 
     def step(i, x_t):
