@@ -49,6 +49,7 @@ def get_config() -> ml_collections.ConfigDict:
     3,000 updates of batch 128; samples by 2,000 SGLD steps from uniform noise."""
     c = config_lib.base_config()
     c.problem = "ring8"  # ring8 | moons
+    c.negatives = "replay"  # replay (Du & Mordatch) | short_run (Nijkamp et al. 2019: every chain from noise)
     c.hidden = (128, 128, 128)
     c.step_size = 0.005  # Langevin eps
     c.noise_scale = 1.0  # 1 = exact SGLD

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import gm_jax
+from gm_jax import config as config_lib
 from gm_jax.models import ebm
 from gm_jax.training import TrainStep
 from gm_jax.training.loop import run_keys, train_and_evaluate
@@ -99,3 +100,70 @@ def test_ebm_toy_run_load_energy_and_no_log_prob(tmp_path):
     assert e.shape == (16,) and np.all(np.isfinite(np.asarray(e)))
     with pytest.raises(NotImplementedError, match="intractable"):
         model.log_prob(np.asarray(x))
+
+
+def _mnist_tiny(**overrides):
+    from experiments import ebm_mnist
+    return gm_jax.api.build("ebm_mnist", ebm_mnist.get_test_config(), **overrides)
+
+
+def test_short_run_negatives_start_from_noise_not_the_buffer():
+    """negatives="short_run" (Nijkamp et al. 2019): the update does not read the buffer; "replay" does."""
+    out = {}
+    for negatives in ("short_run", "replay"):
+        experiment = gm_jax.api.build("ebm_toy", **TINY, negatives=negatives, reinit_prob=0.0)
+        state = jax.tree_util.tree_map(np.array, experiment.init_state(run_keys(0)["init"]))
+        batch = next(experiment.train_batches())
+        step = TrainStep(experiment.update, "none")
+        params = []
+        for buffer in (state.buffer, np.ones_like(state.buffer)):
+            s, _ = step(step.put_state(jax.tree_util.tree_map(np.array, state.replace(buffer=buffer))), batch,
+                        jax.random.key(1))
+            params.append(jax.tree_util.tree_leaves(step.get_state(s).params))
+        out[negatives] = max(float(np.max(np.abs(np.asarray(a) - np.asarray(b)))) for a, b in zip(*params))
+    assert out["short_run"] == 0.0 and out["replay"] > 0.0, out
+
+
+def test_pca_gmm_initial_distribution():
+    """init="pca_gmm": p0 draws a GMM component's PCA coordinates and decodes them to images in [0, 1]."""
+    from experiments import ebm_mnist
+    rng = np.random.default_rng(0)
+    basis = np.linalg.qr(rng.normal(size=(784, 3)))[0].T.astype(np.float32)  # orthonormal rows
+    means = np.array([[4.0, 0.0, 0.0], [0.0, -4.0, 0.0]], np.float32)
+    setup = {"pca_mean": np.full(784, 0.5, np.float32), "pca_basis": basis, "gmm_means": means,
+             "gmm_logits": np.log(np.array([0.25, 0.75], np.float32)),
+             "gmm_covs": np.tile(1e-8 * np.eye(3, dtype=np.float32), (2, 1, 1))}
+    config = config_lib.apply_overrides(ebm_mnist.get_test_config(), {"init": "pca_gmm", "init_pca_dim": 3})
+    experiment = ebm_mnist.Experiment.with_data_setup(config, setup)
+    x = np.asarray(jax.jit(lambda k: experiment.noise(k, 400))(jax.random.key(0))).reshape(400, 784)
+    decoded = np.clip(0.5 + means @ basis, 0.0, 1.0)  # the two components' images
+    dist = np.abs(x[:, None, :] - decoded[None]).max(-1)  # [400, 2]
+    assert np.all(dist.min(1) < 1e-3)  # every draw is one component decoded
+    share = np.mean(dist.argmin(1) == 1)
+    assert 0.65 < share < 0.85, share  # in proportion to the weights 0.25 / 0.75
+    with pytest.raises(ValueError, match=r"config\.init=.*valid choices"):
+        gm_jax.api.build("ebm_mnist", init="gaussian")
+
+
+def test_complete_keeps_observed_pixels_and_checks_masks():
+    experiment = _mnist_tiny(sample_steps=3, init="uniform")
+    params = experiment.init_params(jax.random.key(0))
+    x = experiment._split("test")["image"][:3]
+    mask = np.zeros((28, 28), bool)
+    mask[:14] = True  # top half observed
+    y = np.asarray(experiment.complete(params, jax.random.key(1), x, mask))
+    assert y.shape == x.shape and y.dtype == np.uint8
+    np.testing.assert_array_equal(y[:, :14], x[:, :14])
+    assert np.any(y[:, 14:] != x[:, 14:])
+    with pytest.raises(ValueError, match="mask must have shape"):
+        experiment.complete(params, jax.random.key(1), x, np.ones((27, 28), bool))
+    with pytest.raises(ValueError, match="mask must be bool or hold only 0 / 1"):
+        experiment.complete(params, jax.random.key(1), x, np.full((28, 28), 0.5))
+    with pytest.raises(ValueError, match="empty mask"):
+        experiment.complete(params, jax.random.key(1), x, np.zeros((28, 28), bool))
+    with pytest.raises(ValueError, match="every pixel observed"):
+        experiment.complete(params, jax.random.key(1), x, np.ones((28, 28), bool))
+    with pytest.raises(ValueError, match=r"images \[N >= 1, 28, 28, 1\]"):
+        experiment.complete(params, jax.random.key(1), x[:, :20], mask)
+    with pytest.raises(ValueError, match="floats in \\[0, 1\\]"):
+        experiment.complete(params, jax.random.key(1), x.astype(np.float32), mask)  # 0..255 floats

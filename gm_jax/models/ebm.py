@@ -29,6 +29,12 @@ Training (Du & Mordatch Algorithm 1, Sec. 3.3-3.4), one update:
    with x+ a data batch;
 4. write x- back into the buffer at the slots it came from.
 
+Short-run training (Nijkamp et al. 2019, "Learning Non-Convergent
+Non-Persistent Short-Run MCMC Toward Energy-Based Model", Algorithm 1) is the
+same update with step 1 replaced by fresh draws of a fixed initial
+distribution p0 (no buffer): the K-step chain from p0 is then itself the
+sampler the loss fits to the data, used as is for sampling.
+
 The update itself, with its replay buffer and the averaging over devices
 under pmap, is `gm_jax.recipes.energy.EBMExperiment.update`.
 """

@@ -1,5 +1,8 @@
-"""The energy-based family: contrastive divergence with Langevin negatives from a replay buffer
-(Du & Mordatch 2019, Algorithm 1), on 2-D toy data and on MNIST.
+"""The energy-based family: contrastive divergence with Langevin negatives, on 2-D toy data and on MNIST.
+
+The negatives come from a replay buffer (`config.negatives = "replay"`, Du & Mordatch 2019, Algorithm 1)
+or from short-run chains started afresh from the initial distribution p0 at every update
+(`"short_run"`, Nijkamp et al. 2019), which is then also how `sample` draws.
 
 * `EBMExperiment`: the train state `EBMState` (a TrainState plus the replay buffer) and the update;
 * `ToyEBMExperiment`: an MLP energy on a ring of Gaussians or two moons; mode coverage and the
@@ -20,7 +23,7 @@ import optax
 from flax.training.train_state import TrainState
 
 from gm_jax import viz
-from gm_jax.config import Range
+from gm_jax.config import Choice, Range
 from gm_jax.data import load_split, toy, train_batches
 from gm_jax.evaluation import classifier as classifier_lib
 from gm_jax.evaluation import sample_quality
@@ -42,18 +45,23 @@ class EBMState(TrainState):
 
 
 class EBMExperiment(Experiment):
-    """Base of the EBM experiments: state `EBMState`, update = one step of Du & Mordatch Algorithm 1.
+    """Base of the EBM experiments: state `EBMState`, update = one step of Du & Mordatch Algorithm 1
+    (`config.negatives = "replay"`, the default when the config has no `negatives`) or of Nijkamp et al.
+    2019's short-run training (`"short_run"`).
 
     One update (see `gm_jax.models.ebm`): draw the negative chains' starting points from the replay
-    buffer (each re-initialised from uniform noise with probability `reinit_prob`), run
+    buffer, each re-initialised from p0 (`noise`: uniform noise unless a subclass says otherwise) with
+    probability `reinit_prob` ("replay"), or all from p0 ("short_run": "Learning Non-Convergent
+    Non-Persistent Short-Run MCMC Toward Energy-Based Model", Sec. 3, Algorithm 1; the buffer is not
+    read, and `sample` runs the same chains from p0, with `sample_steps` = `langevin_steps` to match), run
     `langevin_steps` Langevin steps from them (no gradient through the chain), descend the
     contrastive-divergence loss with the energy regulariser `alpha`, and write the negatives back
     at the slots they came from. Under pmap each device runs its share of the chains, gradients
     and metrics are averaged and the buffer writes are gathered, so every replica keeps the same
     buffer and the update equals the single-device one.
 
-    Config fields used: `step_size`, `noise_scale`, `langevin_steps` (training
-    chains), `sample_steps` (chains of `sample`, from uniform noise),
+    Config fields used: `negatives`, `step_size`, `noise_scale`, `langevin_steps` (training
+    chains), `sample_steps` (chains of `sample`, from p0),
     `buffer_size`, `reinit_prob`, `alpha` (energy regulariser),
     `learning_rate`, `beta1`, `beta2`, `grad_clip`.
     Subclasses set `self.net` (a Linen module x [B, ...] -> [B]), `self.box`
@@ -64,7 +72,8 @@ class EBMExperiment(Experiment):
 
     net: nn.Module
     box: tuple[float, float]
-    schema = {"reinit_prob": Range(0.0, 1.0), "alpha": Range(0.0), "grad_clip": Range(0.0),
+    schema = {"negatives": Choice("replay", "short_run"), "reinit_prob": Range(0.0, 1.0), "alpha": Range(0.0),
+              "grad_clip": Range(0.0),
               "step_size": Range(0.0, lo_open=True), "noise_scale": Range(0.0),
               "langevin_steps": Range(1, integer=True), "sample_steps": Range(1, integer=True),
               "buffer_size": Range(1, integer=True), "beta1": Range(0.0, 1.0, hi_open=True),
@@ -72,6 +81,7 @@ class EBMExperiment(Experiment):
 
     def __init__(self, config):
         super().__init__(config)
+        self.negatives = config.get("negatives", "replay")
         ebm.check_langevin(config.step_size, config.noise_scale, config.langevin_steps)
         ebm.check_langevin(config.step_size, config.noise_scale, config.sample_steps)
         if config.buffer_size < config.batch_size:
@@ -83,7 +93,7 @@ class EBMExperiment(Experiment):
         return self.net.apply({"params": params}, jnp.asarray(x, jnp.float32))
 
     def noise(self, key: jax.Array, n: int) -> jax.Array:
-        """Uniform noise over the data box: float32 [n, *data_shape]."""
+        """p0, the chains' starting distribution: uniform noise over the data box, float32 [n, *data_shape]."""
         return jax.random.uniform(key, (n, *self.data_shape), jnp.float32, *self.box)
 
     def optimizer(self) -> optax.GradientTransformation:
@@ -113,7 +123,10 @@ class EBMExperiment(Experiment):
         idx = jax.vmap(lambda kk: jax.random.randint(kk, (), 0, c.buffer_size))(k[:, 0])
         reinit = jax.vmap(lambda kk: jax.random.uniform(kk) < c.reinit_prob)(k[:, 1])
         fresh = jax.vmap(lambda kk: self.noise(kk, 1)[0])(k[:, 2])
-        x0 = jnp.where(reinit.reshape((b,) + (1,) * len(self.data_shape)), fresh, state.buffer[idx])
+        if self.negatives == "short_run":  # Nijkamp et al. 2019: every chain starts from p0
+            x0 = fresh
+        else:
+            x0 = jnp.where(reinit.reshape((b,) + (1,) * len(self.data_shape)), fresh, state.buffer[idx])
         x_neg = jax.lax.stop_gradient(self.chains(state.params, x0, k[:, 3], c.langevin_steps))
         x_pos = self.positive(batch)
         (loss, metrics), grads = jax.value_and_grad(
@@ -129,7 +142,7 @@ class EBMExperiment(Experiment):
         raise NotImplementedError
 
     def sample(self, params, key: jax.Array, num_samples: int) -> jax.Array:
-        """`sample_steps` Langevin steps from uniform noise over the data box: float32 [num_samples, *data_shape]."""
+        """`sample_steps` Langevin steps from p0 (`noise`): float32 [num_samples, *data_shape]."""
         k0, k1 = jax.random.split(key)
         return self.chains(params, self.noise(k0, num_samples), k1, self.config.sample_steps)
 
@@ -230,7 +243,13 @@ class ToyEBMExperiment(ToyData, EBMExperiment):
 class ImageEBMExperiment(EBMExperiment):
     """A convolutional energy (`ebm.EnergyCNN(config.channels)`) on MNIST scaled to [0, 1]; samples uint8.
 
-    Config fields used besides the EBM's: `channels`, `num_eval_samples`, `classifier_dir`.
+    p0 (`noise`, `config.init`): `"uniform"` noise on [0, 1], or `"pca_gmm"`: a full-covariance GMM of the
+    training images' PCA coordinates (`compute_data_setup`, stored with the run), decoded and clipped to
+    [0, 1] -- a fixed base distribution that short-run chains start from (Nijkamp et al. 2019 allow any
+    fixed p0; a fitted one is the base model of cooperative learning, Xie et al. 2018).
+
+    Config fields used besides the EBM's: `channels`, `num_eval_samples`, `classifier_dir`, `init`
+    (default "uniform" when absent), `init_pca_dim`, `init_components`, `init_em_iters`.
     """
 
     data_kind = "uint8"
@@ -240,6 +259,38 @@ class ImageEBMExperiment(EBMExperiment):
         super().__init__(config)
         self.net = ebm.EnergyCNN(tuple(config.channels))
         self.box = (0.0, 1.0)
+        self.init = config.get("init", "uniform")
+        if self.init == "pca_gmm":  # the fitted PCA and mixture are the data setup (`Experiment.data_setup`)
+            self.setup_fields = ("data_dir", "seed", "init_pca_dim", "init_components", "init_em_iters")
+            self.setup_arrays = ("pca_mean", "pca_basis", "gmm_logits", "gmm_means", "gmm_covs")
+
+    def compute_data_setup(self) -> dict[str, np.ndarray]:
+        """For `init = "pca_gmm"`: the PCA of the training images in [0, 1] (`pca_mean` float32 [784],
+        `pca_basis` float32 [init_pca_dim, 784], scikit-learn's PCA) and a full-covariance GMM of their
+        coordinates fitted by EM (`gm_jax.models.gmm.fit`, `init_components` components, `init_em_iters`
+        iterations from k-means++, covariance floor 1e-4): `gmm_logits` [K], `gmm_means` [K, D],
+        `gmm_covs` [K, D, D]."""
+        from sklearn.decomposition import PCA
+
+        c = self.config
+        x = self._split("train")["image"].reshape(-1, 784).astype(np.float32) / 255.0
+        pca = PCA(int(c.init_pca_dim), svd_solver="randomized", random_state=int(c.seed)).fit(x)
+        z = pca.transform(x).astype(np.float32)
+        with jax.ensure_compile_time_eval():  # first needed inside a jitted function (p0 of init_state)
+            params, _ = gmm.fit(z, int(c.init_components), jax.random.key(c.seed),
+                                num_iters=int(c.init_em_iters), reg_covar=1e-4)
+        return {"pca_mean": pca.mean_.astype(np.float32), "pca_basis": pca.components_.astype(np.float32),
+                **{f"gmm_{k}": np.asarray(v, np.float32) for k, v in params.items()}}
+
+    def noise(self, key: jax.Array, n: int) -> jax.Array:
+        """The chains' starting distribution p0, float32 [n, 28, 28, 1] in [0, 1]: `init = "uniform"` uniform
+        noise; `"pca_gmm"` a draw of the fitted mixture decoded through the PCA, clipped to [0, 1]."""
+        if self.init == "uniform":
+            return super().noise(key, n)
+        s = self.data_setup
+        z = gmm.sample({k: jnp.asarray(s[f"gmm_{k}"]) for k in ("logits", "means", "covs")}, key, n)
+        x = jnp.asarray(s["pca_mean"]) + z @ jnp.asarray(s["pca_basis"])
+        return jnp.clip(x, 0.0, 1.0).reshape(n, *self.data_shape)
 
     def _split(self, split: str) -> dict:
         return {"image": load_split("mnist", split, self.config.data_dir or None)["image"]}
@@ -255,6 +306,56 @@ class ImageEBMExperiment(EBMExperiment):
         x = super().sample(params, key, num_samples)
         return jnp.round(jnp.clip(x, 0.0, 1.0) * 255.0).astype(jnp.uint8)
 
+    def complete(self, params, key: jax.Array, x, mask, num_steps: int | None = None) -> jax.Array:
+        """Inpainting: Langevin on the missing pixels only, the observed ones clamped (issue 22, item 2).
+
+        The chains start from `noise` (the sampler's p0) with the observed pixels set to `x`, and run
+        `num_steps` steps of `langevin` (the config's step size, noise scale and box) on
+        y -> E(where(observed, x, y)): the observed entries of the chain never reach the energy (their
+        gradient is zero) and the output takes them from `x`, so only the missing pixels move, along the
+        conditional exp(-E(x_obs, y_miss)) (image completion, Du & Mordatch 2019, Sec. 4). With
+        `negatives = "short_run"` this is the trained short-run process with the observed pixels held fixed.
+
+        Args:
+          params: the energy network's parameters.
+          key: a PRNG key.
+          x: images [N, 28, 28, 1], uint8 0..255 or float in [0, 1] (N >= 1).
+          mask: bool, or integers / floats in {0, 1}, True / 1 = observed: [N, 28, 28, 1], or [28, 28, 1] /
+            [28, 28] for the same mask on every image (`gm_jax.sampling.completion_mask`).
+          num_steps: Langevin steps (default `config.sample_steps`).
+
+        Returns:
+          uint8 [N, 28, 28, 1] (0..255, as `sample`), equal to round(255 x) where `mask` is observed.
+
+        Raises:
+          ValueError: `x` not [N, 28, 28, 1] uint8 or float in [0, 1]; a mask of another shape, dtype or
+            values; an image with no observed pixel (use `sample`) or with every pixel observed; bad num_steps.
+        """
+        from gm_jax.sampling import completion_mask
+
+        x = np.asarray(x)
+        if x.ndim != 4 or x.shape[1:] != self.data_shape or x.shape[0] < 1:
+            raise ValueError(f"complete expects images [N >= 1, 28, 28, 1], got shape {list(x.shape)}")
+        if x.dtype == np.uint8:
+            x = x.astype(np.float32) / 255.0
+        elif not np.issubdtype(x.dtype, np.floating) or not np.all((x >= 0) & (x <= 1)):
+            raise ValueError(f"complete expects uint8 images or floats in [0, 1], got dtype {x.dtype}")
+        observed = jnp.asarray(completion_mask(mask, x.shape))
+        c = self.config
+        steps = c.sample_steps if num_steps is None else num_steps
+        ebm.check_langevin(c.step_size, c.noise_scale, steps)
+        x = jnp.asarray(x, jnp.float32)
+
+        @jax.jit
+        def run(params, key):
+            clamp = lambda y: jnp.where(observed, x, y)  # noqa: E731
+            k0, k1 = jax.random.split(key)
+            y = ebm.langevin(lambda y: self.energy(params, clamp(y)), clamp(self.noise(k0, x.shape[0])), k1,
+                             c.step_size, steps, c.noise_scale, self.box)
+            return jnp.round(clamp(y) * 255.0).astype(jnp.uint8)
+
+        return run(params, key)
+
     def energy(self, params, x: jax.Array) -> jax.Array:
         """E(x) float32 [B] of images float in [0, 1] [B, 28, 28, 1] (uint8 images are scaled by 1/255)."""
         x = jnp.asarray(x)
@@ -268,11 +369,26 @@ class ImageEBMExperiment(EBMExperiment):
                                for i in range((n + bs - 1) // bs)])[:n]
 
     def evaluate(self, params, key: jax.Array) -> dict:
+        """`mnist_fid` / `mnist_is` of `num_eval_samples` samples; `class_shares` (the classifier's argmax
+        over the samples, [10] summing to 1), `min_class_share`, `class_kl_nats` (KL of the shares from the
+        test labels'); `initial_mnist_fid`: the chains' starting points alone (p0, no Langevin step), so
+        the energy's part shows; `real_test_mnist_fid_same_n`: as many real test images (the FID's
+        small-sample floor); mean energies of test images and samples."""
         c = self.config
         clf, reference = classifier_lib.classifier_and_reference(c.classifier_dir or None, c.data_dir or None)
-        x = self._samples(params, key, c.num_eval_samples)
-        test = self._split("test")["image"][:1000]
-        out = {"mnist_fid": sample_quality.mnist_fid(clf, x, reference), "mnist_is": sample_quality.mnist_is(clf, x),
+        n = int(c.num_eval_samples)
+        x = self._samples(params, key, n)
+        test_split = load_split("mnist", "test", c.data_dir or None)
+        test = test_split["image"][:1000]
+        fid, score, logits = sample_quality.mnist_fid_and_is(clf, x, reference)
+        shares, class_kl = sample_quality.class_share_kl(np.argmax(logits, 1), test_split["label"], logits.shape[1])
+        x0 = np.asarray(jax.jit(lambda k: self.noise(k, n))(jax.random.fold_in(key, 10**6)))
+        x0 = np.round(np.clip(x0, 0.0, 1.0) * 255.0).astype(np.uint8)
+        out = {"mnist_fid": fid, "mnist_is": score,
+               "class_shares": [round(float(v), 4) for v in shares], "class_kl_nats": class_kl,
+               "min_class_share": float(shares.min()), "negatives": self.negatives, "init": self.init,
+               "initial_mnist_fid": sample_quality.mnist_fid(clf, x0, reference),
+               "real_test_mnist_fid_same_n": sample_quality.mnist_fid(clf, test_split["image"][:n], reference),
                "real_test_vs_train_mnist_fid": clf.info.get("real_test_vs_train_mnist_fid"),
                "real_test_mnist_is": clf.info.get("real_test_mnist_is"),
                "num_eval_samples": int(c.num_eval_samples), "sample_steps": int(c.sample_steps),
