@@ -36,6 +36,7 @@ from gm_jax.data import load_split
 from gm_jax.models import gmm
 from gm_jax.recipes.classical import PCAGMMExperiment
 from gm_jax.viz import classify as classify_viz
+from gm_jax.viz import curves
 
 NUM_CLASSES = 10
 
@@ -62,6 +63,11 @@ def by_class(x, y, multiple: int = 8) -> tuple[np.ndarray, np.ndarray]:
 def _per_class(params: dict, num_components: int) -> dict:
     """GMM parameters over 10 M components -> a leading class axis: logits [10, M], means [10, M, D], ..."""
     return jax.tree_util.tree_map(lambda a: a.reshape(NUM_CLASSES, num_components, *a.shape[1:]), params)
+
+
+def class_log_prior(logits: jax.Array) -> jax.Array:
+    """log p(y), float32 [10], of the class GMM's mixing logits [10 M] (class y's components summed), nats."""
+    return logsumexp(logits.reshape(NUM_CLASSES, -1), axis=-1) - logsumexp(logits)
 
 
 def _merged(stats: dict) -> dict:
@@ -96,8 +102,7 @@ def class_em_step(params: dict, xs: jax.Array, w: jax.Array, num_components: int
         return gmm.sufficient_stats(x, jnp.exp(lp - norm) * wc[:, None], covariance_type), jnp.sum(wc * norm[:, 0])
 
     stats, ll = jax.vmap(one_class, in_axes=(0, 1, 1))(per_class, xs, w)
-    log_prior = logsumexp(per_class["logits"], axis=-1) - logsumexp(params["logits"])  # log p(y)
-    ll, count = jnp.sum(ll + log_prior * jnp.sum(w, 0)), jnp.sum(w)
+    ll, count = jnp.sum(ll + class_log_prior(params["logits"]) * jnp.sum(w, 0)), jnp.sum(w)
     stats = _merged(stats)
     if axis_name:
         stats, ll, count = jax.lax.pmean((stats, ll, count), axis_name)
@@ -341,9 +346,8 @@ class ClassGMMExperiment(PCAGMMExperiment):
                 "figures": ["samples.png", "learning_curve.png", "log_likelihood.png"]}
 
     def class_log_prior(self, params) -> jax.Array:
-        """log p(y), float32 [10]: the summed mixing weights of each class's components."""
-        return logsumexp(params["gmm"]["logits"].reshape(NUM_CLASSES, -1), axis=-1) - \
-            logsumexp(params["gmm"]["logits"])
+        """log p(y), float32 [10]: the summed mixing weights of each class's components (`class_log_prior`)."""
+        return class_log_prior(params["gmm"]["logits"])
 
     def write_artifacts(self, params, key: jax.Array, workdir: Path) -> None:
         workdir = Path(workdir)
@@ -354,6 +358,4 @@ class ClassGMMExperiment(PCAGMMExperiment):
         classify_viz.save_learning_curve(workdir / "learning_curve.png", curve,
                                          f"{self.name}: class GMM (Bayes' rule) vs logistic regression, "
                                          f"PCA {self.config.pca_dim}")
-        from gm_jax.viz import curves
-
         curves.save_em_curve(workdir / "metrics.jsonl", workdir / "log_likelihood.png", f"{self.name}: supervised EM")

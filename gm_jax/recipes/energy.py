@@ -31,6 +31,7 @@ from gm_jax.evaluation import toy as toy_eval
 from gm_jax.experiment import Experiment
 from gm_jax.models import ebm, gmm
 from gm_jax.recipes.toy import ToyData
+from gm_jax.sampling import completion_mask
 from gm_jax.training import checkpoint
 from gm_jax.training.loop import run_keys
 from gm_jax.nn import pmean
@@ -303,7 +304,11 @@ class ImageEBMExperiment(EBMExperiment):
 
     def sample(self, params, key: jax.Array, num_samples: int) -> jax.Array:
         """uint8 [num_samples, 28, 28, 1]: `sample_steps` Langevin steps from uniform noise, scaled to 0..255."""
-        x = super().sample(params, key, num_samples)
+        return self.to_uint8(super().sample(params, key, num_samples))
+
+    @staticmethod
+    def to_uint8(x: jax.Array) -> jax.Array:
+        """Images float in [0, 1] (clipped) -> uint8 0..255, the data's own form (rounded)."""
         return jnp.round(jnp.clip(x, 0.0, 1.0) * 255.0).astype(jnp.uint8)
 
     def complete(self, params, key: jax.Array, x, mask, num_steps: int | None = None) -> jax.Array:
@@ -331,8 +336,6 @@ class ImageEBMExperiment(EBMExperiment):
           ValueError: `x` not [N, 28, 28, 1] uint8 or float in [0, 1]; a mask of another shape, dtype or
             values; an image with no observed pixel (use `sample`) or with every pixel observed; bad num_steps.
         """
-        from gm_jax.sampling import completion_mask
-
         x = np.asarray(x)
         if x.ndim != 4 or x.shape[1:] != self.data_shape or x.shape[0] < 1:
             raise ValueError(f"complete expects images [N >= 1, 28, 28, 1], got shape {list(x.shape)}")
@@ -352,7 +355,7 @@ class ImageEBMExperiment(EBMExperiment):
             k0, k1 = jax.random.split(key)
             y = ebm.langevin(lambda y: self.energy(params, clamp(y)), clamp(self.noise(k0, x.shape[0])), k1,
                              c.step_size, steps, c.noise_scale, self.box)
-            return jnp.round(clamp(y) * 255.0).astype(jnp.uint8)
+            return self.to_uint8(clamp(y))
 
         return run(params, key)
 
@@ -382,8 +385,7 @@ class ImageEBMExperiment(EBMExperiment):
         test = test_split["image"][:1000]
         fid, score, logits = sample_quality.mnist_fid_and_is(clf, x, reference)
         shares, class_kl = sample_quality.class_share_kl(np.argmax(logits, 1), test_split["label"], logits.shape[1])
-        x0 = np.asarray(jax.jit(lambda k: self.noise(k, n))(jax.random.fold_in(key, 10**6)))
-        x0 = np.round(np.clip(x0, 0.0, 1.0) * 255.0).astype(np.uint8)
+        x0 = np.asarray(jax.jit(lambda k: self.to_uint8(self.noise(k, n)))(jax.random.fold_in(key, 10**6)))
         out = {"mnist_fid": fid, "mnist_is": score,
                "class_shares": [round(float(v), 4) for v in shares], "class_kl_nats": class_kl,
                "min_class_share": float(shares.min()), "negatives": self.negatives, "init": self.init,
