@@ -36,7 +36,7 @@ import gm_jax
 from gm_jax import config as config_lib
 from gm_jax import distributions
 from gm_jax.api import Model
-from gm_jax.data import synthetic
+from gm_jax.data import load_split, synthetic
 from gm_jax.training.loop import RESULTS_FILE, train, train_and_evaluate
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -134,8 +134,9 @@ def test_end_to_end(name, parallel, tmp_path, monkeypatch):
         loaded = gm_jax.load(tmp_path)
     assert loaded.step == 2 and loaded.config.to_dict() == experiment.config.to_dict()
     key = jax.random.key(7)
-    x = trained.sample(key, 4)
-    np.testing.assert_array_equal(np.asarray(x), np.asarray(trained.sample(key, 4)))
+    given = _required_conditioning(experiment, 4)
+    x = trained.sample(key, 4, **given)
+    np.testing.assert_array_equal(np.asarray(x), np.asarray(trained.sample(key, 4, **given)))
     for method in experiment.sample_methods:  # every sampler of an autoregressive model draws the same samples
         if method != experiment.sample_method():  # (the default one drew x)
             np.testing.assert_array_equal(np.asarray(x), np.asarray(trained.sample(key, 4, method=method)),
@@ -183,6 +184,13 @@ def check_conditionals(model, x, per, **conditioning) -> None:
     targets = experiment.conditionals_targets(experiment.check_data(x))
     lp = np.asarray(CONDITIONALS_LOG_PROB[experiment.conditionals_kind](cond, targets))
     np.testing.assert_allclose(lp.reshape(*per.shape, -1).sum(-1), per, rtol=1e-5, atol=1e-4)
+
+
+def _required_conditioning(experiment, n: int) -> dict:
+    """What `sample` cannot draw without: a translator's `inputs` (`make_input` of n synthetic test digits)."""
+    if "inputs" not in experiment.conditioning:
+        return {}
+    return {"inputs": experiment.make_input(load_split("mnist", "test", "synthetic")["image"][:n])}
 
 
 def _no_data_read(data_dir):

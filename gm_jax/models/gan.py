@@ -102,6 +102,34 @@ def generator_loss(name: str) -> Callable[[jax.Array], jax.Array]:
     raise ValueError(f"unknown generator loss {name!r}; valid choices: {list(GENERATOR_LOSSES)}")
 
 
+class MinimaxObjective:
+    """The game of Goodfellow et al. 2014 (Eq. 1) as the two players' losses: the discriminator's `-V`
+    (binary cross-entropy of data vs fakes) and the generator loss called `generator_loss`.
+
+    The discriminator's output is logits, float [B] (or any shape: the losses average over it, so a
+    PatchGAN's [B, h, w] logits are one real/fake decision per patch, Isola et al. 2017, Sec. 3.2.2).
+    An objective is what `GAN` asks of a game: `discriminator_loss(real_out, fake_out)` and
+    `generator_loss(fake_out)`, each returning (scalar loss, metrics dict); `EBGANObjective`
+    (`gm_jax.models.ebgan`) is the other.
+
+    Raises:
+      ValueError: an unknown generator loss.
+    """
+
+    def __init__(self, loss: str = "non_saturating"):
+        self.name = loss
+        self._g_loss = generator_loss(loss)
+
+    def discriminator_loss(self, real_out: jax.Array, fake_out: jax.Array):
+        """(`-V(D, G)` in nats, {"d_real", "d_fake": the mean D on data and fakes, probabilities})."""
+        return discriminator_loss(real_out, fake_out), {"d_real": jnp.mean(jax.nn.sigmoid(real_out)),
+                                                        "d_fake": jnp.mean(jax.nn.sigmoid(fake_out))}
+
+    def generator_loss(self, fake_out: jax.Array):
+        """(the generator loss in nats, {})."""
+        return self._g_loss(fake_out), {}
+
+
 # -- the two-player state and update -----------------------------------------------------------
 @flax.struct.dataclass
 class GANState:
@@ -117,6 +145,9 @@ class GANState:
       label_log_prior: float32 [K], log p(y) of the labels a conditional generator is called with
         when a sampler draws them itself (a self-conditioned GAN's cluster frequencies); fixed,
         not trained; {} when unused.
+      baseline_params, baseline_opt_state, baseline_batch_stats: a second generator trained on the
+        same batches by the content loss alone (`GAN(baseline=True)`: the MSE-only or L1-only
+        translator beside the adversarial one); {} when unused.
     """
 
     step: jax.Array
@@ -129,6 +160,14 @@ class GANState:
     g_ema_params: Any = flax.struct.field(default_factory=dict)
     g_ema_batch_stats: Any = flax.struct.field(default_factory=dict)
     label_log_prior: Any = flax.struct.field(default_factory=dict)
+    baseline_params: Any = flax.struct.field(default_factory=dict)
+    baseline_opt_state: Any = flax.struct.field(default_factory=dict)
+    baseline_batch_stats: Any = flax.struct.field(default_factory=dict)
+
+
+def _copy(tree):
+    """A copy with its own buffers (train steps donate the state: no two fields may share one)."""
+    return jax.tree_util.tree_map(jnp.copy, tree)
 
 
 def _apply(module: nn.Module, params, batch_stats, *args, train: bool):
@@ -149,14 +188,33 @@ def _fold_in(keys: jax.Array, data: int) -> jax.Array:
 class GAN:
     """Two players, their optimizers and the noise prior; pure `init`, `update` and `generate`.
 
+    The conditioning `y` is whatever both players are called with: None (a GAN), int32 labels [B]
+    (a conditional GAN) or an input image [B, h, w, c] (a translator: the low-resolution image of
+    SRGAN, the edge map of pix2pix). A translator also has a `content_loss` comparing G(z, y) with
+    the real x paired with y (Ledig et al. 2017, Eq. 3: content + 1e-3 adversarial; Isola et al. 2017,
+    Eq. 4: cGAN + lambda L1).
+
     Args:
-      generator: module `G(z [B, z_dim], y [B] | None, train) -> x [B, ...]` with an `axis_name` field.
-      discriminator: module `D(x, y | None, train) -> logits [B]` (one per example, or [B / m] for a
-        PacGAN D judging packs of m; the losses average over the logits) with an `axis_name` field.
+      generator: module `G(z [B, z_dim], y, train) -> x [B, ...]` with an `axis_name` field.
+      discriminator: module `D(x, y, train) -> out` with an `axis_name` field; `out` is what the
+        objective reads: logits [B] (one per example), [B / m] (a PacGAN D judging packs of m) or
+        [B, h, w] (a PatchGAN) for the minimax game; (energy [B], code [B, F]) for an EBGAN.
       g_optimizer, d_optimizer: one optax transformation per player.
-      noise: `noise(key) -> z [z_dim]` for ONE example (vmapped over per-example keys).
+      noise: `noise(key) -> z [z_dim]` for ONE example (vmapped over per-example keys); z_dim may
+        be 0 for a deterministic translator.
       k: discriminator updates per generator update (Algorithm 1's k >= 1).
-      loss: generator loss, `"non_saturating"` (default) or `"saturating"`.
+      loss: generator loss of the minimax game, `"non_saturating"` (default) or `"saturating"`
+        (ignored when `objective` is given).
+      objective: the game, an object with `discriminator_loss(real_out, fake_out)` and
+        `generator_loss(fake_out)`, each -> (scalar, metrics); default `MinimaxObjective(loss)`.
+      content_loss: None, or `content_loss(fake, real) -> scalar` (mean over the batch) added to the
+        generator's loss; needs the real x in the generator phase (`update` passes it).
+      adversarial_weight: the weight of the adversarial term in the generator's loss when there is
+        a content loss, which carries its own weight (SRGAN: MSE + 1e-3 adversarial; pix2pix:
+        lambda L1 + 1 cGAN).
+      baseline: True to train, beside the adversarial generator, a second one of the same
+        architecture and initialisation by the content loss alone on the same batches (needs
+        `content_loss`); its variables are the state's `baseline_*` fields.
       ema_decay: 0 (off) or the decay d in [0, 1) of an exponential moving average of the
         generator, theta_ema <- d theta_ema + (1 - d) theta after every generator update
         (Yazici et al. 2019, "The Unusual Effectiveness of Averaging in GAN Training"); the
@@ -164,22 +222,29 @@ class GAN:
         first layer, which are linear in the weights; an approximation after it).
 
     Raises:
-      ValueError: k < 1, an unknown loss or ema_decay outside [0, 1).
+      ValueError: k < 1, an unknown loss, ema_decay outside [0, 1), a negative adversarial weight, or
+        a baseline without a content loss.
     """
 
     def __init__(self, generator: nn.Module, discriminator: nn.Module, g_optimizer: optax.GradientTransformation,
                  d_optimizer: optax.GradientTransformation, noise: Callable[[jax.Array], jax.Array],
-                 k: int = 1, loss: str = "non_saturating", ema_decay: float = 0.0):
+                 k: int = 1, loss: str = "non_saturating", ema_decay: float = 0.0, objective=None,
+                 content_loss: Callable[[jax.Array, jax.Array], jax.Array] | None = None,
+                 adversarial_weight: float = 1.0, baseline: bool = False):
         if k < 1:
             raise ValueError(f"k (discriminator updates per generator update) must be >= 1, got {k}")
         if not 0.0 <= ema_decay < 1.0:
             raise ValueError(f"ema_decay must be in [0, 1) (0 = no moving average), got {ema_decay}")
+        if adversarial_weight < 0:
+            raise ValueError(f"adversarial_weight must be >= 0, got {adversarial_weight}")
+        if baseline and content_loss is None:
+            raise ValueError("baseline=True trains a generator by the content loss alone: give content_loss")
         self.ema_decay = float(ema_decay)
         self.generator, self.discriminator = generator, discriminator
         self.g_optimizer, self.d_optimizer = g_optimizer, d_optimizer
         self.noise, self.k = noise, int(k)
-        self.loss_name = loss
-        self.g_loss = generator_loss(loss)
+        self.objective = MinimaxObjective(loss) if objective is None else objective
+        self.content_loss, self.adversarial_weight, self.baseline = content_loss, float(adversarial_weight), baseline
 
     def draw_noise(self, keys: jax.Array) -> jax.Array:
         """z ~ p(z), one draw per key: keys [B] -> z [B, z_dim]."""
@@ -197,9 +262,12 @@ class GAN:
             g_opt_state=self.g_optimizer.init(g_vars["params"]),
             d_opt_state=self.d_optimizer.init(d_vars["params"]),
             g_batch_stats=g_vars.get("batch_stats", {}), d_batch_stats=d_vars.get("batch_stats", {}),
-            # copies: the averages must not share buffers with the live generator (donated in train steps)
-            g_ema_params=jax.tree_util.tree_map(jnp.copy, g_vars["params"]) if self.ema_decay else {},
-            g_ema_batch_stats=jax.tree_util.tree_map(jnp.copy, g_vars.get("batch_stats", {})) if self.ema_decay else {},
+            # copies: the averages and the baseline must not share buffers with the live generator
+            g_ema_params=_copy(g_vars["params"]) if self.ema_decay else {},
+            g_ema_batch_stats=_copy(g_vars.get("batch_stats", {})) if self.ema_decay else {},
+            baseline_params=_copy(g_vars["params"]) if self.baseline else {},
+            baseline_opt_state=self.g_optimizer.init(g_vars["params"]) if self.baseline else {},
+            baseline_batch_stats=_copy(g_vars.get("batch_stats", {})) if self.baseline else {},
         )
 
     def discriminator_phase(self, state: GANState, x: jax.Array, y: jax.Array | None, keys: jax.Array,
@@ -215,37 +283,68 @@ class GAN:
         fake = jax.lax.stop_gradient(fake)
 
         def loss_fn(d_params):
-            real_logits, stats = _apply(disc, d_params, state.d_batch_stats, x, y, train=True)
-            fake_logits, stats = _apply(disc, d_params, stats, fake, y, train=True)
-            return discriminator_loss(real_logits, fake_logits), (stats, real_logits, fake_logits)
+            real_out, stats = _apply(disc, d_params, state.d_batch_stats, x, y, train=True)
+            fake_out, stats = _apply(disc, d_params, stats, fake, y, train=True)
+            loss, metrics = self.objective.discriminator_loss(real_out, fake_out)
+            return loss, (stats, metrics)
 
-        (loss, (stats, real_logits, fake_logits)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.d_params)
+        (loss, (stats, metrics)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.d_params)
         grads = pmean(grads, axis_name)
         updates, opt_state = self.d_optimizer.update(grads, state.d_opt_state, state.d_params)
         state = state.replace(d_params=optax.apply_updates(state.d_params, updates), d_opt_state=opt_state,
                               d_batch_stats=stats)
-        metrics = {"d_loss": loss, "d_real": jnp.mean(jax.nn.sigmoid(real_logits)),
-                   "d_fake": jnp.mean(jax.nn.sigmoid(fake_logits))}
-        return state, metrics
+        return state, {"d_loss": loss, **metrics}
 
-    def generator_phase(self, state: GANState, y: jax.Array | None, keys: jax.Array, axis_name: str | None = None):
-        """One generator update (descend the generator loss): returns (state with new g_params/g_opt_state/
-        g_batch_stats, metrics). The discriminator runs in train mode; its state is left unchanged."""
+    def generator_phase(self, state: GANState, y: jax.Array | None, keys: jax.Array, axis_name: str | None = None,
+                        x: jax.Array | None = None):
+        """One generator update (descend the generator loss, plus the content loss against the real `x`
+        when the GAN has one): returns (state with new g_params/g_opt_state/g_batch_stats, metrics:
+        `g_loss`, and `g_adversarial`, `content` with a content loss). The discriminator runs in train
+        mode; its state is left unchanged.
+
+        Raises:
+          ValueError: a GAN with a content loss called without `x`.
+        """
+        if self.content_loss is not None and x is None:
+            raise ValueError("this GAN has a content loss: generator_phase needs the real x paired with y")
         gen = self.generator.clone(axis_name=axis_name)
         disc = self.discriminator.clone(axis_name=axis_name)
         z = self.draw_noise(keys)
 
         def loss_fn(g_params):
             fake, stats = _apply(gen, g_params, state.g_batch_stats, z, y, train=True)
-            logits, _ = _apply(disc, state.d_params, state.d_batch_stats, fake, y, train=True)
-            return self.g_loss(logits), stats
+            out, _ = _apply(disc, state.d_params, state.d_batch_stats, fake, y, train=True)
+            adversarial, metrics = self.objective.generator_loss(out)
+            if self.content_loss is None:
+                return adversarial, (stats, metrics)
+            content = self.content_loss(fake, x)
+            loss = content + self.adversarial_weight * adversarial
+            return loss, (stats, {**metrics, "g_adversarial": adversarial, "content": content})
 
-        (loss, stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.g_params)
+        (loss, (stats, metrics)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.g_params)
         grads = pmean(grads, axis_name)
         updates, opt_state = self.g_optimizer.update(grads, state.g_opt_state, state.g_params)
         state = state.replace(g_params=optax.apply_updates(state.g_params, updates), g_opt_state=opt_state,
                               g_batch_stats=stats)
-        return state, {"g_loss": loss}
+        return state, {"g_loss": loss, **metrics}
+
+    def baseline_phase(self, state: GANState, x: jax.Array, y: jax.Array | None, keys: jax.Array,
+                       axis_name: str | None = None):
+        """One update of the baseline generator by the content loss alone (`GAN(baseline=True)`):
+        returns (state with new baseline_* fields, {"baseline_content": the content loss before the update})."""
+        gen = self.generator.clone(axis_name=axis_name)
+        z = self.draw_noise(keys)
+
+        def loss_fn(params):
+            fake, stats = _apply(gen, params, state.baseline_batch_stats, z, y, train=True)
+            return self.content_loss(fake, x), stats
+
+        (loss, stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.baseline_params)
+        grads = pmean(grads, axis_name)
+        updates, opt_state = self.g_optimizer.update(grads, state.baseline_opt_state, state.baseline_params)
+        state = state.replace(baseline_params=optax.apply_updates(state.baseline_params, updates),
+                              baseline_opt_state=opt_state, baseline_batch_stats=stats)
+        return state, {"baseline_content": loss}
 
     def update(self, state: GANState, x: jax.Array, y: jax.Array | None, keys: jax.Array,
                axis_name: str | None = None):
@@ -254,22 +353,30 @@ class GAN:
 
         Args:
           state: `GANState`.
-          x: float [B, ...] real minibatch (reused by the k discriminator updates).
-          y: int32 [B] labels for conditional players (the fakes get the same labels), or None.
+          x: float [B, ...] real minibatch (reused by the k discriminator updates; the content loss's
+            target for a translator).
+          y: the conditioning of both players (None, int32 labels [B] or input images [B, ...]); the
+            fakes get the same y.
           keys: PRNG keys [B], one per example; discriminator update j draws its noise from
             `fold_in(keys, j)`, the generator update from `fold_in(keys, k)`, so example i gets
             the same noise on one device, under pmap or sharded jit.
           axis_name: the pmap axis (gradients, metrics and batch statistics are averaged over it).
 
         Returns:
-          (new state with step + 1, metrics): `loss` (= `d_loss`, the discriminator loss -V of the
-          last discriminator update, nats), `d_loss`, `g_loss` (nats), `d_real`, `d_fake` (mean
-          D on data and fakes, probabilities), `value` (= -d_loss, the estimate of V).
+          (new state with step + 1, metrics): `loss` (= `d_loss`, the discriminator loss of the last
+          discriminator update: -V in nats for the minimax game), `d_loss`, `g_loss`, `value`
+          (= -d_loss), the objective's metrics (minimax: `d_real`, `d_fake`, mean D on data and fakes,
+          probabilities), and with a content loss `content`, `g_adversarial` (and `baseline_content`
+          with a baseline; the baseline draws the generator phase's noise).
         """
         metrics = {}
         for j in range(self.k):
             state, metrics = self.discriminator_phase(state, x, y, _fold_in(keys, j), axis_name)
-        state, g_metrics = self.generator_phase(state, y, _fold_in(keys, self.k), axis_name)
+        g_keys = _fold_in(keys, self.k)
+        state, g_metrics = self.generator_phase(state, y, g_keys, axis_name, x=x)
+        if self.baseline:
+            state, b_metrics = self.baseline_phase(state, x, y, g_keys, axis_name)
+            g_metrics = {**g_metrics, **b_metrics}
         if self.ema_decay:
             d = self.ema_decay
             ema = lambda avg, new: jax.tree_util.tree_map(lambda a, b: d * a + (1.0 - d) * b, avg, new)

@@ -1,4 +1,4 @@
-"""Figures of the image-likelihood family: sample grids, reconstructions, temperature sweeps (PNG)."""
+"""Image figures: sample grids, reconstructions, temperature sweeps, completions, side-by-side comparisons (PNG)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -58,6 +58,37 @@ def save_completions(path, images, mask, completions, title: str = "") -> Path:
     ax.imshow(np.asarray(image_grid(rows, cols=m + 2)), cmap="gray", vmin=0, vmax=255)
     ax.set_xticks([(i + 0.5) * (images.shape[2] + 2) for i in range(m + 2)])
     ax.set_xticklabels(["digit", "observed"] + [f"#{i + 1}" for i in range(m)], fontsize=7)
+    ax.set_yticks([])
+    ax.set_title(title, fontsize=8)
+    fig.tight_layout()
+    fig.savefig(Path(path), dpi=100)
+    plt.close(fig)
+    return Path(path)
+
+
+def save_comparison(path, columns, title: str = "", max_value: float = 255.0) -> Path:
+    """One row per example, one titled column per method: e.g. input / bicubic / MSE / SRGAN / target.
+
+    Args:
+      columns: [(title, images [K, H, W, C] in [0, max_value])], the same K for every column; an input
+        of a smaller size (a 7x7 low-resolution image) is shown enlarged to the largest column's H x W
+        by pixel repetition.
+      title: the figure's title.
+    """
+    plt = pyplot()
+    h, w = max(np.asarray(images).shape[1:3] for _, images in columns)
+    cols = []
+    for _, images in columns:
+        x = np.asarray(images, np.float32)
+        if x.shape[1:3] != (h, w):
+            x = np.repeat(np.repeat(x, h // x.shape[1], axis=1), w // x.shape[2], axis=2)
+        cols.append(x)
+    k = len(cols[0])
+    rows = np.stack(cols, axis=1).reshape(-1, *cols[0].shape[1:])
+    fig, ax = plt.subplots(figsize=(0.8 * len(cols) + 0.6, 0.75 * k + 0.6))
+    ax.imshow(np.asarray(image_grid(rows, cols=len(cols), max_value=max_value)), cmap="gray", vmin=0, vmax=255)
+    ax.set_xticks([(i + 0.5) * (w + 2) for i in range(len(cols))])
+    ax.set_xticklabels([name for name, _ in columns], fontsize=7)
     ax.set_yticks([])
     ax.set_title(title, fontsize=8)
     fig.tight_layout()
