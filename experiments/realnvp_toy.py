@@ -37,9 +37,6 @@ from gm_jax.data import toy
 from gm_jax.models import flows
 from gm_jax.recipes.toy import ToyFlowExperiment
 
-PROBLEMS = ("two_moons", "eight_gaussians", "checkerboard")
-
-
 def get_config() -> ml_collections.ConfigDict:
     """Default: two moons, 8 couplings with 2 x 128 MLPs, batch 256, 4000 steps."""
     c = config_lib.base_config()
@@ -84,7 +81,7 @@ def get_test_config() -> ml_collections.ConfigDict:
 
 class Experiment(ToyFlowExperiment):
     name = "realnvp_toy"
-    schema = {**ToyFlowExperiment.schema, "problem": Choice(*PROBLEMS), "num_layers": Range(1, integer=True),
+    schema = {**ToyFlowExperiment.schema, "problem": Choice(*toy.FLOW_PROBLEMS), "num_layers": Range(1, integer=True),
               "hidden": Range(1, integer=True), "mlp_layers": Range(1, integer=True), "noise": Range(0.0),
               "mode_std": Range(0.0, lo_open=True)}
 
@@ -93,13 +90,9 @@ class Experiment(ToyFlowExperiment):
         self.flow = flows.realnvp_2d(config.num_layers, config.hidden, config.mlp_layers)
 
     def draw_data(self, rng: np.random.Generator, n: int) -> np.ndarray:
-        """n points float32 [n, 2] of the toy density `config.problem` (`gm_jax.data.toy`)."""
+        """n points float32 [n, 2] of the toy density `config.problem` (`gm_jax.data.toy.flow_problem`)."""
         c = self.config
-        if c.problem == "two_moons":
-            return toy.two_moons(rng, n, c.noise, scale=1.5)
-        if c.problem == "eight_gaussians":
-            return toy.ring_of_gaussians(rng, n, 8, 2.0, c.mode_std)
-        return toy.checkerboard(rng, n)
+        return toy.flow_problem(rng, n, c.problem, c.noise, c.mode_std)
 
 
 if __name__ == "__main__":

@@ -66,6 +66,27 @@ def checkerboard(rng: np.random.Generator, n: int) -> np.ndarray:
     return np.stack([x1, x2], 1).astype(np.float32)
 
 
+FLOW_PROBLEMS = ("two_moons", "eight_gaussians", "checkerboard")
+
+
+def flow_problem(rng: np.random.Generator, n: int, problem: str, noise: float = 0.08,
+                 mode_std: float = 0.15) -> np.ndarray:
+    """n points float32 [n, 2] of the 2-D density problems the flows are compared on (all inside [-3, 3]^2):
+    "two_moons" (`two_moons` at scale 1.5 with Gaussian `noise`), "eight_gaussians" (8 modes of std
+    `mode_std` on a circle of radius 2), "checkerboard" (`checkerboard`).
+
+    Raises:
+      ValueError: an unknown problem.
+    """
+    if problem == "two_moons":
+        return two_moons(rng, n, noise, scale=1.5)
+    if problem == "eight_gaussians":
+        return ring_of_gaussians(rng, n, 8, 2.0, mode_std)
+    if problem == "checkerboard":
+        return checkerboard(rng, n)
+    raise ValueError(f"problem={problem!r}; valid choices: {list(FLOW_PROBLEMS)}")
+
+
 def gaussian_1d(rng: np.random.Generator, n: int, mean: float = 4.0, std: float = 0.5) -> np.ndarray:
     """n points float32 [n, 1] of N(mean, std^2)."""
     return (mean + std * rng.standard_normal((n, 1))).astype(np.float32)

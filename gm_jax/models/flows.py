@@ -430,7 +430,7 @@ def glow(image_shape=(28, 28, 1), num_levels: int = 2, steps_per_level: int = 8,
         for k in range(steps_per_level):
             layers += [ActNorm(), conv(), AffineCoupling("channel", 0, hidden, num_layers, "sigmoid", min_scale)]
         levels.append(Chain(layers))
-    return Chain([_preprocess(preprocess, logit_alpha), MultiScale(tuple(image_shape), levels)])
+    return Chain([preprocessing(preprocess, logit_alpha), MultiScale(tuple(image_shape), levels)])
 
 
 def realnvp(image_shape=(28, 28, 1), num_scales: int = 2, hidden: int = 64, num_layers: int = 2,
@@ -451,7 +451,7 @@ def realnvp(image_shape=(28, 28, 1), num_scales: int = 2, hidden: int = 64, num_
             for k in range(couplings):
                 layers += [AffineCoupling("channel", k % 2, hidden, num_layers, "tanh"), ActNorm()]
         levels.append(Chain(layers))
-    return Chain([_preprocess(preprocess, logit_alpha), MultiScale(tuple(image_shape), levels)])
+    return Chain([preprocessing(preprocess, logit_alpha), MultiScale(tuple(image_shape), levels)])
 
 
 def realnvp_2d(num_layers: int = 8, hidden: int = 128, mlp_layers: int = 2, actnorm: bool = True) -> Chain:
@@ -466,7 +466,9 @@ def realnvp_2d(num_layers: int = 8, hidden: int = 128, mlp_layers: int = 2, actn
     return Chain(layers)
 
 
-def _preprocess(kind: str, alpha: float) -> Bijector:
+def preprocessing(kind: str, alpha: float) -> Bijector:
+    """The parameter-free map of images in [0, 1] to a flow's input: "logit" (`Logit(alpha)`, RealNVP Sec. 4.1)
+    or "center" (`Shift(-0.5)`, Glow). Raises ValueError for another kind."""
     if kind == "logit":
         return Logit(alpha)
     if kind == "center":

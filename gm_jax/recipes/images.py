@@ -63,6 +63,7 @@ class ImageLikelihoodExperiment(Experiment):
     dataset = "mnist"  # the TFDS dataset when the config has no `dataset` field
     keep_labels = False  # class-conditional models train on (image, label)
     train_eval_size = 0  # > 0: also report the train NLL on the first this many training images
+    num_test_images: int | None = None  # the test images `evaluate` scores (None: all of them)
     likelihood_note: dict = {}  # {key: statement} of what the bits/dim are bits of
     num_grid_samples = 64
 
@@ -122,7 +123,8 @@ class ImageLikelihoodExperiment(Experiment):
         keys = self.eval_keys(key)
         bs = self.config.eval_batch_size
         test_fn = jax.jit(lambda batch, k: self.eval_terms(params, batch, k))
-        test = likelihood.mean_over_dataset(test_fn, self.load("test", binarize_key=keys["binarize"]), bs,
+        test = likelihood.mean_over_dataset(test_fn, self.load("test", self.num_test_images,
+                                                                     binarize_key=keys["binarize"]), bs,
                                             keys["test"])
         results = likelihood.nll_metrics("test", test.pop("nll"), self.num_dims)
         results.update({f"test_{k}_nats": v for k, v in test.items()})

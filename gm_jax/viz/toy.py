@@ -172,3 +172,25 @@ def save_samples_over_data(path, data: np.ndarray, samples: np.ndarray, lim: flo
     ax.legend(fontsize=7, markerscale=4)
     ax.set_title(title)
     _save(fig, path, plt)
+
+
+def save_density_columns(path, data: np.ndarray, densities, lim: float, title: str) -> None:
+    """The data histogram, then one learned density per column on the grid [-lim, lim]^2 (rows = y): the
+    survey's comparison of flows on 2-D problems (e.g. data / RealNVP / FFJORD).
+
+    Args:
+      data: float [N, 2] points.
+      densities: [(title, p float [n, n])].
+    """
+    plt = pyplot()
+    ext = (-lim, lim, -lim, lim)
+    fig, axes = plt.subplots(1, 1 + len(densities), figsize=(4 * (1 + len(densities)), 4))
+    axes[0].hist2d(data[:, 0], data[:, 1], bins=200, range=[[-lim, lim], [-lim, lim]], cmap="viridis")
+    axes[0].set_title("data (histogram)")
+    for ax, (name, density) in zip(axes[1:], densities):
+        ax.imshow(density, origin="lower", extent=ext, cmap="viridis")
+        ax.set_title(name, fontsize=9)
+    for ax in axes:
+        ax.set_aspect("equal")
+    fig.suptitle(title)
+    _save(fig, path, plt)
