@@ -78,7 +78,8 @@ PAPER_MNIST = {"channels": (64, 64, 64), "activation": "softplus", "trace": "hut
 class SolverConfig:
     """How to solve: `solver` (a key of `SOLVERS`), adaptive with tolerances `rtol`, `atol` when
     `num_steps` = 0 (adaptive solvers only), else `num_steps` equal steps; `max_steps` bounds an
-    adaptive solve (diffrax raises beyond it); `adjoint` is how derivatives pass through the solve:
+    adaptive solve (diffrax raises beyond it; a fixed-step solve takes exactly `num_steps`, which also sizes
+    the checkpointing of its gradient); `adjoint` is how derivatives pass through the solve:
     "checkpoint" (reverse mode, `diffrax.RecursiveCheckpointAdjoint`: training), "direct" (reverse mode
     through a bounded loop, `diffrax.DirectAdjoint`: training under `jax.pmap`, where the checkpointed
     loop does not trace: equinox's closure conversion meets pmap's device-varying values) or "forward"
@@ -228,7 +229,7 @@ class FFJORD:
         else:
             controller, dt0 = diffrax.PIDController(rtol=solver.rtol, atol=solver.atol), None
         sol = diffrax.diffeqsolve(diffrax.ODETerm(field), cls(), t0, t1, dt0, y0, args=args,
-                                  stepsize_controller=controller, max_steps=max(solver.max_steps, solver.num_steps),
+                                  stepsize_controller=controller, max_steps=solver.num_steps or solver.max_steps,
                                   adjoint=ADJOINTS[solver.adjoint]())
         final = jax.tree_util.tree_map(lambda v: v[-1], sol.ys)
         return final, solver.nfe(sol.stats["num_steps"])

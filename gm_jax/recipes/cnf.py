@@ -171,13 +171,13 @@ class ImageCNFExperiment(CNFMixin, ImageFlowExperiment):
     """FFJORD on dequantized 8-bit MNIST: x~ = (x + u) / 256, the logit preprocessing of the discrete
     flows (`flows.Logit`, with its log-determinant), then the CNF with `ConvDynamics`.
 
-    Config fields: those of `cnf_config`, `channels` (the dynamics' convolutions), `num_test_images`
+    Config fields: those of `cnf_config`, `channels` (the dynamics' convolutions), `squeeze`, `num_test_images`
     (test images scored: the adaptive solves are the evaluation's cost), `preprocess`, `logit_alpha`,
     `num_recon_images`, and the image-flow training fields (`image_flow_config`).
     """
 
     schema = {**ImageFlowExperiment.schema, **CNF_SCHEMA, "channels": Range(1, integer=True, each=True),
-              "num_test_images": Range(1, integer=True)}
+              "num_test_images": Range(1, integer=True), "squeeze": Choice(True, False)}
     setup_fields, setup_arrays = (), ()  # no actnorm: nothing is computed from the data before training
 
     def __init__(self, config: ml_collections.ConfigDict):
@@ -187,15 +187,23 @@ class ImageCNFExperiment(CNFMixin, ImageFlowExperiment):
         self.check_solvers()
 
     def build_flow(self):
-        """The parameter-free preprocessing bijector ([0, 1] images -> the CNF's space)."""
-        return flows.preprocessing(self.config.preprocess, self.config.logit_alpha)
+        """The parameter-free bijector from [0, 1] images to the CNF's space: the preprocessing, then with
+        `config.squeeze` a squeeze (2x2 patches into channels: [28, 28, 1] -> [14, 14, 4], volume preserving,
+        as each scale of FFJORD's multiscale flow starts)."""
+        pre = flows.preprocessing(self.config.preprocess, self.config.logit_alpha)
+        return flows.Chain([pre, flows.Squeeze()]) if self.config.squeeze else pre
+
+    @property
+    def cnf_shape(self) -> tuple[int, ...]:
+        """The shape of one point in the CNF's space: (28, 28, 1), or (14, 14, 4) squeezed."""
+        return (14, 14, 4) if self.config.squeeze else tuple(self.data_shape)
 
     @property
     def num_test_images(self) -> int:
         return int(self.config.num_test_images)
 
     def init_params(self, key):
-        return self.cnf.init(key, jnp.zeros((1, *self.data_shape), jnp.float32))
+        return self.cnf.init(key, jnp.zeros((1, *self.cnf_shape), jnp.float32))
 
     def _preprocess(self, x_t):
         return self.flow.apply({}, x_t, method="forward_and_log_det")
@@ -217,7 +225,7 @@ class ImageCNFExperiment(CNFMixin, ImageFlowExperiment):
     def sample(self, params, key, num_samples: int, temperature=1.0):
         """uint8 [num_samples, 28, 28, 1] in 0-255: the preprocessing inverted on z(0), solved backward from
         z(T) ~ N(0, temperature^2 I)."""
-        y, _ = self.cnf.sample(params, key, num_samples, self.data_shape, self.solver("eval"), temperature)
+        y, _ = self.cnf.sample(params, key, num_samples, self.cnf_shape, self.solver("eval"), temperature)
         x, _ = self.flow.apply({}, y, method="inverse_and_log_det")
         return flows.quantize(x)
 
@@ -249,7 +257,7 @@ class ImageCNFExperiment(CNFMixin, ImageFlowExperiment):
         solver = self.solver("eval")
         y, _ = self._preprocess(flows.dequantize(keys["test"], jnp.asarray(test)))
         _, nfe = jax.jit(lambda p, v: self.cnf.log_prob(p, v, solver, "hutchinson", jax.random.key(0)))(params, y)
-        _, sample_nfe = jax.jit(lambda p: self.cnf.sample(p, jax.random.key(0), len(test), self.data_shape,
+        _, sample_nfe = jax.jit(lambda p: self.cnf.sample(p, jax.random.key(0), len(test), self.cnf_shape,
                                                           solver))(params)
         return {**out, "eval_nfe": int(nfe), "sample_nfe": int(sample_nfe), "num_test_images": self.num_test_images,
                 "trace_note": "test log-likelihoods use Hutchinson's estimator (unbiased for log p, one noise "
