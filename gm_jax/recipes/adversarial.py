@@ -8,6 +8,9 @@
   (`num_classes = 10`: a cGAN) or on k-means clusters of the images (`config.clusters`:
   a self-conditioned GAN); scored by MNIST-FID / MNIST-IS with the project's classifier, with
   `interpolations.png`: G along linear and spherical paths in z (`vae.interpolate`).
+* `EBGANExperiment`: the energy-based GAN (Zhao et al. 2017) on MNIST, the DCGAN generator
+  against an autoencoder discriminator (energy = reconstruction error) with the margin loss and
+  the pulling-away term; the DCGAN's data, sampling and MNIST-FID / MNIST-IS evaluation.
 """
 from __future__ import annotations
 
@@ -25,7 +28,7 @@ from gm_jax.evaluation import classifier as classifier_lib
 from gm_jax.evaluation import sample_quality
 from gm_jax.evaluation import toy as toy_eval
 from gm_jax.experiment import Experiment
-from gm_jax.models import gan, vae
+from gm_jax.models import ebgan, gan, vae
 from gm_jax.recipes.toy import ToyData
 from gm_jax.training import checkpoint
 from gm_jax.training.loop import run_keys
@@ -429,3 +432,55 @@ class DCGANExperiment(GANExperiment):
             panels.append((method, np.asarray(x).reshape(rows, steps, *self.data_shape)))
         viz_latent.save_interpolations(workdir / "interpolations.png", panels,
                                        f"{self.name}: G(z) along paths between draws of p(z)", max_value=255.0)
+
+
+class EBGANExperiment(DCGANExperiment):
+    """The energy-based GAN (Zhao et al. 2017) on MNIST: `gan.DCGANGenerator` against an autoencoder
+    discriminator (`ebgan.EBGANDiscriminator`, energy = per-example mean squared reconstruction error)
+    under the margin loss and the pulling-away term (`ebgan.EBGANObjective`); unconditional.
+
+    Data, sampling, MNIST-FID / MNIST-IS evaluation and figures are the DCGAN's, plus `energies.png`
+    (the mean energies of data and fakes and the pulling-away term along training). Config fields beyond
+    the DCGAN's: `margin` (m > 0, per-pixel squared-error units), `pt_weight` (>= 0), `code_dim` (the
+    encoder's code size) and `d_learning_rate` (the discriminator's Adam rate; `learning_rate` is the
+    generator's); `d_channels` are the encoder's channels (2^len(d_channels) must divide 28).
+
+    Raises:
+      ValueError: (besides the DCGAN's checks) margin <= 0, pt_weight < 0, clusters or pack set, or
+        d_channels that do not halve 28 evenly.
+    """
+
+    schema = {**DCGANExperiment.schema, "margin": Range(0.0, lo_open=True), "pt_weight": Range(0.0),
+              "code_dim": Range(1, integer=True), "d_learning_rate": Range(0.0, lo_open=True)}
+
+    def __init__(self, config: ml_collections.ConfigDict):
+        super().__init__(config)
+        if config.clusters or config.pack != 1:
+            raise ValueError(f"{self.name} is unconditional with a single-example energy: config.clusters must be 0 "
+                             f"and config.pack 1, got clusters={config.clusters}, pack={config.pack}")
+        if 28 % (2 ** len(config.d_channels)):
+            raise ValueError(f"config.d_channels={config.d_channels}: the autoencoder needs 28 divisible by "
+                             "2^len(d_channels) (at most 2 stride-2 layers)")
+        z_dim = int(config.z_dim)
+        linear = config.lr_decay == "linear"
+        g_opt = gan.dcgan_optimizer(config.learning_rate, config.beta1, config.num_steps if linear else None)
+        d_opt = gan.dcgan_optimizer(config.d_learning_rate, config.beta1,
+                                    config.k * config.num_steps if linear else None)
+        self.gan = gan.GAN(
+            gan.DCGANGenerator(tuple(config.g_channels), self.data_shape),
+            ebgan.EBGANDiscriminator(tuple(config.d_channels), int(config.code_dim)),
+            g_opt, d_opt, lambda k: jax.random.normal(k, (z_dim,)), k=config.k, ema_decay=config.g_ema_decay,
+            objective=ebgan.EBGANObjective(config.margin, config.pt_weight))
+
+    def evaluate(self, params, key: jax.Array) -> dict:
+        out = super().evaluate(params, key)
+        return {**out, "figures": [*out["figures"], "energies.png"], "margin": float(self.config.margin),
+                "pt_weight": float(self.config.pt_weight)}
+
+    def write_artifacts(self, params, key: jax.Array, workdir: Path) -> None:
+        super().write_artifacts(params, key, workdir)
+        viz.save_metric_curves(Path(workdir) / "metrics.jsonl", Path(workdir) / "energies.png",
+                               [("d_real_energy", "D(x), data"), ("d_fake_energy", "D(G(z)), fakes (D step)"),
+                                ("pt", "pulling-away term")], "generator step",
+                               "energy: MSE per pixel ([-1, 1] units); PT",
+                               f"{self.name}: margin m = {self.config.margin}")
