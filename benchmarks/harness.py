@@ -73,6 +73,8 @@ class Entry:
       quick_sample_sizes: `sample_sizes` under `--quick`.
       conditioning: for conditional samplers, `f(experiment, num_samples) ->
         dict` of keyword arguments passed to `experiment.sample` (e.g. labels).
+      sampler_stats: `f(experiment, params, key, num_samples) -> dict` of figures of one sampler call added
+        to its record (e.g. `{"nfe": ...}`, the function evaluations of an ODE solve); None: none.
     """
 
     name: str
@@ -82,6 +84,7 @@ class Entry:
     quick_overrides: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     quick_sample_sizes: tuple[int, ...] = (8,)
     conditioning: Callable[[Experiment, int], dict] | None = None
+    sampler_stats: Callable[..., dict] | None = None
 
     def resolved_overrides(self, quick: bool) -> dict:
         return {**self.overrides, **(self.quick_overrides if quick else {})}
@@ -164,7 +167,8 @@ def time_train_step(experiment: Experiment, parallel: str, repeats: int, steps_p
       step, `batch_size` (global), `num_devices`, `timings_s` (seconds per block
       of `steps_per_timing` steps), `flops_per_step` (XLA's count of the compiled
       step, over all its devices: `benchmarks.flops.compiled_flops`),
-      `achieved_flops_per_s` (that / the median seconds per step), `memory_bytes` (the
+      `achieved_flops_per_s` (that / the median seconds per step), `nfe` (the last step's `nfe` metric,
+      where the experiment reports one: an ODE solve's function evaluations), `memory_bytes` (the
       compiled step's arguments, outputs and temporaries on one device), `peak_flops_per_s`
       with `peak_source` (`hardware_peak`) and `mfu` (achieved / peak, of the
       devices the step runs on), ...
@@ -219,6 +223,7 @@ def time_train_step(experiment: Experiment, parallel: str, repeats: int, steps_p
         "repeats": repeats,
         "unit": UNITS[TRAIN],
         "final_loss": loss,
+        **({"nfe": float(np.asarray(metrics["nfe"]))} if "nfe" in metrics else {}),
         "flops_per_step": step_flops,
         "memory_bytes": step_bytes,
         "achieved_flops_per_s": achieved,
@@ -229,12 +234,14 @@ def time_train_step(experiment: Experiment, parallel: str, repeats: int, steps_p
     }
 
 
-def time_sampler(experiment: Experiment, num_samples: int, repeats: int, conditioning: dict | None = None) -> dict:
+def time_sampler(experiment: Experiment, num_samples: int, repeats: int, conditioning: dict | None = None,
+                 stats: Callable[..., dict] | None = None) -> dict:
     """Steady-state throughput of `jax.jit(experiment.sample, static_argnums=2)` at `num_samples`.
 
     Returns:
       A record: `throughput` in samples/s, `median_s_per_call` in seconds per
-      call, `num_samples`, `timings_s` (seconds per call), ...
+      call, `num_samples`, `timings_s` (seconds per call), and `stats(experiment, params, key,
+      num_samples)` (`Entry.sampler_stats`) when given, ...
     """
     if repeats < 1 or num_samples < 1:
         raise ValueError(f"repeats and num_samples must be >= 1, got {repeats}, {num_samples}")
@@ -259,6 +266,7 @@ def time_sampler(experiment: Experiment, num_samples: int, repeats: int, conditi
         "repeats": repeats,
         "unit": UNITS[SAMPLE],
         **_summary(timings, 1, num_samples),
+        **(stats(experiment, params, call_keys[-1], num_samples) if stats else {}),
     }
 
 
@@ -288,7 +296,8 @@ def run_entry(entry: Entry, *, quick: bool, repeats: int, steps_per_timing: int,
         log(f"[{entry.name}] sampler, num_samples={n} ...")
         cond = entry.conditioning(experiment, n) if entry.conditioning else None
         failed = {"what": SAMPLE, "parallel": "none", "size": n, "num_samples": n}
-        records.append({**base, **_guarded(lambda: time_sampler(experiment, n, repeats, cond), failed, repeats, log)})
+        records.append({**base, **_guarded(lambda: time_sampler(experiment, n, repeats, cond, entry.sampler_stats),
+                                           failed, repeats, log)})
     return records
 
 
@@ -335,7 +344,8 @@ def markdown_table(records: Sequence[dict]) -> str:
         if r.get("flops_per_step") and r.get("achieved_flops_per_s"):
             flop_cells = (f"| {r['flops_per_step'] / 1e9:,.3f} | {r['achieved_flops_per_s'] / 1e9:,.1f} "
                           f"| {100 * r['mfu']:.1f}% |")
-        what = r["what"] + (f" (stage {r['stage']})" if r.get("stage") else "")
+        what = r["what"] + (f" (stage {r['stage']})" if r.get("stage") else "") + (
+            f" (NFE {r['nfe']:.0f})" if r.get("nfe") is not None else "")
         lines.append(f"| {r['entry']} | {what} | {r['parallel']} | {r.get('num_devices', '-')} "
                      f"| {size} | {per_call} | {thr} {flop_cells}")
     return "\n".join(lines)

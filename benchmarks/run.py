@@ -33,6 +33,7 @@ import argparse
 import sys
 from pathlib import Path
 
+import jax
 import numpy as np
 
 from benchmarks.harness import Entry, environment, failures, markdown_report, parallel_modes, run_entry
@@ -52,6 +53,13 @@ def _TEXT_256(experiment, n: int) -> dict:
     return experiment.check_conditioning(n, prompt="\n", length=256)
 
 
+def _ffjord_nfe(experiment, params, key, n: int) -> dict:
+    """The function evaluations of the sampler's backward solve (`gm_jax.models.ffjord`)."""
+    shape = getattr(experiment, "cnf_shape", (2,))
+    _, nfe = jax.jit(lambda p, k: experiment.cnf.sample(p, k, n, shape, experiment.solver("eval")))(params, key)
+    return {"nfe": int(nfe)}
+
+
 ENTRIES: list[Entry] = [
     Entry(name="vae_mnist", experiment="vae_mnist", overrides={},
           sample_sizes=(64, 1024), quick_overrides=_QUICK_VAE, quick_sample_sizes=(8,)),
@@ -65,6 +73,8 @@ ENTRIES: list[Entry] = [
     Entry(name="cgan_mnist", experiment="cgan_mnist", overrides={},
           sample_sizes=(64, 1024), quick_overrides=_QUICK_DCGAN, quick_sample_sizes=(8,),
           conditioning=lambda experiment, n: {"labels": np.arange(n, dtype=np.int32) % 10}),
+    Entry(name="ebgan_mnist", experiment="ebgan_mnist", overrides={},
+          sample_sizes=(64, 1024), quick_overrides={**_QUICK_DCGAN, "code_dim": 4}, quick_sample_sizes=(8,)),
     Entry(name="gan_toy_ring8", experiment="gan_toy", overrides={},
           sample_sizes=(2500,), quick_overrides={"g_hidden": (8,), "d_hidden": (8,), "batch_size": 8},
           quick_sample_sizes=(8,)),
@@ -136,6 +146,13 @@ ENTRIES: list[Entry] = [
     Entry(name="realnvp_mnist", experiment="realnvp_mnist", overrides={}, sample_sizes=(64, 1024),
           quick_overrides={"couplings": 1, "hidden": 4, "init_batch_size": 8, "batch_size": 8},
           quick_sample_sizes=(8,)),
+    # FFJORD: the train step's record carries the NFE of its solve (fixed by the config), the sampler's the NFE
+    # of its adaptive backward solve at initialisation (it grows as the dynamics are trained: results.json has
+    # the trained model's `eval_nfe` / `sample_nfe`).
+    Entry(name="ffjord_toy", experiment="ffjord_toy", overrides={}, sample_sizes=(1000,),
+          quick_overrides={"hidden": (8,), "batch_size": 8}, quick_sample_sizes=(8,), sampler_stats=_ffjord_nfe),
+    Entry(name="ffjord_mnist", experiment="ffjord_mnist", overrides={}, sample_sizes=(16,),
+          quick_overrides={"channels": (4,), "batch_size": 8}, quick_sample_sizes=(2,), sampler_stats=_ffjord_nfe),
 ]
 
 
