@@ -38,7 +38,7 @@ from gm_jax.recipes.images import image_flow_config
 def get_config() -> ml_collections.ConfigDict:
     """CPU default: squeezed to 14x14x4, convolutions of (32, 32) channels, softplus, T = 0.5; Hutchinson's
     trace with 2 fixed Heun steps and kinetic / Jacobian penalties of 0.01 for training, adaptive Dopri5 (1e-5)
-    for evaluation; batch 32, 600 steps; 500 test images."""
+    for evaluation; batch 32, 400 steps; 500 test images."""
     c = cnf_config(image_flow_config(config_lib.base_config()))
     c.squeeze = True
     c.channels = (32, 32)
@@ -47,7 +47,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.train_solver, c.train_num_steps = "heun", 2
     c.kinetic_weight, c.jacobian_weight = 0.01, 0.01  # Finlay et al. 2020 (RNODE): lambda_K = lambda_J = 0.01
     c.logit_alpha = 1e-6  # the FFJORD code's MNIST logit transform
-    c.num_steps = 600
+    c.num_steps = 400
     c.batch_size = 32
     c.learning_rate = 1e-3
     c.warmup_steps = 100

@@ -32,12 +32,12 @@ from gm_jax.recipes.cnf import ToyCNFExperiment, cnf_config
 
 def get_config() -> ml_collections.ConfigDict:
     """Default: two moons, 3 concat-squash layers of 64 (tanh), T = 0.5, exact trace, adaptive Dopri5 at
-    rtol = atol = 1e-3 for training and 1e-5 for evaluation, batch 256, 3,000 steps."""
+    rtol = atol = 1e-3 for training and 1e-5 for evaluation, batch 256, 2,000 steps."""
     c = cnf_config(config_lib.base_config())
     c.problem = "two_moons"  # two_moons | eight_gaussians | checkerboard
     c.hidden = (64, 64, 64)
     c.train_rtol, c.train_atol = 1e-3, 1e-3  # training solves: looser (fewer NFE); evaluation keeps 1e-5
-    c.num_steps = 3000
+    c.num_steps = 2000
     c.batch_size = 256
     c.learning_rate = 1e-3
     c.warmup_steps = 100
