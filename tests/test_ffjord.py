@@ -5,6 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import gm_jax
+from gm_jax.api import get_experiment_module
 from gm_jax.models import ffjord
 
 TIGHT = ffjord.SolverConfig("dopri5", rtol=1e-7, atol=1e-7)
@@ -114,3 +116,15 @@ def test_bad_input_and_bad_solver_settings_raise():
         ffjord.SolverConfig("rk45")
     with pytest.raises(ValueError, match="time_length"):
         ffjord.FFJORD(flow.dynamics, time_length=0.0)
+
+
+@pytest.mark.parametrize("name, overrides, match", [
+    ("ffjord_mnist", dict(eval_trace="exact"), "exact trace is for at most 8"),
+    ("ffjord_toy", dict(train_rtol=0.0), r"config\.train_rtol"),
+    ("ffjord_toy", dict(eval_atol=-1e-5), r"config\.eval_atol"),
+    ("ffjord_toy", dict(train_solver="euler", train_num_steps=0), "no error estimate"),
+    ("ffjord_toy", dict(eval_num_steps=-2), r"config\.eval_num_steps"),
+])
+def test_experiments_refuse_bad_solver_configs(name, overrides, match):
+    with pytest.raises(ValueError, match=match):
+        gm_jax.build(name, config=get_experiment_module(name).get_test_config(), **overrides)

@@ -73,9 +73,17 @@ class CNFMixin:
         except ValueError as e:
             raise ValueError(f"config.{stage}_*: {e}") from None
 
-    def check_solvers(self) -> None:
-        """Build both solves once, so a bad config fails when the experiment is built."""
+    def check_solvers(self, dim: int) -> None:
+        """Build both solves once, so a bad config fails when the experiment is built; refuse the exact trace
+        above `ffjord.EXACT_TRACE_MAX_DIM` dimensions (`dim`: one Jacobian column per dimension and evaluation).
+
+        Raises:
+          ValueError: a bad solve (`solver`), or an exact trace in more than `EXACT_TRACE_MAX_DIM` dimensions."""
         self.solver("train"), self.solver("eval")
+        for stage in ("train", "eval"):
+            if self.config[f"{stage}_trace"] == "exact" and dim > ffjord.EXACT_TRACE_MAX_DIM:
+                raise ValueError(f"config.{stage}_trace='exact' in {dim} dimensions: the exact trace is for at most "
+                                 f"{ffjord.EXACT_TRACE_MAX_DIM}; use 'hutchinson' (an unbiased estimate)")
 
     def cnf_objective(self, params, y: jax.Array, keys: jax.Array):
         """(-log p(y) per example [B] under the CNF, the regularisers' weighted sum [B], metrics): the training
@@ -111,7 +119,7 @@ class ToyCNFExperiment(CNFMixin, ToyFlowExperiment):
         super().__init__(config)
         self.cnf = ffjord.FFJORD(ffjord.MLPDynamics(tuple(config.hidden), config.activation), config.time_length,
                                  config.hutchinson_noise)
-        self.check_solvers()
+        self.check_solvers(2)
         self.log_prob_needs_key = config.eval_trace == "hutchinson"
 
     def init_params(self, key):
@@ -184,7 +192,7 @@ class ImageCNFExperiment(CNFMixin, ImageFlowExperiment):
         super().__init__(config)
         self.cnf = ffjord.FFJORD(ffjord.ConvDynamics(tuple(config.channels), config.activation), config.time_length,
                                  config.hutchinson_noise)
-        self.check_solvers()
+        self.check_solvers(self.num_dims)
 
     def build_flow(self):
         """The parameter-free bijector from [0, 1] images to the CNF's space: the preprocessing, then with
