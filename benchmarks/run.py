@@ -53,6 +53,11 @@ def _TEXT_256(experiment, n: int) -> dict:
     return experiment.check_conditioning(n, prompt="\n", length=256)
 
 
+def _translator_inputs(experiment, n: int) -> dict:
+    """A translator's inputs: `make_input` of n blank 28x28 images."""
+    return {"inputs": experiment.make_input(np.zeros((n, 28, 28, 1), np.uint8))}
+
+
 def _ffjord_nfe(experiment, params, key, n: int) -> dict:
     """The function evaluations of the sampler's backward solve (`gm_jax.models.ffjord`)."""
     shape = getattr(experiment, "cnf_shape", (2,))
@@ -75,6 +80,10 @@ ENTRIES: list[Entry] = [
           conditioning=lambda experiment, n: {"labels": np.arange(n, dtype=np.int32) % 10}),
     Entry(name="ebgan_mnist", experiment="ebgan_mnist", overrides={},
           sample_sizes=(64, 1024), quick_overrides={**_QUICK_DCGAN, "code_dim": 4}, quick_sample_sizes=(8,)),
+    # Translators: a train step updates D, G and the content-loss-only baseline G; the sampler translates inputs.
+    Entry(name="srgan_mnist", experiment="srgan_mnist", overrides={}, sample_sizes=(64, 1024),
+          quick_overrides={"g_features": 8, "num_blocks": 1, "d_channels": (4, 8), "d_dense": 16, "batch_size": 8},
+          quick_sample_sizes=(8,), conditioning=_translator_inputs),
     Entry(name="gan_toy_ring8", experiment="gan_toy", overrides={},
           sample_sizes=(2500,), quick_overrides={"g_hidden": (8,), "d_hidden": (8,), "batch_size": 8},
           quick_sample_sizes=(8,)),
