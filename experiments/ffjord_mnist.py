@@ -46,7 +46,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.train_trace, c.eval_trace = "hutchinson", "hutchinson"
     c.train_solver, c.train_num_steps = "heun", 2
     c.kinetic_weight, c.jacobian_weight = 0.01, 0.01  # Finlay et al. 2020 (RNODE): lambda_K = lambda_J = 0.01
-    c.logit_alpha = 1e-6  # the FFJORD code's MNIST logit transform
+    c.logit_alpha = 0.05  # the library's discrete flows' (RealNVP Sec. 4.1); the paper config has FFJORD's 1e-6
     c.num_steps = 400
     c.batch_size = 32
     c.learning_rate = 1e-3
@@ -72,6 +72,7 @@ def get_paper_config() -> ml_collections.ConfigDict:
     c.channels, c.activation, c.train_trace, c.eval_trace = p["channels"], p["activation"], p["trace"], p["trace"]
     c.train_solver, c.train_rtol, c.train_atol, c.train_num_steps = p["solver"], p["rtol"], p["atol"], 0
     c.learning_rate, c.batch_size, c.time_length = p["learning_rate"], p["batch_size"], p["time_length"]
+    c.logit_alpha = p["logit_alpha"]
     return c
 
 
