@@ -37,7 +37,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from gm_jax.models.gan import _batch_norm, _dcgan_init
+from gm_jax.models.gan import batch_norm, dcgan_init
 from gm_jax.nn import Conv, Dense, FractionallyStridedConv2D
 
 
@@ -164,16 +164,16 @@ class EBGANDiscriminator(nn.Module):
                              f"H, W divisible by {scale}, got shape {tuple(x.shape)}")
         h = x
         for i, c in enumerate(self.channels):
-            h = Conv(c, (4, 4), strides=(2, 2), padding="SAME", use_bias=i == 0, kernel_init=_dcgan_init)(h)
+            h = Conv(c, (4, 4), strides=(2, 2), padding="SAME", use_bias=i == 0, kernel_init=dcgan_init)(h)
             if i > 0:
-                h = _batch_norm(train, self.axis_name)(h)
+                h = batch_norm(train, self.axis_name)(h)
             h = nn.leaky_relu(h, 0.2)
         map_shape = h.shape[1:]
-        code = Dense(self.code_dim, kernel_init=_dcgan_init)(h.reshape(h.shape[0], -1))
-        h = Dense(math.prod(map_shape), use_bias=False, kernel_init=_dcgan_init)(code)
-        h = nn.relu(_batch_norm(train, self.axis_name)(h.reshape(h.shape[0], *map_shape)))
+        code = Dense(self.code_dim, kernel_init=dcgan_init)(h.reshape(h.shape[0], -1))
+        h = Dense(math.prod(map_shape), use_bias=False, kernel_init=dcgan_init)(code)
+        h = nn.relu(batch_norm(train, self.axis_name)(h.reshape(h.shape[0], *map_shape)))
         for c in reversed(tuple(self.channels[:-1])):
-            h = FractionallyStridedConv2D(c, (4, 4), (2, 2), use_bias=False, kernel_init=_dcgan_init)(h)
-            h = nn.relu(_batch_norm(train, self.axis_name)(h))
-        reconstruction = FractionallyStridedConv2D(x.shape[-1], (4, 4), (2, 2), kernel_init=_dcgan_init)(h)
+            h = FractionallyStridedConv2D(c, (4, 4), (2, 2), use_bias=False, kernel_init=dcgan_init)(h)
+            h = nn.relu(batch_norm(train, self.axis_name)(h))
+        reconstruction = FractionallyStridedConv2D(x.shape[-1], (4, 4), (2, 2), kernel_init=dcgan_init)(h)
         return reconstruction_energy(reconstruction, x), code

@@ -45,7 +45,7 @@ from gm_jax.nn import Conv, Dense, FractionallyStridedConv2D, pmean
 GENERATOR_LOSSES = ("non_saturating", "saturating")
 
 # DCGAN weight init (Radford et al. 2016, Sec. 4): N(0, 0.02).
-_dcgan_init = nn.initializers.normal(0.02)
+dcgan_init = nn.initializers.normal(0.02)
 
 
 # -- the value function and the losses ---------------------------------------------------------
@@ -439,7 +439,9 @@ class MLPDiscriminator(nn.Module):
 
 
 # -- DCGAN players (Radford et al. 2016, "Architecture guidelines", Sec. 3) -----------------------
-def _batch_norm(train: bool, axis_name: str | None) -> nn.BatchNorm:
+def batch_norm(train: bool, axis_name: str | None) -> nn.BatchNorm:
+    """The players' batch norm: momentum 0.9, epsilon 1e-5, batch statistics in training (averaged over the
+    pmap axis `axis_name`), the running averages otherwise."""
     return nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5, axis_name=axis_name)
 
 
@@ -474,13 +476,13 @@ class DCGANGenerator(nn.Module):
         scale = 2 ** len(self.channels)
         if self.num_classes:
             z = jnp.concatenate([z, _one_hot(y, self.num_classes)], axis=-1)
-        h = Dense(h_img // scale * w_img // scale * self.channels[0], use_bias=False, kernel_init=_dcgan_init)(z)
+        h = Dense(h_img // scale * w_img // scale * self.channels[0], use_bias=False, kernel_init=dcgan_init)(z)
         h = h.reshape(z.shape[0], h_img // scale, w_img // scale, self.channels[0])
-        h = nn.relu(_batch_norm(train, self.axis_name)(h))
+        h = nn.relu(batch_norm(train, self.axis_name)(h))
         for c in self.channels[1:]:
-            h = FractionallyStridedConv2D(c, (4, 4), (2, 2), use_bias=False, kernel_init=_dcgan_init)(h)
-            h = nn.relu(_batch_norm(train, self.axis_name)(h))
-        h = FractionallyStridedConv2D(c_img, (4, 4), (2, 2), kernel_init=_dcgan_init)(h)
+            h = FractionallyStridedConv2D(c, (4, 4), (2, 2), use_bias=False, kernel_init=dcgan_init)(h)
+            h = nn.relu(batch_norm(train, self.axis_name)(h))
+        h = FractionallyStridedConv2D(c_img, (4, 4), (2, 2), kernel_init=dcgan_init)(h)
         return jnp.tanh(h)
 
 
@@ -532,14 +534,14 @@ class DCGANDiscriminator(nn.Module):
             onehot = _one_hot(y, self.num_classes)
             h = jnp.concatenate([h, jnp.broadcast_to(onehot[:, None, None, :], (*h.shape[:3], self.num_classes))], -1)
         for i, c in enumerate(self.channels):
-            h = Conv(c, (4, 4), strides=(2, 2), padding="SAME", use_bias=i == 0, kernel_init=_dcgan_init)(h)
+            h = Conv(c, (4, 4), strides=(2, 2), padding="SAME", use_bias=i == 0, kernel_init=dcgan_init)(h)
             if i > 0:
-                h = _batch_norm(train, self.axis_name)(h)
+                h = batch_norm(train, self.axis_name)(h)
             h = nn.leaky_relu(h, 0.2)
         h = h.reshape(h.shape[0], -1)
         if self.num_classes:
             h = jnp.concatenate([h, onehot], axis=-1)
-        return Dense(1, kernel_init=_dcgan_init)(h)[:, 0]
+        return Dense(1, kernel_init=dcgan_init)(h)[:, 0]
 
 
 def dcgan_optimizer(learning_rate: float = 2e-4, b1: float = 0.5,

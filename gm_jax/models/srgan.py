@@ -28,6 +28,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from gm_jax.models.gan import batch_norm
 from gm_jax.nn import Conv, Dense
 
 # Ledig et al. 2017, Sec. 3.2 / Fig. 4: B = 16 residual blocks of 64 features, 4x upscaling by two
@@ -87,10 +88,6 @@ def space_to_depth(x: jax.Array, factor: int) -> jax.Array:
     return x.reshape(b, hr // r, wr // r, c * r * r)
 
 
-def _batch_norm(train: bool, axis_name: str | None) -> nn.BatchNorm:
-    return nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5, axis_name=axis_name)
-
-
 def _prelu() -> nn.PReLU:
     # one learned slope per layer, initialised at 0.25 (He et al. 2015, Sec. 2.1; PyTorch's default)
     return nn.PReLU(negative_slope_init=0.25)
@@ -129,11 +126,11 @@ class SRResNet(nn.Module):
         h = _prelu()(Conv(f, (9, 9))(jnp.asarray(y, jnp.float32)))
         skip = h
         for _ in range(self.num_blocks):
-            r = _batch_norm(train, self.axis_name)(Conv(f, (3, 3), use_bias=False)(h))
+            r = batch_norm(train, self.axis_name)(Conv(f, (3, 3), use_bias=False)(h))
             r = _prelu()(r)
-            r = _batch_norm(train, self.axis_name)(Conv(f, (3, 3), use_bias=False)(r))
+            r = batch_norm(train, self.axis_name)(Conv(f, (3, 3), use_bias=False)(r))
             h = h + r
-        h = _batch_norm(train, self.axis_name)(Conv(f, (3, 3), use_bias=False)(h)) + skip
+        h = batch_norm(train, self.axis_name)(Conv(f, (3, 3), use_bias=False)(h)) + skip
         for _ in range(self.scale.bit_length() - 1):
             h = _prelu()(pixel_shuffle(Conv(4 * f, (3, 3))(h), 2))
         return jnp.tanh(Conv(self.out_channels, (9, 9))(h))
@@ -161,7 +158,7 @@ class SRDiscriminator(nn.Module):
         for i, c in enumerate(self.channels):
             h = Conv(c, (3, 3), strides=(1 + i % 2,) * 2, use_bias=i == 0)(h)
             if i > 0:
-                h = _batch_norm(train, self.axis_name)(h)
+                h = batch_norm(train, self.axis_name)(h)
             h = nn.leaky_relu(h, 0.2)
         h = nn.leaky_relu(Dense(self.dense)(h.reshape(h.shape[0], -1)), 0.2)
         return Dense(1)(h)[:, 0]
