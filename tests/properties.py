@@ -101,3 +101,24 @@ def random_params(model, *inputs, scale: float = 0.3, shrink: tuple[str, ...] = 
         return jnp.asarray(v, leaf.dtype)
 
     return jax.tree_util.tree_map_with_path(draw, shapes)
+
+
+D_FIELDS = ("d_params", "d_opt_state", "d_batch_stats")
+G_FIELDS = ("g_params", "g_opt_state", "g_batch_stats")
+
+
+def trees_differ(a, b) -> bool:
+    """Whether two pytrees of arrays (same structure) differ in any leaf."""
+    return any(not np.array_equal(np.asarray(x), np.asarray(y))
+               for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)))
+
+
+def assert_updates_only(before, after, changed, unchanged) -> None:
+    """A two-player (or more) step changed the state fields `changed` (each in some leaf; an empty tree, such
+    as the batch statistics of a player without batch norm, must stay empty) and left the fields `unchanged`
+    bit-equal: each adversarial phase updates only its own player."""
+    for field in changed:
+        old, new = getattr(before, field), getattr(after, field)
+        assert trees_differ(new, old) or not jax.tree_util.tree_leaves(old), f"{field} did not change"
+    for field in unchanged:
+        assert not trees_differ(getattr(after, field), getattr(before, field)), f"{field} changed"

@@ -8,6 +8,7 @@ import gm_jax
 from gm_jax.models import gan
 from gm_jax.training import TrainStep
 from gm_jax.training.loop import train
+from properties import D_FIELDS, G_FIELDS, assert_updates_only, trees_differ
 
 TINY_DCGAN = dict(z_dim=8, g_channels=(8, 4), d_channels=(4, 8), batch_size=8, progress_bar=False,
                   eval_batch_size=16, num_eval_samples=32, clusters=0, pack=1)  # the plain DCGAN: no k-means
@@ -59,9 +60,6 @@ def test_value_function_and_discriminator_loss():
 
 
 # -- the two-player step ---------------------------------------------------------------------------
-def _changed(a, b) -> bool:
-    return any(not np.array_equal(np.asarray(x), np.asarray(y))
-               for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)))
 
 
 @pytest.fixture(scope="module")
@@ -79,17 +77,11 @@ def test_each_phase_updates_only_its_player(dcgan_and_state):
     x, y = experiment.real_inputs(batch)
     keys = jax.random.split(jax.random.key(1), 8)
     after_d, d_metrics = jax.jit(experiment.gan.discriminator_phase)(state, x, y, keys)
-    assert _changed(after_d.d_params, state.d_params) and _changed(after_d.d_opt_state, state.d_opt_state)
-    assert _changed(after_d.d_batch_stats, state.d_batch_stats)
-    for field in ("g_params", "g_opt_state", "g_batch_stats"):
-        assert not _changed(getattr(after_d, field), getattr(state, field)), field
+    assert_updates_only(state, after_d, D_FIELDS, G_FIELDS)
     assert 0 < float(d_metrics["d_real"]) < 1 and np.isfinite(float(d_metrics["d_loss"]))
 
     after_g, g_metrics = jax.jit(experiment.gan.generator_phase)(state, y, keys)
-    assert _changed(after_g.g_params, state.g_params) and _changed(after_g.g_opt_state, state.g_opt_state)
-    assert _changed(after_g.g_batch_stats, state.g_batch_stats)
-    for field in ("d_params", "d_opt_state", "d_batch_stats"):
-        assert not _changed(getattr(after_g, field), getattr(state, field)), field
+    assert_updates_only(state, after_g, G_FIELDS, D_FIELDS)
     assert np.isfinite(float(g_metrics["g_loss"]))
 
 
@@ -116,7 +108,7 @@ def test_generator_moving_average():
                                ("g_ema_batch_stats", "g_batch_stats", "g_batch_stats")):
         jax.tree_util.tree_map(lambda e, a, b: np.testing.assert_allclose(e, 0.9 * a + 0.1 * b, rtol=1e-5, atol=1e-7),
                                getattr(new, ema), getattr(state, before), getattr(new, after))
-    assert _changed(new.g_ema_params, new.g_params)
+    assert trees_differ(new.g_ema_params, new.g_params)
     sampler_vars = experiment.params_of(new)
     assert sampler_vars["params"] is new.g_ema_params and sampler_vars["batch_stats"] is new.g_ema_batch_stats
     # off by default: no averages are kept and the sampler uses the current generator
@@ -140,7 +132,7 @@ def test_jit_pmap_and_sharded_gan_steps_agree(dcgan_and_state):
             state, metrics = step(state, batch, jax.random.fold_in(jax.random.key(2), i))
         final[parallel] = (step.get_state(state), {k: float(v) for k, v in metrics.items()})
     ref, ref_metrics = final["none"]
-    assert int(ref.step) == 3 and _changed(ref.g_params, init.g_params)
+    assert int(ref.step) == 3 and trees_differ(ref.g_params, init.g_params)
     for parallel in ("pmap", "sharded"):
         state, metrics = final[parallel]
         for field in ("g_params", "d_params", "g_batch_stats", "d_batch_stats"):

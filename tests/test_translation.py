@@ -13,6 +13,7 @@ from gm_jax.models import gan
 from gm_jax.nn import Conv
 from gm_jax.recipes.translation import TranslationExperiment, translation_config
 from gm_jax.training.loop import train_and_evaluate
+from properties import assert_updates_only
 
 
 # -- paired metrics (scikit-image) -----------------------------------------------------------------
@@ -87,19 +88,15 @@ def tiny():
 def test_each_step_changes_only_its_players_parameters(tiny):
     experiment, state, x, y = tiny
     keys = jax.random.split(jax.random.key(1), len(x))
-    changed = lambda a, b: any(not np.array_equal(u, v) for u, v in zip(jax.tree_util.tree_leaves(a),
-                                                                        jax.tree_util.tree_leaves(b)))
+    baseline = ("baseline_params", "baseline_opt_state")
     d_step, _ = experiment.gan.discriminator_phase(state, x, y, keys)
-    assert changed(state.d_params, d_step.d_params)
-    assert not changed(state.g_params, d_step.g_params) and not changed(state.baseline_params, d_step.baseline_params)
+    assert_updates_only(state, d_step, ("d_params", "d_opt_state"), ("g_params", "g_opt_state", *baseline))
     g_step, g_metrics = experiment.gan.generator_phase(state, y, keys, x=x)
-    assert changed(state.g_params, g_step.g_params)
-    assert not changed(state.d_params, g_step.d_params) and not changed(state.baseline_params, g_step.baseline_params)
+    assert_updates_only(state, g_step, ("g_params", "g_opt_state"), ("d_params", "d_opt_state", *baseline))
     # the generator's loss is the weighted content loss plus the weighted adversarial term
     np.testing.assert_allclose(g_metrics["g_loss"], g_metrics["content"] + 0.5 * g_metrics["g_adversarial"], rtol=1e-6)
     b_step, b_metrics = experiment.gan.baseline_phase(state, x, y, keys)
-    assert changed(state.baseline_params, b_step.baseline_params)
-    assert not changed(state.g_params, b_step.g_params) and not changed(state.d_params, b_step.d_params)
+    assert_updates_only(state, b_step, baseline, ("g_params", "g_opt_state", "d_params", "d_opt_state"))
     # the baseline starts as the adversarial generator (same initialisation), so its content loss is G's
     np.testing.assert_allclose(b_metrics["baseline_content"], g_metrics["content"], rtol=1e-6)
     with pytest.raises(ValueError, match="real x"):

@@ -47,17 +47,25 @@ def save_completions(path, images, mask, completions, title: str = "") -> Path:
       completions: [K, M, H, W, C] in [0, 1], M completions per image.
       title: the figure's title.
     """
-    plt = pyplot()
     images, completions = np.asarray(images, np.float32), np.asarray(completions, np.float32)
-    k, m = completions.shape[:2]
+    m = completions.shape[1]
     observed = np.asarray(mask, bool)
     observed = np.broadcast_to(observed[None, :, :, None] if observed.ndim == 2 else observed, images.shape)
     seen = np.where(observed, images, 0.5)
     rows = np.concatenate([images[:, None], seen[:, None], completions], axis=1).reshape(-1, *images.shape[1:])
-    fig, ax = plt.subplots(figsize=(0.75 * (m + 2) + 0.4, 0.75 * k + 0.6))
-    ax.imshow(np.asarray(image_grid(rows, cols=m + 2)), cmap="gray", vmin=0, vmax=255)
-    ax.set_xticks([(i + 0.5) * (images.shape[2] + 2) for i in range(m + 2)])
-    ax.set_xticklabels(["digit", "observed"] + [f"#{i + 1}" for i in range(m)], fontsize=7)
+    return _save_labelled_columns(path, rows, ["digit", "observed"] + [f"#{i + 1}" for i in range(m)], title,
+                                  width=0.75 * (m + 2) + 0.4)
+
+
+def _save_labelled_columns(path, rows, labels, title: str, width: float, max_value: float = 1.0) -> Path:
+    """Images [K * len(labels), H, W, C] (row-major: one row of len(labels) per example) as one grid with a
+    label under each column."""
+    plt = pyplot()
+    cols, w = len(labels), rows.shape[2]
+    fig, ax = plt.subplots(figsize=(width, 0.75 * (len(rows) // cols) + 0.6))
+    ax.imshow(np.asarray(image_grid(rows, cols=cols, max_value=max_value)), cmap="gray", vmin=0, vmax=255)
+    ax.set_xticks([(i + 0.5) * (w + 2) for i in range(cols)])
+    ax.set_xticklabels(labels, fontsize=7)
     ax.set_yticks([])
     ax.set_title(title, fontsize=8)
     fig.tight_layout()
@@ -75,7 +83,6 @@ def save_comparison(path, columns, title: str = "", max_value: float = 255.0) ->
         by pixel repetition.
       title: the figure's title.
     """
-    plt = pyplot()
     h, w = max(np.asarray(images).shape[1:3] for _, images in columns)
     cols = []
     for _, images in columns:
@@ -83,15 +90,5 @@ def save_comparison(path, columns, title: str = "", max_value: float = 255.0) ->
         if x.shape[1:3] != (h, w):
             x = np.repeat(np.repeat(x, h // x.shape[1], axis=1), w // x.shape[2], axis=2)
         cols.append(x)
-    k = len(cols[0])
     rows = np.stack(cols, axis=1).reshape(-1, *cols[0].shape[1:])
-    fig, ax = plt.subplots(figsize=(0.8 * len(cols) + 0.6, 0.75 * k + 0.6))
-    ax.imshow(np.asarray(image_grid(rows, cols=len(cols), max_value=max_value)), cmap="gray", vmin=0, vmax=255)
-    ax.set_xticks([(i + 0.5) * (w + 2) for i in range(len(cols))])
-    ax.set_xticklabels([name for name, _ in columns], fontsize=7)
-    ax.set_yticks([])
-    ax.set_title(title, fontsize=8)
-    fig.tight_layout()
-    fig.savefig(Path(path), dpi=100)
-    plt.close(fig)
-    return Path(path)
+    return _save_labelled_columns(path, rows, [name for name, _ in columns], title, 0.8 * len(cols) + 0.6, max_value)
