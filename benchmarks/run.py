@@ -60,8 +60,8 @@ def _translator_inputs(experiment, n: int) -> dict:
 
 def _ffjord_nfe(experiment, params, key, n: int) -> dict:
     """The function evaluations of the sampler's backward solve (`gm_jax.models.ffjord`)."""
-    shape = getattr(experiment, "cnf_shape", (2,))
-    _, nfe = jax.jit(lambda p, k: experiment.cnf.sample(p, k, n, shape, experiment.solver("eval")))(params, key)
+    _, nfe = jax.jit(lambda p, k: experiment.cnf.sample(p, k, n, experiment.cnf_shape, experiment.solver("eval")))(
+        params, key)
     return {"nfe": int(nfe)}
 
 

@@ -274,9 +274,12 @@ class FFJORD:
             p, e = args
             z = y[0]
             if trace == "exact":
-                single = lambda zi: self.velocity(p, t, zi[None])[0]
-                f = self.velocity(p, t, z)
-                jac = jax.vmap(jax.jacfwd(single))(z).reshape(b, math.prod(z.shape[1:]), -1)
+                def single(zi):  # f for one example, returned twice: the Jacobian's function and its value
+                    fi = self.velocity(p, t, zi[None])[0]
+                    return fi, fi
+
+                jac, f = jax.vmap(jax.jacfwd(single, has_aux=True))(z)
+                jac = jac.reshape(b, math.prod(z.shape[1:]), -1)
                 tr = jnp.trace(jac, axis1=1, axis2=2)
                 frob = jnp.sum(jac ** 2, axis=(1, 2)) if regularise else jnp.zeros((b,), z.dtype)
             else:

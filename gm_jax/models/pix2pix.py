@@ -36,9 +36,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from gm_jax.models.gan import batch_norm
+from gm_jax.models.gan import dcgan_init as _init  # N(0, 0.02), the paper's init (Sec. 6.2)
 from gm_jax.nn import Conv, FractionallyStridedConv2D
-
-_init = nn.initializers.normal(0.02)
 
 # Isola et al. 2017, Appendix 6.1 (architectures) and Sec. 3.3 / 4 (training): the 256x256 U-Net
 # (encoder C64-C128-C256-C512-C512-C512-C512-C512, the decoder its mirror with skips; dropout 50% in

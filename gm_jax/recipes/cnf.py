@@ -59,6 +59,7 @@ class CNFMixin:
     """What both CNF experiments share: the solves from the config, the flow, the objective."""
 
     cnf: ffjord.FFJORD
+    cnf_shape: tuple[int, ...]  # the shape of one point in the CNF's space
 
     def solver(self, stage: str) -> ffjord.SolverConfig:
         """The `SolverConfig` of `stage` ("train" | "eval") from the config's `<stage>_*` fields.
@@ -114,6 +115,7 @@ class ToyCNFExperiment(CNFMixin, ToyFlowExperiment):
     """
 
     schema = {**ToyFlowExperiment.schema, **CNF_SCHEMA, "hidden": Range(1, integer=True, each=True)}
+    cnf_shape = (2,)  # one point in the CNF's space (the data's: no preprocessing)
 
     def __init__(self, config: ml_collections.ConfigDict):
         super().__init__(config)
@@ -123,7 +125,7 @@ class ToyCNFExperiment(CNFMixin, ToyFlowExperiment):
         self.log_prob_needs_key = config.eval_trace == "hutchinson"
 
     def init_params(self, key):
-        return self.cnf.init(key, jnp.zeros((1, 2), jnp.float32))
+        return self.cnf.init(key, jnp.zeros((1, *self.cnf_shape), jnp.float32))
 
     def loss_fn(self, params, batch, keys):
         """-log p(x) (nats per point) + the regularisers; metrics `nll_nats`, `nfe` (of the training solve)."""
@@ -137,7 +139,7 @@ class ToyCNFExperiment(CNFMixin, ToyFlowExperiment):
 
     def sample(self, params, key, num_samples: int, temperature=1.0):
         """x = z(0) solved backward from z(T) ~ N(0, temperature^2 I): float32 [num_samples, 2]."""
-        return self.cnf.sample(params, key, num_samples, (2,), self.solver("eval"), temperature)[0]
+        return self.cnf.sample(params, key, num_samples, self.cnf_shape, self.solver("eval"), temperature)[0]
 
     def evaluate(self, params, key):
         """`ToyFlowExperiment.evaluate`'s metrics, with the NFE of the test points' solve (`eval_nfe`) and of a
@@ -147,7 +149,7 @@ class ToyCNFExperiment(CNFMixin, ToyFlowExperiment):
         solver = self.solver("eval")
         log_p, nfe = jax.jit(lambda p, y, k: self.cnf.log_prob(p, y, solver, c.eval_trace, k))(
             params, jnp.asarray(test), key if c.eval_trace == "hutchinson" else None)
-        _, sample_nfe = jax.jit(lambda p, k: self.cnf.sample(p, k, int(c.num_eval_points), (2,), solver))(params, key)
+        _, sample_nfe = jax.jit(lambda p, k: self.cnf.sample(p, k, int(c.num_eval_points), self.cnf_shape, solver))(params, key)
         _, integral = self.density_on_grid(params)
         return {"test_nll_nats": -float(np.mean(np.asarray(log_p, np.float64))), "density_integral": integral,
                 "problem": c.problem, "grid_limit": float(c.grid_limit), "grid_size": int(c.grid_size),
