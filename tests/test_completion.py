@@ -120,3 +120,35 @@ def test_bad_images_and_labels_raise(tiny):
         cond.complete(cparams, jax.random.key(0), ALL[:2], top, labels=[0, 10])
     out = np.asarray(cond.complete(cparams, jax.random.key(0), ALL[:2], top, labels=[3, 7]))
     np.testing.assert_array_equal(out[:, 0], ALL[:2, 0])
+
+
+class _RecordingClassifier:
+    """Stands in for the MNIST classifier: "classifies" an image as its label when its bottom half is
+    non-empty, and keeps what it was given."""
+
+    def __init__(self):
+        self.calls = []
+
+    def accuracy(self, images, labels):
+        self.calls.append(np.asarray(images))
+        return float(np.mean((np.asarray(images)[:, 14:].sum((1, 2, 3)) > 0) | (np.asarray(labels) < 0)))
+
+
+def test_completion_study_keeps_the_top_half_and_scores_both(tmp_path):
+    """28 x 28 synthetic digits, the test config's one-layer model: the completions keep the kept rows of
+    the real binarized digits, both sets reach the classifier as 0/255 images, the ratio is their quotient
+    and the figure is written."""
+    exp = gated_pixelcnn_mnist.Experiment(gated_pixelcnn_mnist.get_test_config())
+    params = jax.jit(exp.init_params)(jax.random.key(0))
+    clf = _RecordingClassifier()
+    out = exp.completion_study(params, jax.random.key(1), num_images=4, classifier=clf, num_figure_images=2,
+                               num_completions=2, figure_path=tmp_path / "completions.png")
+    real, done = clf.calls
+    assert real.shape == done.shape == (4, 28, 28, 1) and set(np.unique(real)) <= {0, 255}
+    np.testing.assert_array_equal(done[:, :14], real[:, :14])
+    assert set(np.unique(done)) <= {0, 255} and (done[:, 14:] != real[:, 14:]).any()
+    assert out["accuracy_ratio"] == pytest.approx(out["accuracy_completed"] / out["accuracy_real"])
+    assert out["observed_rows"] == 14 and out["rows_above"] == exp.model.rows_above == 3
+    assert (tmp_path / "completions.png").stat().st_size > 0
+    with pytest.raises(ValueError, match="num_images"):
+        exp.completion_study(params, jax.random.key(1), num_images=0, classifier=clf)

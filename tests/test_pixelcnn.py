@@ -91,6 +91,19 @@ def test_gated_pixelcnn_autoregressive_without_blind_spot():
     _sees_every_earlier_position(support)
 
 
+@pytest.mark.parametrize("num_layers,kernel_size", [(1, 3), (2, 5)])
+def test_gated_pixelcnn_rows_above(num_layers, kernel_size):
+    """The last row's logits see exactly the `rows_above` rows above it (measured by the Jacobian support)."""
+    h, w = 14, 3
+    model = pc.GatedPixelCNN(image_shape=(h, w, 1), features=4, num_layers=num_layers, kernel_size=kernel_size,
+                             output_features=4)
+    params = random_params(model, jnp.zeros((1, h, w, 1)))
+    support = _jacobian_support(lambda x: model.apply({"params": params}, x)[..., 0, 0], (h, w, 1))
+    seen_rows = np.flatnonzero(support[(h - 1) * w:].any(0).reshape(h, w).any(1))
+    assert model.rows_above < h - 1
+    np.testing.assert_array_equal(seen_rows, np.arange(h - 1 - model.rows_above, h))
+
+
 def test_pixelcnn_pp_autoregressive_without_blind_spot():
     """The mixture parameters of pixel i see pixels < i only (with C = 3 the channels of a pixel couple inside
     the mixture, so causality is pixel-level), and every earlier pixel. One random input suffices for the

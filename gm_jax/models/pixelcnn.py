@@ -243,6 +243,16 @@ class GatedPixelCNN(nn.Module):
         self.out_a = Dense(self.output_features)
         self.out_b = Dense(_out_dim(self.num_values))
 
+    @property
+    def rows_above(self) -> int:
+        """Rows above its own that a pixel's logits depend on: (k // 2) (L + 1) + 1.
+
+        The vertical stack's input layer and each of the L gated layers reach k // 2 rows further up, and
+        the down shift one more. Completion from the top rows of an image is only informed by rows this far
+        above the pixel being drawn: with k = 5, L >= 12 lets the last row of a 28 x 28 image see row 0.
+        """
+        return (self.kernel_size // 2) * (self.num_layers + 1) + 1
+
     def conditioning(self, labels, n: int, cond_map=None):
         """Per-layer (v, h) biases, float32 [N, 1, 1, 2F] from the labels (zeros when unconditional), plus the
         projections [N, H, W, 2F] of `cond_map` with `map_conditioning`.

@@ -406,7 +406,9 @@ class PixelCNNExperiment(ClassConditional, ImageLikelihoodExperiment):
 
         Returns:
           {"num_images", "accuracy_real", "accuracy_completed", "accuracy_ratio" (completed / real),
-           "observed_rows": 14, "figure": path or None}.
+           "observed_rows": 14, "rows_above": the model's `rows_above` (None where it has none),
+           "figure": path or None}. A pixel of the bottom row sees the kept rows >= 27 - `rows_above`:
+           rows 12-13 only for the default 6-layer Gated PixelCNN (15), all 14 with 12 layers (27).
 
         Raises:
           ValueError: `num_images` < 1 or above the test set's size.
@@ -430,7 +432,7 @@ class PixelCNNExperiment(ClassConditional, ImageLikelihoodExperiment):
         acc_done = clf.accuracy(completed * 255, labels)
         out = {"num_images": int(num_images), "accuracy_real": acc_real, "accuracy_completed": acc_done,
                "accuracy_ratio": acc_done / acc_real if acc_real > 0 else float("nan"), "observed_rows": h,
-               "figure": None}
+               "rows_above": getattr(self.model, "rows_above", None), "figure": None}
         if figure_path is not None:
             k = min(num_figure_images, num_images)
             rep = np.repeat(real[:k], num_completions, axis=0)
