@@ -13,6 +13,10 @@ Eq. 4); its `test_nll_nats` is the exact marginal -log (1/10) sum_y p(x | y) on
 one dynamic binarization of the mnist test set (not comparable with the
 fixed-binarization figures), and `test_nll_given_label_nats` is -log p(x | y).
 
+Completion of the bottom half from the top (`completion_study`) needs a model
+whose last row sees the kept rows: `rows_above` is 15 for the default 6 layers
+(the bottom row sees rows 12-27), 27 with `--config.num_layers=12`.
+
 Writes `results.json` and `samples.png` (8x8; class-conditional rows cycle
 through the digits 0-9), sampled with the cached fast sampler
 (`--config.sampler=naive` for the naive one, or per call
