@@ -2,6 +2,7 @@
 
     pip install -e .[bench] --extra-index-url https://download.pytorch.org/whl/cpu
     python -m benchmarks.twins [--only pixelcnn_mnist ...] [--compile]
+    XLA_FLAGS=--xla_force_host_platform_device_count=2 python -m benchmarks.twins   # + the sharded step
 
 One module per family holds its twins (`TWINS`); `benchmarks.twins.common` the harness (the checks,
 the interleaved timing, the FLOP counts). Results: `benchmarks/results/twins.md`.
@@ -29,6 +30,12 @@ def markdown(records, settings) -> str:
              "| torch.compile ms | gm_jax GFLOP/s | % of matmul peak |",
              "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     peak = max(peaks)
+    sharded = [r for r in records if "ratio_sharded" in r]
+    if sharded:
+        lines.insert(4, f"- sharded: the same step over {sharded[0]['host_devices']} CPU devices of this host "
+                        "(`XLA_FLAGS=--xla_force_host_platform_device_count=N`, `TrainStep(..., \"sharded\")`)")
+        lines[-2] += f" gm_jax sharded over {sharded[0]['host_devices']} CPU devices ms | ratio to torch all thr | % of matmul peak |"
+        lines[-1] += " ---: | ---: | ---: |"
     for r in records:
         if "error" in r:
             lines.append(f"| {r['name']} | error: {r['error'][:120]} |" + " |" * 9)
@@ -39,5 +46,8 @@ def markdown(records, settings) -> str:
         lines.append(
             f"| {r['name']} | {r['batch_size']} | {r['params']:,} | {ms['gm_jax']:.1f} | {ms['torch_1']:.1f} "
             f"| {r['ratio']['torch_1']:.2f} | {ms[all_key]:.1f} | {r['ratio'][all_key]:.2f} | {comp} "
-            f"| {r['gflops_per_s']:.1f} | {100 * r['gflops_per_s'] / peak:.0f}% |")
+            f"| {r['gflops_per_s']:.1f} | {100 * r['gflops_per_s'] / peak:.0f}% |"
+            + (f" {ms['gm_jax_sharded']:.1f} | {r['ratio_sharded'][all_key]:.2f} "
+               f"| {100 * r['gflops_per_s_sharded'] / peak:.0f}% |" if "ratio_sharded" in r else
+               " - | - | - |" if sharded else ""))
     return "\n".join(lines) + "\n"

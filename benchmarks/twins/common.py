@@ -13,6 +13,10 @@ blocks of `steps` train steps in rounds A, B1, B2 [, B3], A, B1, ... where
 
 * A  = the gm_jax step (`TrainStep(experiment.update, "none")`, the step the training loop runs,
        ended by `jax.block_until_ready`),
+* A' = the same step sharded over the host's CPU devices (`TrainStep(experiment.update, "sharded")`),
+       when the process has more than one (`XLA_FLAGS=--xla_force_host_platform_device_count=N`) and
+       they divide the batch: XLA:CPU runs each device's program on its own thread, so this is how a
+       JAX step uses every core for ops too small to split,
 * B1 = PyTorch with 1 thread, B2 = PyTorch with all threads (`torch.set_num_threads`),
 * B3 = `torch.compile` of the twin's step with all threads (`--compile`; recorded as an
        error when it does not compile),
@@ -168,13 +172,14 @@ class Pair:
             f"{twin.name}: initial loss gm_jax {l_jax:.7g} != twin {l_torch:.7g} (rtol {twin.rtol})")
         return {"params": n_jax, "loss_gm_jax": l_jax, "loss_torch": l_torch}
 
-    def jax_runner(self) -> tuple[Callable[[int], None], float]:
-        """(run(k): k gm_jax train steps ended by block_until_ready, XLA's FLOP count of one step)."""
-        step = TrainStep(self.experiment.update, "none")
+    def jax_runner(self, parallel: str = "none") -> tuple[Callable[[int], None], float]:
+        """(run(k): k gm_jax train steps under `parallel` ended by block_until_ready, XLA's FLOP count of
+        one step, all its devices)."""
+        step = TrainStep(self.experiment.update, parallel)
         state = step.put_state(jax.tree_util.tree_map(np.copy, self.state))
         box = {"state": state}
         try:
-            cost = step._step.lower(state, self.batch, self.key).compile().cost_analysis()
+            cost = step._step.lower(state, step.put_batch(self.batch), self.key).compile().cost_analysis()
             cost = cost[0] if isinstance(cost, (list, tuple)) else cost
             flops = float(cost.get("flops", float("nan")))
         except Exception:  # noqa: BLE001 - a backend without cost analysis: FLOP/s left blank
@@ -216,7 +221,11 @@ def measure(twin: Twin, *, rounds: int = 7, steps: int = 5, warmup: int = 2, com
     record = {"name": twin.name, "experiment": twin.experiment, **pair.check()}
     jax_run, flops = pair.jax_runner()
     all_threads = os.cpu_count() or 1
-    runners = {"gm_jax": jax_run, "torch_1": pair.torch_runner(1), f"torch_{all_threads}": pair.torch_runner(all_threads)}
+    runners = {"gm_jax": jax_run}
+    batch_size = int(jax.tree_util.tree_leaves(pair.batch)[0].shape[0])
+    if jax.local_device_count() > 1 and batch_size % jax.local_device_count() == 0:
+        runners["gm_jax_sharded"] = pair.jax_runner("sharded")[0]
+    runners.update({"torch_1": pair.torch_runner(1), f"torch_{all_threads}": pair.torch_runner(all_threads)})
     if compile_torch:
         runners["torch_compile"] = pair.torch_runner(all_threads, compiled=True)
     timings: dict[str, list[float]] = {k: [] for k in runners}
@@ -225,7 +234,7 @@ def measure(twin: Twin, *, rounds: int = 7, steps: int = 5, warmup: int = 2, com
         try:
             run(warmup)
         except Exception as e:  # noqa: BLE001 - torch.compile may not handle a twin: recorded, not fatal
-            if name == "gm_jax" or not name.startswith("torch_compile"):
+            if not name.startswith("torch_compile"):
                 raise
             errors[name] = f"{type(e).__name__}: {e}"[:300]
             del runners[name], timings[name]
@@ -238,9 +247,12 @@ def measure(twin: Twin, *, rounds: int = 7, steps: int = 5, warmup: int = 2, com
     ms = {k: statistics.median(v) for k, v in timings.items()}
     record.update({
         "ms_per_step": ms, "timings_ms": timings, "errors": errors,
-        "ratio": {k: ms[k] / ms["gm_jax"] for k in ms if k != "gm_jax"},
-        "flops_per_step": flops, "gflops_per_s": flops / ms["gm_jax"] / 1e6,
-        "batch_size": int(jax.tree_util.tree_leaves(pair.batch)[0].shape[0]),
+        "ratio": {k: ms[k] / ms["gm_jax"] for k in ms if k.startswith("torch_")},
+        "flops_per_step": flops, "gflops_per_s": flops / ms["gm_jax"] / 1e6, "batch_size": batch_size,
     })
+    if "gm_jax_sharded" in ms:
+        record.update({"host_devices": jax.local_device_count(),
+                       "ratio_sharded": {k: ms[k] / ms["gm_jax_sharded"] for k in ms if k.startswith("torch_")},
+                       "gflops_per_s_sharded": flops / ms["gm_jax_sharded"] / 1e6})
     log(f"{twin.name}: " + ", ".join(f"{k} {v:.1f} ms" for k, v in ms.items()))
     return record
