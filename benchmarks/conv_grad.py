@@ -10,8 +10,11 @@ in the same run and alternating between the variants, this times the forward pas
 
 * `plain`: what the layer computed before (`jax.lax.conv_general_dilated` with the whole masked kernel;
   shifted convolutions of a `jnp.pad`-ed input; `flax.linen.Dense` on the 4-D map);
+* `plain_ynnpack`: the same, compiled with `gm_jax.xla_cpu.YNNPACK_CONV_OPTIONS`: XLA:CPU's default
+  convolution kernels (YNNPACK's), which `import gm_jax` replaces by XLA's own for the process;
 * `gm_jax`: `gm_jax.nn` now (`MaskedConv2D` with its zero rows cropped, `conv2d`'s 1x1 kernels as
-  matmuls, the shifted convolutions' padding inside the convolution, `gm_jax.nn.Dense`'s 2-D matmul).
+  matmuls and few-input-channel kernels as im2col + matmul, the shifted convolutions' padding inside the
+  convolution, `gm_jax.nn.Dense`'s 2-D matmul), on XLA's own convolution kernels.
 
 The figures are those the PyTorch-twin comparison (`python -m benchmarks.twins`) traces back to.
 Writes `OUT/conv_grad.json` and `OUT/conv_grad.md`.
@@ -30,6 +33,7 @@ import jax.numpy as jnp
 
 from benchmarks.harness import matmul_peak, write_report
 from gm_jax import nn as gnn
+from gm_jax import xla_cpu
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results"
 N, H, W = 32, 28, 28
@@ -75,10 +79,10 @@ def _layer(c_in, c_out, kernel, mask):
     return plain_apply, new.apply, params, 2 * N * H * W * kernel[0] * kernel[1] * c_in * c_out
 
 
-def _passes(apply, params, x, g):
-    fwd = jax.jit(lambda p, x: apply(p, x))
-    dx = jax.jit(jax.grad(lambda x, p: jnp.sum(apply(p, x) * g)))
-    dk = jax.jit(jax.grad(lambda p, x: jnp.sum(apply(p, x) * g)))
+def _passes(apply, params, x, g, compiler_options=None):
+    fwd = jax.jit(lambda p, x: apply(p, x), compiler_options=compiler_options)
+    dx = jax.jit(jax.grad(lambda x, p: jnp.sum(apply(p, x) * g)), compiler_options=compiler_options)
+    dk = jax.jit(jax.grad(lambda p, x: jnp.sum(apply(p, x) * g)), compiler_options=compiler_options)
     return {"forward": lambda: fwd(params, x), "dX": lambda: dx(x, params), "dK": lambda: dk(params, x)}
 
 
@@ -93,7 +97,8 @@ def main(argv=None) -> int:
         plain, new, params, flops = _layer(c_in, c_out, kernel, mask)
         x = jax.random.normal(jax.random.key(1), (N, H, W, c_in))
         g = jax.random.normal(jax.random.key(2), (N, H, W, c_out))
-        fns = {"plain": _passes(plain, params, x, g), "gm_jax": _passes(new, params, x, g)}
+        fns = {"plain_ynnpack": _passes(plain, params, x, g, xla_cpu.compiler_options("ynnpack") or None),
+               "plain": _passes(plain, params, x, g), "gm_jax": _passes(new, params, x, g)}
         for variant in fns.values():
             for f in variant.values():
                 jax.block_until_ready(f())
@@ -106,8 +111,10 @@ def main(argv=None) -> int:
                     times[(v, p)].append(time.perf_counter() - t0)
         for p in ("forward", "dX", "dK"):
             ms = {v: 1e3 * statistics.median(times[(v, p)]) for v in fns}
-            records.append({"layer": name, "pass": p, "plain_ms": ms["plain"], "gm_jax_ms": ms["gm_jax"],
-                            "speedup": ms["plain"] / ms["gm_jax"], "gflops_per_s": flops / ms["gm_jax"] / 1e6,
+            records.append({"layer": name, "pass": p, "plain_ynnpack_ms": ms["plain_ynnpack"],
+                            "plain_ms": ms["plain"], "gm_jax_ms": ms["gm_jax"],
+                            "speedup": ms["plain"] / ms["gm_jax"], "speedup_ynnpack": ms["plain_ynnpack"] / ms["gm_jax"],
+                            "gflops_per_s": flops / ms["gm_jax"] / 1e6,
                             "peak_fraction": flops / ms["gm_jax"] / 1e6 / peak})
         print(f"{name}: done", file=sys.stderr, flush=True)
     settings = {"repeats": args.repeats, "batch": N, "matmul_peak_gflops": peak}
@@ -116,11 +123,15 @@ def main(argv=None) -> int:
         lines = ["# Convolution passes on XLA:CPU: plain vs gm_jax.nn", "",
                  f"- batch {N}, 28x28; median of {args.repeats}; matmul peak of the same run {peak:.0f} GFLOP/s;",
                  "  GFLOP/s counts the whole (unmasked) kernel's FLOPs, so a cropped masked layer can exceed 'plain'.",
-                 "", "| layer | pass | plain ms | gm_jax ms | speed-up | gm_jax GFLOP/s | % of matmul peak |",
-                 "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
+                 "- plain on YNNPACK: XLA:CPU's default convolution kernels (before `import gm_jax` replaced "
+                 "them by XLA's own); plain and gm_jax: on XLA's own", "",
+                 "| layer | pass | plain on YNNPACK ms | plain ms | gm_jax ms | speed-up over plain on YNNPACK "
+                 "| over plain | gm_jax GFLOP/s | % of matmul peak |",
+                 "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
         for r in records:
-            lines.append(f"| {r['layer']} | {r['pass']} | {r['plain_ms']:.2f} | {r['gm_jax_ms']:.2f} | "
-                         f"{r['speedup']:.2f} | {r['gflops_per_s']:.0f} | {100 * r['peak_fraction']:.0f}% |")
+            lines.append(f"| {r['layer']} | {r['pass']} | {r['plain_ynnpack_ms']:.2f} | {r['plain_ms']:.2f} "
+                         f"| {r['gm_jax_ms']:.2f} | {r['speedup_ynnpack']:.2f} | {r['speedup']:.2f} "
+                         f"| {r['gflops_per_s']:.0f} | {100 * r['peak_fraction']:.0f}% |")
         return "\n".join(lines) + "\n"
 
     write_report(args.out, "conv_grad", settings, records, markdown)

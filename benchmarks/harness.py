@@ -180,7 +180,7 @@ def time_train_step(experiment: Experiment, parallel: str, repeats: int, steps_p
         raise ValueError(f"repeats and steps_per_timing must be >= 1, got {repeats}, {steps_per_timing}")
     keys = run_keys(experiment.config.seed)
     stages = experiment.update_stages()
-    step = TrainStep(stages[stage][1], parallel)
+    step = TrainStep(stages[stage][1], parallel, compiler_options=experiment.compiler_options)
     batches = list(itertools.islice(experiment.train_batches(0), steps_per_timing))
     batch_size = int(jax.tree_util.tree_leaves(batches[0])[0].shape[0])
     if batch_size % step.num_devices:

@@ -41,6 +41,7 @@ from flax.training.train_state import TrainState
 
 from gm_jax import cache
 from gm_jax import config as config_lib
+from gm_jax import xla_cpu
 from gm_jax.sampling import static_value
 from gm_jax.training.steps import loss_update
 
@@ -92,6 +93,16 @@ class Experiment:
     # `config.compute_dtype` values the experiment implements (mixed precision: "bfloat16" where its model
     # takes a compute dtype, see `gm_jax.models.vae.VAE.dtype`, `gm_jax.models.transformer.GPT.dtype`).
     compute_dtypes: tuple[str, ...] = ("float32",)
+
+    # XLA:CPU kernels for the train step's convolutions (`gm_jax.xla_cpu`): "xla" (the process default
+    # `import gm_jax` sets) or "ynnpack" (YNNPACK's, for the steps measured faster with them).
+    xla_cpu_convolutions: str = "xla"
+
+    @property
+    def compiler_options(self) -> dict:
+        """XLA compiler options of the train step (`TrainStep(..., compiler_options=...)`), from
+        `xla_cpu_convolutions`."""
+        return xla_cpu.compiler_options(self.xla_cpu_convolutions)
 
     def __init__(self, config: ml_collections.ConfigDict):
         """Raises ValueError: a config value outside the schema, or a `compute_dtype` the experiment does not

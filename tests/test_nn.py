@@ -1,4 +1,6 @@
 """gm_jax.nn: masks, shifted convolutions' receptive fields, activations, errors."""
+import os
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -246,3 +248,59 @@ def test_conv2d_rejects_bad_arguments():
         gnn.conv2d(x, jnp.ones((3, 3, 3, 5)))
     with pytest.raises(ValueError, match="NHWC"):
         gnn.Conv(5).init(jax.random.key(0), x[0])
+
+
+# -- XLA:CPU runs convolutions with its own kernels, not YNNPACK's (set by `import gm_jax`) -------------------
+
+def test_xla_cpu_conv_flag_is_set_unless_the_user_chose(monkeypatch):
+    from gm_jax import xla_cpu
+
+    monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=2")
+    monkeypatch.delenv("GM_JAX_XLA_CPU_CONV", raising=False)
+    monkeypatch.setattr(xla_cpu, "backends_started", lambda: False)
+    monkeypatch.setattr(xla_cpu, "MEASURED_JAXLIB", ((0, 0), (999, 0)))
+    assert xla_cpu.set_conv_flag()
+    assert os.environ["XLA_FLAGS"] == f"--xla_force_host_platform_device_count=2 {xla_cpu.CONV_FLAG}"
+    assert xla_cpu.set_conv_flag() and os.environ["XLA_FLAGS"].count("ynn_fusion_type") == 1  # idempotent
+    monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_experimental_ynn_fusion_type=individual_dot")  # the user's own
+    assert not xla_cpu.set_conv_flag()
+    assert os.environ["XLA_FLAGS"] == "--xla_cpu_experimental_ynn_fusion_type=individual_dot"
+    monkeypatch.setenv("XLA_FLAGS", "")
+    monkeypatch.setenv("GM_JAX_XLA_CPU_CONV", "ynn")  # opted out
+    assert not xla_cpu.set_conv_flag() and os.environ["XLA_FLAGS"] == ""
+    monkeypatch.delenv("GM_JAX_XLA_CPU_CONV")
+    monkeypatch.setattr(xla_cpu, "MEASURED_JAXLIB", ((0, 0), (0, 1)))  # a jaxlib it was not measured on
+    assert not xla_cpu.set_conv_flag() and os.environ["XLA_FLAGS"] == ""
+    monkeypatch.setattr(xla_cpu, "MEASURED_JAXLIB", ((0, 0), (999, 0)))
+    monkeypatch.setattr(xla_cpu, "backends_started", lambda: True)  # too late to take effect: says so
+    with pytest.warns(UserWarning, match="import gm_jax before"):
+        xla_cpu.set_conv_flag()
+    with pytest.raises(ValueError, match="xla_cpu_convolutions"):
+        xla_cpu.compiler_options("eigen")
+
+
+def test_train_steps_compile_convolutions_with_the_experiment_s_kernels():
+    """In this process (flag set by `import gm_jax`) a convolution and its gradients compile to XLA's own
+    convolutions, except in a program compiled with an experiment's `compiler_options` for "ynnpack" (the
+    flows), which XLA:CPU hands to YNNPACK."""
+    import gm_jax
+    from gm_jax import xla_cpu
+    from gm_jax.training.steps import TrainStep
+
+    if not xla_cpu.CONV_FLAG_SET:
+        pytest.skip("jaxlib outside the measured range: XLA:CPU keeps its default convolutions")
+    assert gm_jax.build("glow_mnist").compiler_options == xla_cpu.YNNPACK_CONV_OPTIONS
+    assert gm_jax.build("pixelcnn_mnist").compiler_options == {}
+    x, k = jnp.ones((8, 14, 14, 64)), jnp.ones((3, 3, 64, 4))
+
+    def update(k, batch, keys, axis_name):
+        g = jax.grad(lambda k: jnp.sum(gnn.conv2d(batch["x"], k, padding="SAME") ** 2))(k)
+        return k - g, {}
+
+    for options, in_ynnpack in (({}, False), (xla_cpu.YNNPACK_CONV_OPTIONS, True)):
+        step = TrainStep(update, "none", compiler_options=options)
+        hlo = step._step.lower(k, {"x": x}, jax.random.key(0)).compile().as_text()
+        ynn_convs = [line for line in hlo.splitlines() if "__ynn_fusion" in line and "conv_general_dilated" in line]
+        assert bool(ynn_convs) == in_ynnpack
+        if not in_ynnpack:
+            assert "convolution(" in hlo

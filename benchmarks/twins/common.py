@@ -175,7 +175,7 @@ class Pair:
     def jax_runner(self, parallel: str = "none") -> tuple[Callable[[int], None], float]:
         """(run(k): k gm_jax train steps under `parallel` ended by block_until_ready, XLA's FLOP count of
         one step, all its devices)."""
-        step = TrainStep(self.experiment.update, parallel)
+        step = TrainStep(self.experiment.update, parallel, compiler_options=self.experiment.compiler_options)
         state = step.put_state(jax.tree_util.tree_map(np.copy, self.state))
         box = {"state": state}
         try:

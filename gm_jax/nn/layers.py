@@ -92,14 +92,35 @@ def _lax_conv(x, kernel, strides, padding):
     return jax.lax.conv_general_dilated(x, kernel, strides, padding, dimension_numbers=DIMENSION_NUMBERS)
 
 
+PATCH_MATMUL_MAX_IN_FEATURES = 8  # conv2d: at most this many input channels -> im2col + one matmul
+
+
+def _patch_matmul_conv(x: jax.Array, kernel: jax.Array, strides, pads) -> jax.Array:
+    """The convolution as im2col and one matmul: the kh kw shifted (strided) views of the padded input,
+    concatenated on the channel axis into [N, H_out, W_out, kh kw C_in] patches, times the kernel as a
+    [kh kw C_in, C_out] matrix. Autodiff makes its kernel gradient one matmul and its input gradient one
+    matmul plus the patches' adjoint (the shifted views' padded sum)."""
+    n, h, w, c = x.shape
+    kh, kw, _, c_out = kernel.shape
+    (sh, sw), (ph, pw) = strides, pads
+    ho, wo = (h + sum(ph) - kh) // sh + 1, (w + sum(pw) - kw) // sw + 1
+    xp = jnp.pad(x, ((0, 0), ph, pw, (0, 0)))
+    patches = jnp.concatenate([xp[:, i:i + sh * (ho - 1) + 1:sh, j:j + sw * (wo - 1) + 1:sw]
+                               for i in range(kh) for j in range(kw)], axis=-1)
+    return (patches.reshape(-1, kh * kw * c) @ kernel.reshape(-1, c_out)).reshape(n, ho, wo, c_out)
+
+
 def conv2d(x: jax.Array, kernel: jax.Array, bias: jax.Array | None = None, strides=(1, 1),
            padding="VALID") -> jax.Array:
     """NHWC x HWIO convolution (+ bias): the primitive every layer here, `Conv` and the cached samplers use.
 
     A 1x1 kernel (stride 1, no padding) is computed as the matmul [N H W, C_in] x [C_in, C_out] it is:
     XLA:CPU runs a 1x1 convolution's kernel gradient (a contraction over N, H and W) several times slower
-    as a convolution than as a matmul (`python -m benchmarks.conv_grad`). Other kernels are XLA's
-    convolution. Equal to `jax.lax.conv_general_dilated` to float32 round-off, values and gradients (tested).
+    as a convolution than as a matmul. An input of at most `PATCH_MATMUL_MAX_IN_FEATURES` channels (an
+    image, a flow's half of one) is convolved as im2col + one matmul: its patch matrix is narrow, and
+    XLA:CPU's convolution gradients for few input channels run at a fraction of the same matmuls' speed.
+    Other kernels are XLA's convolution (`python -m benchmarks.conv_grad` times each pass of each form).
+    Equal to `jax.lax.conv_general_dilated` to float32 round-off, values and gradients (tested).
 
     Args:
       x: float [N, H, W, C_in].
@@ -124,6 +145,8 @@ def conv2d(x: jax.Array, kernel: jax.Array, bias: jax.Array | None = None, strid
         # a 1x1 convolution is a matmul over [N H W, C_in]; as one, all three of its passes are matmuls
         n, h, w, c_in = x.shape
         y = (x.reshape(-1, c_in) @ kernel[0, 0]).reshape(n, h, w, -1)
+    elif x.shape[-1] <= PATCH_MATMUL_MAX_IN_FEATURES:
+        y = _patch_matmul_conv(x, kernel, strides, pads)
     else:
         y = _lax_conv(x, kernel, strides, pads)
     return y if bias is None else y + bias

@@ -163,7 +163,8 @@ def stage_steps(experiment: Experiment) -> list[tuple[int, TrainStep]]:
     starts = [s for s, _ in stages]
     if not starts or starts[0] != 0 or any(b <= a for a, b in zip(starts, starts[1:])):
         raise ValueError(f"{experiment.name}.update_stages() must start at step 0 and increase, got {starts}")
-    return [(s, TrainStep(fn, experiment.config.parallel)) for s, fn in stages]
+    return [(s, TrainStep(fn, experiment.config.parallel, compiler_options=experiment.compiler_options))
+            for s, fn in stages]
 
 
 def _train_steps(experiment: Experiment, workdir: Path, ckpt: checkpoint.Checkpointer,

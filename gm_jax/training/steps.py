@@ -89,12 +89,15 @@ class TrainStep:
       parallel: one of `PARALLEL_CHOICES`.
       devices: devices to use (default: `"none"` the first local device, `"pmap"` the local devices,
         `"sharded"` `jax.devices()`, which are all processes' devices in a multi-process run).
+      compiler_options: XLA options for this program (`jax.jit(..., compiler_options=...)`, e.g. an
+        experiment's `compiler_options`); `"pmap"` programs take the process defaults (`jax.pmap` has
+        no per-program options).
 
     Raises:
       ValueError: unknown `parallel`; `"none"` or `"pmap"` in a multi-process run (use `"sharded"`).
     """
 
-    def __init__(self, update_fn: UpdateFn, parallel: str = "none", devices=None):
+    def __init__(self, update_fn: UpdateFn, parallel: str = "none", devices=None, compiler_options=None):
         if parallel not in PARALLEL_CHOICES:
             raise ValueError(f"unknown parallel={parallel!r}; valid choices: {list(PARALLEL_CHOICES)}")
         if jax.process_count() > 1 and parallel != "sharded":
@@ -117,13 +120,14 @@ class TrainStep:
             # sharded: the batch axis; pmap: the leading device axis of every input
             self._batch_sharding = NamedSharding(self.mesh, P("batch"))
         if parallel == "none":
-            self._step = jax.jit(self._global_step, donate_argnums=0)
+            self._step = jax.jit(self._global_step, donate_argnums=0, compiler_options=compiler_options)
         elif parallel == "sharded":
             self._step = jax.jit(
                 self._global_step,
                 in_shardings=(self._replicated, self._batch_sharding, self._replicated),
                 out_shardings=(self._replicated, self._replicated),
                 donate_argnums=0,
+                compiler_options=compiler_options,
             )
         else:
             # key and metrics are the same on every device: unmapped in and out
