@@ -44,7 +44,7 @@ def set_conv_flag() -> bool:
     if backends_started():
         warnings.warn("gm_jax was imported after JAX started its backends, so XLA:CPU keeps YNNPACK's "
                       "convolutions (slower train steps on CPU): import gm_jax before running any JAX "
-                      f"computation, or set XLA_FLAGS={CONV_FLAG} yourself", stacklevel=3)
+                      f"computation, or set XLA_FLAGS={CONV_FLAG} yourself", stacklevel=4)
     return True
 
 
