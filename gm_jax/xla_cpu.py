@@ -4,8 +4,9 @@ XLA:CPU hands convolutions to YNNPACK by default; `import gm_jax` switches them 
 kernels for the process, by adding `CONV_FLAG` to XLA_FLAGS. XLA reads XLA_FLAGS once, when its first
 backend starts, so this happens on import, before any computation, and a flag of the same name that the
 user set wins (as does GM_JAX_XLA_CPU_CONV=ynn). Measured on the library's convolutional train steps
-(`python -m benchmarks.twins`, README "Against PyTorch"): YNNPACK's convolution kernel gradients run at
-10-30% of the matmul peak, and every PixelCNN-family, DCGAN and conv-VAE step is faster without it; an
+(`python -m benchmarks.conv_grad`, `python -m benchmarks.twins`, figures in the README "Against PyTorch"):
+YNNPACK's convolution kernel gradients are the slow pass, and every PixelCNN-family, DCGAN and conv-VAE
+step is faster without it; an
 experiment whose step is faster with it (Glow: many small convolutions that YNNPACK runs side by side)
 sets `xla_cpu_convolutions = "ynnpack"`, and its train step is compiled with `YNNPACK_CONV_OPTIONS`. Only
 jaxlib versions it was measured on get the flag (an XLA that does not know a flag in XLA_FLAGS aborts).
