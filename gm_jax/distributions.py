@@ -10,6 +10,7 @@ import math
 
 import jax
 import jax.numpy as jnp
+import optax
 
 LOG_2PI = math.log(2.0 * math.pi)
 
@@ -87,8 +88,9 @@ def categorical_log_prob(logits: jax.Array, x: jax.Array, event_ndims: int = 3) 
     Returns:
       float [...]: log-probability per example, nats.
     """
-    logp = jax.nn.log_softmax(logits, axis=-1)
-    picked = jnp.take_along_axis(logp, jnp.asarray(x, jnp.int32)[..., None], axis=-1)[..., 0]
+    # logits[x] - logsumexp(logits): optax's form, whose backward pass (softmax - one_hot) is one fused pass;
+    # log_softmax then take_along_axis materialises the [..., K] log-probabilities and a scattered one-hot.
+    picked = -optax.softmax_cross_entropy_with_integer_labels(logits, jnp.asarray(x, jnp.int32))
     return _sum_event(picked, event_ndims)
 
 

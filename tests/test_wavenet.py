@@ -26,6 +26,32 @@ def test_dilations_and_receptive_field_formula():
         wavenet.dilations(0, 2)
 
 
+def test_dilated_causal_conv_equals_dense_on_shifted_input():
+    """The whole-sequence form (one matmul with [W_0 | W_1], the W_0 half shifted by d) equals the kernel-2
+    dilated convolution written as a Dense layer on [h[t - d]; h[t]] with zeros before the start and at
+    masked positions: values and gradients (parameters and input)."""
+    h = jax.random.normal(jax.random.key(3), (2, 11, 3))
+    mask = (jax.random.uniform(jax.random.key(4), (2, 11, 1)) > 0.3).astype(jnp.float32)
+    conv = wavenet.DilatedCausalConv(4, dilation=3)
+    params = conv.init(jax.random.key(5), h)["params"]
+    assert jax.tree_util.tree_map(jnp.shape, params) == {"kernel": (6, 4), "bias": (4,)}
+
+    def reference(params, h):
+        past = jnp.pad(h * mask, ((0, 0), (3, 0), (0, 0)))[:, :11]
+        return jnp.concatenate([past, h], -1) @ params["kernel"] + params["bias"]
+
+    def fast(params, h):
+        return conv.apply({"params": params}, h, mask=mask)
+
+    np.testing.assert_allclose(fast(params, h), reference(params, h), rtol=1e-5, atol=1e-6)
+    w = jax.random.normal(jax.random.key(6), (2, 11, 4))
+    grads = [jax.grad(lambda p, x, f=f: (f(p, x) * w).sum(), argnums=(0, 1))(params, h) for f in (fast, reference)]
+    for a, b in zip(jax.tree_util.tree_leaves(grads[0]), jax.tree_util.tree_leaves(grads[1])):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+    one = conv.apply({"params": params}, h[:, 7], h_prev=h[:, 4] * mask[:, 4])  # one position: t = 7, t - d = 4
+    np.testing.assert_allclose(one, reference(params, h)[:, 7], rtol=1e-5, atol=1e-6)
+
+
 def test_autoregressive_and_receptive_field(tiny):
     """logits_t depend on x_<t only (`assert_autoregressive`, on one-hot samples), and on every one of
     x_{t-R} .. x_{t-1} (d logits_t / d x_s non-zero exactly for s in [t - R, t - 1])."""

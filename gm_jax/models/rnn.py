@@ -33,7 +33,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from gm_jax import sampling
+from gm_jax import distributions, sampling
 from gm_jax.nn import Dense
 
 CELLS = ("lstm", "rnn")
@@ -146,7 +146,7 @@ def token_log_probs(model: RNN, params, inputs, targets, carry=None):
     """log p(targets_t | inputs_<=t), [N, T] nats (categorical read-out): float32, float64 with float64
     parameters."""
     logits = conditional_logits(model, params, inputs, carry)
-    return -optax.softmax_cross_entropy_with_integer_labels(logits, targets)
+    return distributions.categorical_log_prob(logits, targets, event_ndims=0)
 
 
 def bernoulli_log_probs(model: RNN, params, inputs, targets, carry=None):

@@ -41,7 +41,6 @@ from __future__ import annotations
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import optax
 
 import gm_jax.distributions as dist
 from gm_jax import sampling
@@ -200,7 +199,7 @@ def recon_log_prob(model: SentenceVAE, params, z, x, mask, drop=None):
     if drop is not None:
         inputs = apply_word_dropout(model, inputs, drop)
     logits = decoder_logits(model, params, z, inputs)
-    lp = -optax.softmax_cross_entropy_with_integer_labels(logits, jnp.asarray(x, jnp.int32))
+    lp = dist.categorical_log_prob(logits, x, event_ndims=0)
     return (lp * mask).sum(-1)
 
 

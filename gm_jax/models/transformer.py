@@ -35,7 +35,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gm_jax import sampling
+from gm_jax import distributions, sampling
 from gm_jax.nn import Dense
 
 POSITIONS = ("learned", "sinusoidal")
@@ -174,8 +174,8 @@ def logits_fn(model: GPT, params, tokens, train: bool = False, key=None) -> jax.
 
 def token_log_probs(model: GPT, params, inputs, targets) -> jax.Array:
     """log p(targets_t | inputs_<=t), float32 [N, T] nats (targets are inputs shifted by one)."""
-    logp = jax.nn.log_softmax(logits_fn(model, params, inputs).astype(jnp.float32), axis=-1)
-    return jnp.take_along_axis(logp, targets[..., None], axis=-1)[..., 0]
+    return distributions.categorical_log_prob(logits_fn(model, params, inputs).astype(jnp.float32), targets,
+                                              event_ndims=0)
 
 
 def log_prob(model: GPT, params, tokens) -> jax.Array:

@@ -48,8 +48,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from gm_jax import sampling
-from gm_jax.nn import Dense
+from gm_jax import distributions, sampling
+from gm_jax.nn import Dense, gated_activation
 
 NUM_CLASSES = 256
 START_CLASS = 128  # mu-law class of amplitude 0: the input before the first sample
@@ -68,6 +68,43 @@ def receptive_field(dilation_seq: Sequence[int], kernel_size: int = 2) -> int:
     (The 1 is the input embedding of x_{t-1}.) Divide by 8,000 Hz for seconds.
     """
     return 1 + sum(int(d) * (kernel_size - 1) for d in dilation_seq)
+
+
+class DilatedCausalConv(nn.Module):
+    """A kernel-2 causal convolution with dilation d (Sec. 2.1, Fig. 3): y[t] = W_0 h[t - d] + W_1 h[t] + b.
+
+    Its parameters are those of a `Dense` layer on [h[t - d]; h[t]]: `kernel` [2 C, features] (rows :C are
+    W_0, the tap at t - d; rows C: are W_1) and `bias` [features]. Over a whole sequence it is one matmul
+    of h with [W_0 | W_1] and a shift of the W_0 half by d positions (h W_0 shifted = (h shifted) W_0),
+    so no shifted copy of h is concatenated to h.
+    """
+
+    features: int
+    dilation: int
+
+    @nn.compact
+    def __call__(self, h: jax.Array, h_prev: jax.Array | None = None, mask: jax.Array | None = None) -> jax.Array:
+        """y of a whole sequence or of one position.
+
+        Args:
+          h: float [B, T, C] (the sequence, h_prev None) or [B, C] (one position t, with h_prev).
+          h_prev: float [B, C], h[t - d] of that one position.
+          mask: optional float [B, T, 1] of the sequence: 0 marks positions that do not exist (zeros when
+            the past tap reads them).
+
+        Returns:
+          float [B, T, features] (positions t < d read zeros as h[t - d]) or [B, features].
+        """
+        c, f = h.shape[-1], self.features
+        kernel = self.param("kernel", nn.initializers.lecun_normal(), (2 * c, f)).astype(h.dtype)
+        bias = self.param("bias", nn.initializers.zeros, (f,)).astype(h.dtype)
+        if h_prev is not None:
+            return jnp.concatenate([h_prev, h], axis=-1) @ kernel + bias
+        b, t = h.shape[:2]
+        y = (h.reshape(-1, c) @ jnp.concatenate([kernel[:c], kernel[c:]], axis=1)).reshape(b, t, 2 * f)
+        past = y[..., :f] if mask is None else y[..., :f] * mask
+        past = jnp.pad(past, ((0, 0), (self.dilation, 0), (0, 0)))[:, :t]
+        return past + y[..., f:] + bias
 
 
 class WaveNet(nn.Module):
@@ -98,8 +135,8 @@ class WaveNet(nn.Module):
         if self.num_speakers:
             self.speaker_embed = nn.Embed(self.num_speakers, self.cond_dim)
         n = len(self.dilation_seq)
-        # the kernel-2 dilated convolution as one dense layer on [h[t - d], h[t]] (filter and gate halves)
-        self.conv = [Dense(2 * r, name=f"layer{i}_dilated_conv") for i in range(n)]
+        # the kernel-2 dilated convolution (filter and gate halves)
+        self.conv = [DilatedCausalConv(2 * r, d, name=f"layer{i}_dilated_conv") for i, d in enumerate(self.dilation_seq)]
         self.cond_proj = [Dense(2 * r, use_bias=False, name=f"layer{i}_cond") for i in range(n)]
         # 1x1 residual (first r outputs) and skip (last s outputs) projections of z
         self.res_skip = [Dense(r + s, name=f"layer{i}_residual_skip") for i in range(n)]
@@ -118,11 +155,9 @@ class WaveNet(nn.Module):
             return jnp.zeros((b, 0), jnp.float32)
         return jnp.concatenate(parts, axis=-1)
 
-    def _layer(self, i: int, h_prev, h_cur, cond):
-        """Layer i at some positions: (h[t - d], h[t], c) -> (h_next[t], skip[t])."""
-        pre = self.conv[i](jnp.concatenate([h_prev, h_cur], axis=-1)) + cond
-        a, b = jnp.split(pre, 2, axis=-1)
-        z = jnp.tanh(a) * jax.nn.sigmoid(b)
+    def _layer(self, i: int, conv, h_cur, cond):
+        """Layer i at some positions: (its dilated convolution's output, h[t], V c) -> (h_next[t], skip[t])."""
+        z = gated_activation(conv + cond)
         rs = self.res_skip[i](z)
         return h_cur + rs[..., : self.residual_channels], rs[..., self.residual_channels:]
 
@@ -150,11 +185,9 @@ class WaveNet(nn.Module):
         cond = self.condition(digit, speaker)
         mask = None if valid is None else valid[..., None].astype(h.dtype)
         skip = 0.0
-        for i, d in enumerate(self.dilation_seq):
+        for i in range(len(self.dilation_seq)):
             c = self.cond_proj[i](cond)[:, None, :]
-            src = h if mask is None else h * mask
-            prev = jnp.pad(src, ((0, 0), (d, 0), (0, 0)))[:, : h.shape[1]]
-            h, s = self._layer(i, prev, h, c)
+            h, s = self._layer(i, self.conv[i](h, mask=mask), h, c)
             skip = skip + s
         return self._head(skip)
 
@@ -179,7 +212,7 @@ class WaveNet(nn.Module):
             q = queues[i]
             prev = jax.lax.dynamic_index_in_dim(q, slot, axis=1, keepdims=False)  # h_l[t - d] (pop)
             new_queues.append(jax.lax.dynamic_update_index_in_dim(q, h, slot, axis=1))  # h_l[t] (push)
-            h, s = self._layer(i, prev, h, cond_proj[i])
+            h, s = self._layer(i, self.conv[i](h, h_prev=prev), h, cond_proj[i])
             skip = skip + s
         return self._head(skip), tuple(new_queues)
 
@@ -220,8 +253,7 @@ def log_probs(model: WaveNet, params, x: jax.Array, digit, speaker) -> jax.Array
       x: int32 [B, T] mu-law classes in 0..255.
       digit, speaker: int32 [B].
     """
-    logits = conditional_logits(model, params, x, digit, speaker)
-    return jnp.take_along_axis(jax.nn.log_softmax(logits), jnp.asarray(x, jnp.int32)[..., None], -1)[..., 0]
+    return distributions.categorical_log_prob(conditional_logits(model, params, x, digit, speaker), x, event_ndims=0)
 
 
 def sample_naive(model: WaveNet, params, key: jax.Array, digit, speaker, length: int,
