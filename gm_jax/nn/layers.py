@@ -374,7 +374,7 @@ def concat_elu(x: jax.Array) -> jax.Array:
     Computed as concat([elu(x), elu(-x)]): XLA:CPU keeps a concatenation's result in memory, where it
     copies an elementwise result's ops into every consumer. With elu last, the next convolution's kernel
     gradient recomputed elu inside the layout transpose it makes of its input, a strided pass several
-    times slower than transposing the stored activation (`benchmarks.twins`: PixelCNN++ step 640 -> 470 ms).
+    times slower than transposing the stored activation (`python -m benchmarks.twins --only pixelcnn_pp_mnist`).
     """
     return jnp.concatenate([jax.nn.elu(x), jax.nn.elu(-x)], axis=-1)
 
