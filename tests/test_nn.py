@@ -175,6 +175,23 @@ def _noisy(params):
     return jax.tree_util.tree_map(lambda p: p + 0.1 * jax.random.normal(jax.random.key(2), p.shape), params)
 
 
+@pytest.mark.parametrize("cls,crop", [(gnn.DownShiftedConvTranspose2D, 1), (gnn.DownRightShiftedConvTranspose2D, 0)])
+def test_shifted_conv_transposes_are_cropped_conv_transposes(cls, crop):
+    """The phase-by-phase causal upsamplings equal `jax.lax.conv_transpose(..., "VALID")` cropped to rows
+    [0, 2H) and columns [crop, crop + 2W) (openai/pixel-cnn's down(-right)_shifted_deconv2d), values and
+    gradients."""
+    x = jax.random.normal(jax.random.key(0), (2, 5, 6, 3))
+    layer = cls(4)
+    params = _noisy(layer.init(jax.random.key(1), x))
+
+    def reference(p, x):
+        y = jax.lax.conv_transpose(x, p["params"]["kernel"], (2, 2), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+        return y[:, :10, crop:crop + 12] + p["params"]["bias"]
+
+    assert layer.apply(params, x).shape == (2, 10, 12, 4)
+    _assert_same_function(reference, layer.apply, params, x)
+
+
 @pytest.mark.parametrize("kernel,strides,padding", [
     ((3, 3), (1, 1), "SAME"), ((2, 3), (1, 1), ((1, 0), (1, 1))), ((1, 1), (1, 1), "SAME"),
     ((4, 4), (2, 2), "SAME"), ((1, 1), (2, 2), "VALID")])
