@@ -185,7 +185,8 @@ def test_shifted_conv_transposes_are_cropped_conv_transposes(cls, crop):
     params = _noisy(layer.init(jax.random.key(1), x))
 
     def reference(p, x):
-        y = jax.lax.conv_transpose(x, p["params"]["kernel"], (2, 2), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+        y = jax.lax.conv_transpose(x, p["params"]["kernel"], (2, 2), "VALID",
+                                   dimension_numbers=("NHWC", "HWIO", "NHWC"))
         return y[:, :10, crop:crop + 12] + p["params"]["bias"]
 
     assert layer.apply(params, x).shape == (2, 10, 12, 4)

@@ -136,7 +136,8 @@ class WaveNet(nn.Module):
             self.speaker_embed = nn.Embed(self.num_speakers, self.cond_dim)
         n = len(self.dilation_seq)
         # the kernel-2 dilated convolution (filter and gate halves)
-        self.conv = [DilatedCausalConv(2 * r, d, name=f"layer{i}_dilated_conv") for i, d in enumerate(self.dilation_seq)]
+        self.conv = [DilatedCausalConv(2 * r, d, name=f"layer{i}_dilated_conv")
+                     for i, d in enumerate(self.dilation_seq)]
         self.cond_proj = [Dense(2 * r, use_bias=False, name=f"layer{i}_cond") for i in range(n)]
         # 1x1 residual (first r outputs) and skip (last s outputs) projections of z
         self.res_skip = [Dense(r + s, name=f"layer{i}_residual_skip") for i in range(n)]

@@ -247,8 +247,7 @@ class _ShiftedConvTranspose(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         kh, kw = self.kernel_size
-        n, h, w, c = x.shape
-        kernel = self.param("kernel", nn.initializers.lecun_normal(), (kh, kw, c, self.features))
+        kernel = self.param("kernel", nn.initializers.lecun_normal(), (kh, kw, x.shape[-1], self.features))
         bias = self.param("bias", nn.initializers.zeros, (self.features,))
         # jax.lax.conv_transpose(x, kernel, strides, "VALID") (kh - 1 zeros before the dilated input)
         # cropped to rows [0, s_h H) and columns [c0, c0 + s_w W), computed phase by phase: the same
@@ -310,7 +309,7 @@ def _phase_conv_transpose(x: jax.Array, kernel: jax.Array, strides, pads) -> jax
     for row_taps, r0, r1 in _phase_taps(kh, sh, pads[0]):
         cols = []
         for col_taps, c0, c1 in _phase_taps(kw, sw, pads[1]):
-            if min(r0, r1, c0, c1) < 0:  # an output phase that reads past the input: not a layer here
+            if min(r0, r1, c0, c1) < 0:  # a pad this small would crop the input: no layer here needs one
                 raise ValueError(f"no phase form for kernel {(kh, kw)}, strides {strides}, pads {pads}")
             if len(row_taps) and len(col_taps):
                 sub_kernel = kernel[row_taps[:, None], col_taps[None, :]]
