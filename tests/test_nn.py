@@ -193,16 +193,17 @@ def test_shifted_conv_transposes_are_cropped_conv_transposes(cls, crop):
     _assert_same_function(reference, layer.apply, params, x)
 
 
-@pytest.mark.parametrize("kernel,strides,padding", [
-    ((3, 3), (1, 1), "SAME"), ((2, 3), (1, 1), ((1, 0), (1, 1))), ((1, 1), (1, 1), "SAME"),
-    ((4, 4), (2, 2), "SAME"), ((1, 1), (2, 2), "VALID")])
-def test_conv_is_flax_conv(kernel, strides, padding):
+@pytest.mark.parametrize("kernel,strides,padding,features", [
+    ((3, 3), (1, 1), "SAME", 6), ((2, 3), (1, 1), ((1, 0), (1, 1)), 6), ((1, 1), (1, 1), "SAME", 6),
+    ((4, 4), (2, 2), "SAME", 6), ((1, 1), (2, 2), "VALID", 6),
+    ((3, 3), (1, 1), "SAME", 1), ((2, 3), (1, 1), ((2, 0), (1, 2)), 1)])  # one output channel: the tap sum
+def test_conv_is_flax_conv(kernel, strides, padding, features):
     """`gnn.Conv` (on `conv2d`, whose backward pass is rewritten) is `flax.linen.Conv`: same parameter
     tree, values, gradients with respect to parameters and input, and second derivatives."""
     x = jax.random.normal(jax.random.key(0), (3, 9, 8, 4))
-    ref = nn.Conv(6, kernel, strides, padding)
+    ref = nn.Conv(features, kernel, strides, padding)
     params = _noisy(ref.init(jax.random.key(1), x))
-    layer = gnn.Conv(6, kernel, strides, padding)
+    layer = gnn.Conv(features, kernel, strides, padding)
     assert jax.tree_util.tree_map(jnp.shape, layer.init(jax.random.key(1), x)) == \
         jax.tree_util.tree_map(jnp.shape, params)
     _assert_same_function(ref.apply, layer.apply, params, x, second_order=True)

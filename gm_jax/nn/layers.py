@@ -110,6 +110,28 @@ def _patch_matmul_conv(x: jax.Array, kernel: jax.Array, strides, pads) -> jax.Ar
     return (patches.reshape(-1, kh * kw * c) @ kernel.reshape(-1, c_out)).reshape(n, ho, wo, c_out)
 
 
+# conv2d: a stride-1 kernel of at most TAP_SUM_MAX_TAPS taps to at most TAP_SUM_MAX_OUT_FEATURES output
+# channels -> one matmul + the sum of the shifted taps (`_tap_sum_conv`)
+TAP_SUM_MAX_OUT_FEATURES = 1
+TAP_SUM_MAX_TAPS = 9
+
+
+def _tap_sum_conv(x: jax.Array, kernel: jax.Array, pads) -> jax.Array:
+    """The stride-1 convolution as one matmul of x with every tap's kernel side by side, [N H W, C_in] x
+    [C_in, kh kw C_out], then the sum of the kh kw tap outputs, each shifted into place:
+    y[p, q] = sum_ij z_ij[p + i - top, q + j - left] with z_ij = x W_ij. For few output channels the
+    product is narrow, and no layer-sized input transpose is needed for the kernel gradient (one matmul
+    of x with the shifted output gradients), which XLA:CPU makes for its own convolution's."""
+    n, h, w, c = x.shape
+    kh, kw, _, c_out = kernel.shape
+    (top, bottom), (left, right) = pads
+    ho, wo = h + top + bottom - kh + 1, w + left + right - kw + 1
+    z = x.reshape(-1, c) @ kernel.transpose(2, 0, 1, 3).reshape(c, kh * kw * c_out)  # [N H W, kh kw C_out]
+    z = z.reshape(n, h, w, kh, kw, c_out)
+    z = jnp.pad(z, ((0, 0), (top, bottom), (left, right), (0, 0), (0, 0), (0, 0)))
+    return sum(z[:, i:i + ho, j:j + wo, i, j] for i in range(kh) for j in range(kw))
+
+
 def conv2d(x: jax.Array, kernel: jax.Array, bias: jax.Array | None = None, strides=(1, 1),
            padding="VALID") -> jax.Array:
     """NHWC x HWIO convolution (+ bias): the primitive every layer here, `Conv` and the cached samplers use.
@@ -119,6 +141,11 @@ def conv2d(x: jax.Array, kernel: jax.Array, bias: jax.Array | None = None, strid
     as a convolution than as a matmul. An input of at most `PATCH_MATMUL_MAX_IN_FEATURES` channels (an
     image, a flow's half of one) is convolved as im2col + one matmul: its patch matrix is narrow, and
     XLA:CPU's convolution gradients for few input channels run at a fraction of the same matmuls' speed.
+    A stride-1 kernel of at most 3x3 taps to one output channel (an image's last layer) is one matmul and
+    a shifted sum of its taps (`_tap_sum_conv`): XLA:CPU's kernel gradient first transposes the whole
+    input, a pass slower than the layer's arithmetic when the input is an elementwise result. Measured
+    with more output channels or larger kernels, the tap sum lost in some train steps (the image flows',
+    whose convolutions are compiled on YNNPACK; a 9x9 one), hence the narrow rule.
     Other kernels are XLA's convolution (`python -m benchmarks.conv_grad` times each pass of each form).
     Equal to `jax.lax.conv_general_dilated` to float32 round-off, values and gradients (tested).
 
@@ -145,6 +172,9 @@ def conv2d(x: jax.Array, kernel: jax.Array, bias: jax.Array | None = None, strid
         # a 1x1 convolution is a matmul over [N H W, C_in]; as one, all three of its passes are matmuls
         n, h, w, c_in = x.shape
         y = (x.reshape(-1, c_in) @ kernel[0, 0]).reshape(n, h, w, -1)
+    elif (kernel.shape[-1] <= TAP_SUM_MAX_OUT_FEATURES and kernel.shape[0] * kernel.shape[1] <= TAP_SUM_MAX_TAPS
+          and strides == (1, 1)):
+        y = _tap_sum_conv(x, kernel, pads)
     elif x.shape[-1] <= PATCH_MATMUL_MAX_IN_FEATURES:
         y = _patch_matmul_conv(x, kernel, strides, pads)
     else:
