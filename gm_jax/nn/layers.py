@@ -417,10 +417,10 @@ def gated_activation(x: jax.Array) -> jax.Array:
 def concat_elu(x: jax.Array) -> jax.Array:
     """elu(concat([x, -x], -1)) (Salimans et al. 2017, Sec. 2.3 / openai/pixel-cnn): [..., F] -> [..., 2F].
 
-    Computed as concat([elu(x), elu(-x)]): XLA:CPU keeps a concatenation's result in memory, where it
-    copies an elementwise result's ops into every consumer. With elu last, the next convolution's kernel
-    gradient recomputed elu inside the layout transpose it makes of its input, a strided pass several
-    times slower than transposing the stored activation (`python -m benchmarks.twins --only pixelcnn_pp_mnist`).
+    Computed as concat([elu(x), elu(-x)]). With elu last, XLA:CPU copied elu's ops into the layout
+    transpose the next convolution's kernel gradient makes of its input, a strided pass several times
+    slower than transposing a stored map; with the concatenation last, the transposes read the stored
+    result (`python -m benchmarks.twins --only pixelcnn_pp_mnist`).
     """
     return jnp.concatenate([jax.nn.elu(x), jax.nn.elu(-x)], axis=-1)
 
