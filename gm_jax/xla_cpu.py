@@ -1,4 +1,4 @@
-"""XLA:CPU settings of the library: which kernels run the convolutions.
+"""XLA:CPU settings of the library: which kernels run the convolutions, and where a step's buffers live.
 
 XLA:CPU hands convolutions to YNNPACK by default; `import gm_jax` switches them to XLA's own (Eigen)
 kernels for the process, by adding `CONV_FLAG` to XLA_FLAGS. XLA reads XLA_FLAGS once, when its first
@@ -10,9 +10,21 @@ step is faster without it; an
 experiment whose step is faster with it (Glow: many small convolutions that YNNPACK runs side by side)
 sets `xla_cpu_convolutions = "ynnpack"`, and its train step is compiled with `YNNPACK_CONV_OPTIONS`. Only
 jaxlib versions it was measured on get the flag (an XLA that does not know a flag in XLA_FLAGS aborts).
+
+The same import keeps XLA:CPU's temporary buffers in the process heap (`keep_buffers_in_heap`). Each
+execution of a compiled step allocates one block for all its intermediates (hundreds of MB for a train
+step). glibc's malloc serves a block that large with a fresh `mmap` and returns it with `munmap` when
+the step ends, so every step page-faults its whole working set in again (90,000 minor faults of 4 KB
+per Transformer step). With mmap off and no trimming (`mallopt(M_MMAP_MAX, 0)`, an unlimited
+`M_TRIM_THRESHOLD`) the block is reused from the heap. glibc serves blocks over 64 MB from `mmap` on
+any thread but the main one whatever the settings, so single-device CPU programs run on the calling
+thread (`jax_cpu_enable_async_dispatch=False`) instead of XLA's dispatch thread. Figures in the README
+("Against PyTorch"). Opt out with GM_JAX_XLA_CPU_HEAP=off; a JAX_CPU_ENABLE_ASYNC_DISPATCH the user set
+wins.
 """
 from __future__ import annotations
 
+import ctypes
 import importlib.metadata
 import os
 import sys
@@ -35,11 +47,7 @@ def set_conv_flag() -> bool:
         return CONV_FLAG in flags
     if os.environ.get("GM_JAX_XLA_CPU_CONV", "") == "ynn":
         return False
-    try:
-        version = tuple(int(v) for v in importlib.metadata.version("jaxlib").split(".")[:2])
-    except (importlib.metadata.PackageNotFoundError, ValueError):
-        return False
-    if not MEASURED_JAXLIB[0] <= version < MEASURED_JAXLIB[1]:
+    if not _jaxlib_measured():
         return False
     os.environ["XLA_FLAGS"] = f"{flags} {CONV_FLAG}".strip()
     if backends_started():
@@ -73,4 +81,44 @@ def compiler_options(convolutions: str) -> dict:
     return dict(YNNPACK_CONV_OPTIONS) if convolutions == "ynnpack" and CONV_FLAG_SET else {}
 
 
+# glibc mallopt parameters (malloc.h)
+M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4
+HEAP_FLAG = "GM_JAX_XLA_CPU_HEAP"
+
+
+def keep_buffers_in_heap() -> bool:
+    """Keep XLA:CPU's per-execution buffers in the process heap instead of mapping and unmapping them every
+    step (see the module docstring): with glibc, `mallopt(M_MMAP_MAX, 0)` and an unlimited
+    `M_TRIM_THRESHOLD` for the process, and `jax_cpu_enable_async_dispatch=False` unless the user set
+    JAX_CPU_ENABLE_ASYNC_DISPATCH. Does nothing with GM_JAX_XLA_CPU_HEAP=off, off glibc, or on a jaxlib
+    outside `MEASURED_JAXLIB`; warns if JAX's backends already started (the dispatch setting is read
+    when the CPU client starts). Returns whether the heap settings were applied."""
+    if os.environ.get(HEAP_FLAG, "").lower() in ("off", "0", "false") or not _jaxlib_measured():
+        return False
+    try:
+        libc = ctypes.CDLL(None)
+        libc.gnu_get_libc_version  # noqa: B018 - glibc only: mallopt's parameters are glibc's
+    except (OSError, AttributeError):
+        return False
+    if not (libc.mallopt(M_MMAP_MAX, 0) and libc.mallopt(M_TRIM_THRESHOLD, 2 ** 31 - 1)):
+        return False
+    if "JAX_CPU_ENABLE_ASYNC_DISPATCH" not in os.environ:
+        import jax
+        jax.config.update("jax_cpu_enable_async_dispatch", False)
+        if backends_started():
+            warnings.warn("gm_jax was imported after JAX started its backends, so XLA:CPU keeps dispatching "
+                          "on its own thread (its step buffers are mapped afresh every step): import gm_jax "
+                          "before running any JAX computation", stacklevel=4)
+    return True
+
+
+def _jaxlib_measured() -> bool:
+    try:
+        version = tuple(int(v) for v in importlib.metadata.version("jaxlib").split(".")[:2])
+    except (importlib.metadata.PackageNotFoundError, ValueError):
+        return False
+    return MEASURED_JAXLIB[0] <= version < MEASURED_JAXLIB[1]
+
+
 CONV_FLAG_SET = set_conv_flag()
+HEAP_SET = keep_buffers_in_heap()

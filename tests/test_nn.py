@@ -298,6 +298,44 @@ def test_xla_cpu_conv_flag_is_set_unless_the_user_chose(monkeypatch):
         xla_cpu.compiler_options("eigen")
 
 
+# A program with an 82 MB intermediate (the [4096, 5000] product), run 5 times after 2 warm-up calls; prints
+# the minor page faults per call.
+_FAULTS_SCRIPT = """
+import resource
+import gm_jax, jax, jax.numpy as jnp
+f = jax.jit(lambda x, w, v: (x @ w) @ v)
+x, w, v = jnp.ones((4096, 64)), jnp.ones((64, 5000)), jnp.ones((5000, 1))
+for _ in range(2):
+    jax.block_until_ready(f(x, w, v))
+r0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range(5):
+    jax.block_until_ready(f(x, w, v))
+print(gm_jax.xla_cpu.HEAP_SET, (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - r0) / 5)
+"""
+
+
+def test_xla_cpu_step_buffers_stay_in_the_heap():
+    """After `import gm_jax`, a program's 82 MB of intermediates are reused from the heap on every call
+    instead of being mapped (and page-faulted in, 4 KB at a time) afresh; with GM_JAX_XLA_CPU_HEAP=off
+    they are mapped every call (about 20,000 faults): the check can fail."""
+    import subprocess
+    import sys
+
+    from gm_jax import xla_cpu
+
+    if not xla_cpu.HEAP_SET:
+        pytest.skip("not glibc, or a jaxlib outside the measured range: XLA:CPU's buffers are left as they are")
+    faults = {}
+    for heap in ("on", "off"):
+        env = {k: v for k, v in os.environ.items() if k != "JAX_CPU_ENABLE_ASYNC_DISPATCH"}
+        env[xla_cpu.HEAP_FLAG] = heap
+        out = subprocess.run([sys.executable, "-c", _FAULTS_SCRIPT], env=env, capture_output=True, text=True,
+                             check=True).stdout.split()
+        assert out[0] == str(heap == "on"), out
+        faults[heap] = float(out[1])
+    assert faults["on"] < 2_000 and faults["off"] > 15_000, faults
+
+
 def test_train_steps_compile_convolutions_with_the_experiment_s_kernels():
     """In this process (flag set by `import gm_jax`) a convolution and its gradients compile to XLA's own
     convolutions, except in a program compiled with an experiment's `compiler_options` for "ynnpack" (the
