@@ -19,7 +19,7 @@ V = 11
 @pytest.fixture(scope="module", params=["learned", "sinusoidal"])
 def gpt(request):
     model = transformer.GPT(vocab_size=V, block_size=16, dim=32, num_layers=2, num_heads=4,
-                            positions=request.param)
+                            positions=request.param, query_block=5)  # blocks of 5, 5, 5 and 1 queries
     return model, transformer.init_params(model, jax.random.key(0))
 
 
@@ -39,6 +39,28 @@ def test_gpt_autoregressive(gpt):
     for t in (0, 5, 15):
         changed = transformer.logits_fn(model, params, tokens.at[:, t].set((tokens[:, t] + 1) % V))
         assert float(jnp.abs(changed[:, t:] - base[:, t:]).max()) > 1e-4
+
+
+@pytest.mark.parametrize("t, query_block", [(13, 4), (8, 8), (8, 32), (1, 3)])
+def test_causal_attention_in_query_blocks_equals_the_masked_form(t, query_block):
+    """causal_attention (query blocks that skip the masked key blocks) = attention with the full causal
+    mask, in values and in the gradients with respect to q, k and v (float32 rounding)."""
+    q, k, v, g = (jax.random.normal(kk, (2, t, 3, 4)) for kk in jax.random.split(jax.random.key(3), 4))
+    mask = jnp.tril(jnp.ones((t, t), bool))[None, None]
+
+    def blocked(q, k, v):
+        return transformer.causal_attention(q, k, v, query_block=query_block)
+
+    def masked(q, k, v):
+        return transformer.attention(q, k, v, mask)
+
+    out_b, vjp_b = jax.vjp(blocked, q, k, v)
+    out_m, vjp_m = jax.vjp(masked, q, k, v)
+    np.testing.assert_allclose(out_b, out_m, rtol=1e-5, atol=1e-6)
+    for gb, gm in zip(vjp_b(g), vjp_m(g)):
+        np.testing.assert_allclose(gb, gm, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="query_block"):
+        transformer.causal_attention(q, k, v, query_block=0)
 
 
 def test_gpt_log_prob_is_sum_of_conditionals(gpt):
