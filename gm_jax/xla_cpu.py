@@ -38,14 +38,37 @@ YNNPACK_CONV_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_
 CONVOLUTIONS = ("xla", "ynnpack")
 
 
+CONV_ENV, HEAP_ENV = "GM_JAX_XLA_CPU_CONV", "GM_JAX_XLA_CPU_HEAP"
+ENV_CHOICES = {CONV_ENV: ("xla", "ynn"), HEAP_ENV: ("on", "off")}  # the first is the default (variable unset)
+
+
+def env_choice(name: str) -> str:
+    """The value of the environment variable `name` (a key of `ENV_CHOICES`), lower-cased; its default when
+    unset or empty.
+
+    Raises:
+      ValueError: a value not in `ENV_CHOICES[name]` (names the valid ones).
+    """
+    value = os.environ.get(name, "").strip().lower() or ENV_CHOICES[name][0]
+    if value not in ENV_CHOICES[name]:
+        raise ValueError(f"{name}={os.environ[name]!r}; valid values: {list(ENV_CHOICES[name])} "
+                         f"(unset: {ENV_CHOICES[name][0]!r})")
+    return value
+
+
 def set_conv_flag() -> bool:
     """Append `CONV_FLAG` to XLA_FLAGS unless the user set that flag, GM_JAX_XLA_CPU_CONV=ynn, or the
     installed jaxlib is outside `MEASURED_JAXLIB`; warns if JAX's backends already started (too late to
-    take effect). Returns whether XLA_FLAGS holds `CONV_FLAG`."""
+    take effect). Returns whether XLA_FLAGS holds `CONV_FLAG`.
+
+    Raises:
+      ValueError: GM_JAX_XLA_CPU_CONV set to a value other than xla or ynn (`env_choice`).
+    """
     flags = os.environ.get("XLA_FLAGS", "")
+    conv = env_choice(CONV_ENV)
     if "xla_cpu_experimental_ynn_fusion_type" in flags:
         return CONV_FLAG in flags
-    if os.environ.get("GM_JAX_XLA_CPU_CONV", "") == "ynn":
+    if conv == "ynn":
         return False
     if not _jaxlib_measured():
         return False
@@ -83,7 +106,6 @@ def compiler_options(convolutions: str) -> dict:
 
 # glibc mallopt parameters (malloc.h)
 M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4
-HEAP_FLAG = "GM_JAX_XLA_CPU_HEAP"
 
 
 def keep_buffers_in_heap() -> bool:
@@ -92,8 +114,12 @@ def keep_buffers_in_heap() -> bool:
     `M_TRIM_THRESHOLD` for the process, and `jax_cpu_enable_async_dispatch=False` unless the user set
     JAX_CPU_ENABLE_ASYNC_DISPATCH. Does nothing with GM_JAX_XLA_CPU_HEAP=off, off glibc, or on a jaxlib
     outside `MEASURED_JAXLIB`; warns if JAX's backends already started (the dispatch setting is read
-    when the CPU client starts). Returns whether the heap settings were applied."""
-    if os.environ.get(HEAP_FLAG, "").lower() in ("off", "0", "false") or not _jaxlib_measured():
+    when the CPU client starts). Returns whether the heap settings were applied.
+
+    Raises:
+      ValueError: GM_JAX_XLA_CPU_HEAP set to a value other than on or off (`env_choice`).
+    """
+    if env_choice(HEAP_ENV) == "off" or not _jaxlib_measured():
         return False
     try:
         libc = ctypes.CDLL(None)

@@ -296,6 +296,13 @@ def test_xla_cpu_conv_flag_is_set_unless_the_user_chose(monkeypatch):
         xla_cpu.set_conv_flag()
     with pytest.raises(ValueError, match="xla_cpu_convolutions"):
         xla_cpu.compiler_options("eigen")
+    monkeypatch.setenv("XLA_FLAGS", "")
+    monkeypatch.setenv("GM_JAX_XLA_CPU_CONV", "ynnpack")  # a misspelt opt-out is an error, not ignored
+    with pytest.raises(ValueError, match=r"GM_JAX_XLA_CPU_CONV='ynnpack'; valid values: \['xla', 'ynn'\]"):
+        xla_cpu.set_conv_flag()
+    assert os.environ["XLA_FLAGS"] == ""
+    monkeypatch.setenv("GM_JAX_XLA_CPU_CONV", " YNN ")
+    assert not xla_cpu.set_conv_flag()
 
 
 # A program with an 82 MB intermediate (the [4096, 5000] product), run 5 times after 2 warm-up calls; prints
@@ -328,12 +335,23 @@ def test_xla_cpu_step_buffers_stay_in_the_heap():
     faults = {}
     for heap in ("on", "off"):
         env = {k: v for k, v in os.environ.items() if k != "JAX_CPU_ENABLE_ASYNC_DISPATCH"}
-        env[xla_cpu.HEAP_FLAG] = heap
+        env[xla_cpu.HEAP_ENV] = heap
         out = subprocess.run([sys.executable, "-c", _FAULTS_SCRIPT], env=env, capture_output=True, text=True,
                              check=True).stdout.split()
         assert out[0] == str(heap == "on"), out
         faults[heap] = float(out[1])
     assert faults["on"] < 2_000 and faults["off"] > 15_000, faults
+
+
+def test_xla_cpu_heap_setting_rejects_unknown_values(monkeypatch):
+    """GM_JAX_XLA_CPU_HEAP takes on / off: any other value is a ValueError naming both, not a silent default."""
+    from gm_jax import xla_cpu
+
+    monkeypatch.setenv(xla_cpu.HEAP_ENV, "no")
+    with pytest.raises(ValueError, match=r"GM_JAX_XLA_CPU_HEAP='no'; valid values: \['on', 'off'\]"):
+        xla_cpu.keep_buffers_in_heap()
+    monkeypatch.setenv(xla_cpu.HEAP_ENV, "OFF")
+    assert not xla_cpu.keep_buffers_in_heap()
 
 
 def test_train_steps_compile_convolutions_with_the_experiment_s_kernels():
