@@ -3,11 +3,13 @@
 * `compiled_flops(compiled, num_devices)`: XLA's count (`Compiled.cost_analysis()["flops"]`)
   of one call of a compiled program, summed over devices (a pmapped or sharded
   step's program is the per-device one, so it is multiplied by the device count).
-* `analytic_vae_mlp_train_flops` / `analytic_transformer_train_flops`: the
+* `analytic_vae_mlp_train_flops` / `analytic_transformer_train_flops` / `analytic_lstm_train_flops`: the
   matmul FLOPs of one training step written out by hand (forward, plus the
   weight and input gradients of every matmul whose input needs one), to
   cross-check XLA's count; XLA counts elementwise work too (activations,
   softmax, layer norm, the optimizer), so it should be a few percent above.
+  XLA counts a loop's body once, so for the LSTM the analytic count is the
+  one to report (`benchmarks.twins` does).
 * `peak_flops(device)`: the peak the MFU is measured against. On a CPU, the
   measured throughput of a large jitted float32 matmul on the same device in
   the same process (`measured_matmul_flops`: the practical limit, not a
@@ -74,15 +76,38 @@ def analytic_vae_mlp_train_flops(hidden: tuple[int, ...], latent_dim: int, batch
     return _mlp_flops(enc, batch, input_grad=False) + _mlp_flops(dec, batch, input_grad=True)
 
 
-def analytic_transformer_train_flops(dim: int, num_layers: int, seq_len: int, vocab_size: int, batch: int) -> float:
+def analytic_transformer_train_flops(dim: int, num_layers: int, seq_len: int, vocab_size: int, batch: int,
+                                     query_block: int | None = None) -> float:
     """Matmul FLOPs of one training step of the decoder-only Transformer (`gm_jax.models.transformer.GPT`):
     per layer and token, the QKV (d x 3d), output (d x d) and MLP (d x 4d, 4d x d) projections and the
-    attention scores and weighted values (T x d each, computed for the whole T x T square), then the head
-    (d x V); every matmul's backward is two matmuls of the same size (all inputs need gradients), so the
-    step is 3x the forward."""
-    per_token_layer = 2 * (3 * dim * dim + dim * dim + 8 * dim * dim) + 2 * 2 * seq_len * dim
-    forward = batch * seq_len * (num_layers * per_token_layer + 2 * dim * vocab_size)
+    attention scores and weighted values (d per query and key each), then the head (d x V); every
+    matmul's backward is two matmuls of the same size (all inputs need gradients), so the step is 3x
+    the forward. The keys each query meets are those `transformer.causal_attention` computes: query
+    block [a, b) meets keys [0, b) (`query_block`: default the model's `QUERY_BLOCK`)."""
+    from gm_jax.models import transformer
+
+    qb = query_block or transformer.QUERY_BLOCK
+    key_pairs = sum((min(a + qb, seq_len) - a) * min(a + qb, seq_len) for a in range(0, seq_len, qb))
+    attention = 2 * 2 * dim * key_pairs  # scores and weighted values, summed over the sequence's queries
+    projections = 2 * (3 * dim * dim + dim * dim + 8 * dim * dim) * seq_len
+    forward = batch * (num_layers * (projections + attention) + 2 * dim * vocab_size * seq_len)
     return 3.0 * forward
+
+
+def analytic_lstm_train_flops(input_dim: int, hidden: int, num_layers: int, seq_len: int, vocab_size: int,
+                              batch: int) -> float:
+    """Matmul FLOPs of one training step of the LSTM language model (`gm_jax.models.rnn.RNN`, cell "lstm"):
+    per layer and time step the four gates' input and recurrent products, [N, D_in + H] x [D_in + H, 4H]
+    (D_in = the embedding width for the first layer, H above it), then the read-out [N, H] x [H, V]; the
+    backward pass is two matmuls of the same size per matmul (input and weight gradients), so the step
+    is 3x the forward, less the first step's recurrent input gradient (the initial state is a constant).
+    XLA's cost analysis counts a `lax.scan`'s body once, not `seq_len` times, so it misses almost all
+    of this."""
+    total = 0.0
+    for layer in range(num_layers):
+        d_in = input_dim if layer == 0 else hidden
+        total += 3 * seq_len * 2 * batch * (d_in + hidden) * 4 * hidden - 2 * batch * hidden * 4 * hidden
+    return total + 3 * seq_len * 2 * batch * hidden * vocab_size
 
 
 @functools.lru_cache(maxsize=None)

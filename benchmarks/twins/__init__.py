@@ -25,7 +25,9 @@ def markdown(records, settings) -> str:
     lines = ["# gm_jax against PyTorch twins (train steps)", "",
              f"- measured matmul peak (jitted 2048x2048 float32, before / after): {peaks[0]:.0f} / {peaks[1]:.0f} GFLOP/s",
              f"- {settings['rounds']} interleaved rounds of {settings['steps']} steps each; medians; "
-             "ratio = PyTorch ms / gm_jax ms (> 1: gm_jax faster)", "",
+             "ratio = PyTorch ms / gm_jax ms (> 1: gm_jax faster)",
+             "- GFLOP/s from XLA's FLOP count of the step, or, marked (FLOPs analytic), from the matmul FLOPs "
+             "written out in `benchmarks.flops` where XLA's count misses a loop's iterations", "",
              "| model | batch | params | gm_jax ms | torch 1 thr ms | ratio | torch all thr ms | ratio "
              "| torch.compile ms | gm_jax GFLOP/s | % of matmul peak |",
              "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
@@ -43,8 +45,9 @@ def markdown(records, settings) -> str:
         ms = r["ms_per_step"]
         all_key = next(k for k in ms if k.startswith("torch_") and k not in ("torch_1", "torch_compile"))
         comp = f"{ms['torch_compile']:.1f}" if "torch_compile" in ms else r.get("errors", {}).get("torch_compile", "-")[:40]
+        name = r["name"] + (" (FLOPs analytic)" if r.get("flops_source") == "analytic" else "")
         lines.append(
-            f"| {r['name']} | {r['batch_size']} | {r['params']:,} | {ms['gm_jax']:.1f} | {ms['torch_1']:.1f} "
+            f"| {name} | {r['batch_size']} | {r['params']:,} | {ms['gm_jax']:.1f} | {ms['torch_1']:.1f} "
             f"| {r['ratio']['torch_1']:.2f} | {ms[all_key]:.1f} | {r['ratio'][all_key]:.2f} | {comp} "
             f"| {r['gflops_per_s']:.1f} | {100 * r['gflops_per_s'] / peak:.0f}% |"
             + (f" {ms['gm_jax_sharded']:.1f} | {r['ratio_sharded'][all_key]:.2f} "

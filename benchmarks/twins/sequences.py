@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from benchmarks import flops
 from benchmarks.twins.common import Twin, adam, assign, dense_weight, t
 from gm_jax.models.transformer import sinusoidal_positions
 
@@ -160,6 +161,11 @@ def clipped(loss):
     return step
 
 
+def _lstm_flops(exp):
+    c = exp.config
+    return flops.analytic_lstm_train_flops(c.embed_dim, c.hidden, c.num_layers, c.window, exp.vocab_size, c.batch_size)
+
+
 def _adamw(m, exp):
     c = exp.config
     return torch.optim.AdamW(m.parameters(), lr=c.learning_rate, betas=(0.9, 0.99), eps=1e-8,
@@ -174,5 +180,6 @@ TWINS = [
     Twin(name="transformer_shakespeare", experiment="transformer_shakespeare", build=_gpt,
          load=lambda m, p: m.load(p), loss=text_nll, step=clipped(text_nll), optimizer=_adamw),
     Twin(name="charrnn_shakespeare", experiment="charrnn_shakespeare", build=_lstm,
-         load=lambda m, p: m.load(p), loss=text_nll, step=clipped(text_nll), optimizer=_adam),
+         load=lambda m, p: m.load(p), loss=text_nll, step=clipped(text_nll), optimizer=_adam,
+         flops=_lstm_flops),
 ]
