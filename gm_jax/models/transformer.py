@@ -74,10 +74,11 @@ QUERY_BLOCK = 32
 def causal_attention(q, k, v, dropout=None, query_block: int = QUERY_BLOCK):
     """Causal self-attention, `attention` with mask[t, s] = s <= t, computed in blocks of
     `query_block` queries: block [a, b) attends to keys [0, b) only, so the fully masked key
-    blocks above the diagonal are never computed (about half of the score and weighted-sum FLOPs
-    at T = 4 * query_block; the blocked loop of flash attention, Dao et al. 2022, Alg. 1, without its
-    running softmax: each block's keys fit at once). Equal to the one-block form to float32 rounding
-    (tested); the blocks are independent, so XLA:CPU may also run them concurrently.
+    blocks above the diagonal are never computed (at T = 4 * query_block, 10 of the 16 query-key
+    blocks of the scores and weighted sums). This is the blocked loop of flash attention (Dao et al.
+    2022, Alg. 1) without its running softmax: each block's keys fit at once. Equal to the one-block
+    form to float32 rounding (tested); the blocks are independent, so XLA:CPU may also run them
+    concurrently.
 
     q, k, v: [N, T, heads, hd]. Returns [N, T, heads, hd] in q's dtype.
 
