@@ -147,8 +147,8 @@ class GPT(nn.Module):
       dtype: the compute dtype of the blocks (`jnp.bfloat16` for mixed precision): the float32
         parameters are cast to it; the attention softmax and the output logits are float32, so the
         log-softmax of the likelihood is never computed in bfloat16.
-      query_block: queries per block of the causal attention (`causal_attention`); a speed setting
-        only: the outputs agree to float32 rounding whatever its value (>= 1).
+      query_block: queries per block of the causal attention (`causal_attention`, which raises
+        ValueError for < 1); a speed setting only: the outputs agree to float32 rounding whatever its value.
     """
 
     vocab_size: int
@@ -169,8 +169,6 @@ class GPT(nn.Module):
         self.tok_emb = nn.Embed(self.vocab_size, self.dim, embedding_init=nn.initializers.normal(0.02))
         if self.positions == "learned":
             self.pos_emb = self.param("pos_emb", nn.initializers.normal(0.02), (self.block_size, self.dim))
-        if self.query_block < 1:
-            raise ValueError(f"query_block={self.query_block} must be >= 1")
         self.blocks = [Block(self.dim, self.num_heads, self.dropout, self.dtype, self.query_block,
                              name=f"block_{i}") for i in range(self.num_layers)]
         self.ln_f = nn.LayerNorm(dtype=self.dtype)
