@@ -120,3 +120,14 @@ def test_accelerator_suite_times_both_dtypes(tmp_path):
         r = records[key]
         assert r["flops_per_step"] > 0 and r["mfu"] > 0 and r["memory_bytes"] > 0 and _ok(r), r
     assert "| vae_mnist | bfloat16 |" in (tmp_path / "accelerator.md").read_text()
+
+
+def test_matmul_runner_counts_one_matmul_and_the_peak_is_its_rate():
+    """`matmul_runner` (the twins time it in every round beside the steps) and `matmul_peak` built on it."""
+    from benchmarks import harness
+
+    run, flops = harness.matmul_runner(64)
+    assert flops == 2 * 64 ** 3
+    run(3)  # k matmuls, ended by block_until_ready
+    peak = harness.matmul_peak(64, repeats=3)
+    assert math.isfinite(peak) and peak > 0

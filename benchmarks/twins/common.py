@@ -9,7 +9,7 @@ config's learning rate). Before timing, `check` asserts
 * equal initial loss on the same batch with the same weights (copied across), to `rtol`;
 
 then `measure` times, in the steady state (each function called `warmup` times first),
-blocks of `steps` train steps in rounds A, B1, B2 [, B3], A, B1, ... where
+blocks of `steps` train steps in rounds A, B1, B2 [, B3], P, A, B1, ... where
 
 * A  = the gm_jax step (`TrainStep(experiment.update, "none")`, the step the training loop runs,
        ended by `jax.block_until_ready`),
@@ -23,8 +23,9 @@ blocks of `steps` train steps in rounds A, B1, B2 [, B3], A, B1, ... where
 
 and reports median ms/step per variant, the ratios PyTorch / gm_jax (> 1: gm_jax is faster),
 the gm_jax step's FLOP count (XLA's `cost_analysis()` of the compiled step) and FLOP/s, and the
-same run's measured matmul peak (a jitted 2048 x 2048 float32 matmul, median of 20) so every
-figure says how far it is from the hardware's limit.
+matmul peak measured in the same rounds (P = a jitted 2048 x 2048 float32 matmul, `steps` of them
+per round after the other variants, median), so every figure says how far it is from the hardware's
+limit under the conditions the step was timed in (a shared VM's speed drifts within a run).
 """
 from __future__ import annotations
 
@@ -41,6 +42,7 @@ import numpy as np
 import gm_jax
 from gm_jax.training.loop import run_keys
 from gm_jax.training.steps import TrainStep
+from benchmarks.harness import matmul_runner
 
 
 try:
@@ -136,6 +138,8 @@ def _np_batch(batch: dict) -> dict:
 
 
 # -- the measurement -----------------------------------------------------------------------------
+
+PEAK = "matmul_peak"  # the timing key of the interleaved matmul (ms per 2048^3 matmul)
 
 class Pair:
     """One twin set up for timing: the gm_jax step and state, the torch module, optimizer and batch."""
@@ -234,6 +238,7 @@ def measure(twin: Twin, *, rounds: int = 7, steps: int = 5, warmup: int = 2, com
     runners.update({"torch_1": pair.torch_runner(1), f"torch_{all_threads}": pair.torch_runner(all_threads)})
     if compile_torch:
         runners["torch_compile"] = pair.torch_runner(all_threads, compiled=True)
+    runners[PEAK], peak_flops = matmul_runner()  # the peak, measured in the same rounds as the steps
     timings: dict[str, list[float]] = {k: [] for k in runners}
     errors = {}
     for name, run in list(runners.items()):
@@ -251,8 +256,9 @@ def measure(twin: Twin, *, rounds: int = 7, steps: int = 5, warmup: int = 2, com
             timings[name].append((time.perf_counter() - t0) / steps * 1e3)
     torch.set_num_threads(all_threads)
     ms = {k: statistics.median(v) for k, v in timings.items()}
+    peak = peak_flops / ms.pop(PEAK) / 1e6
     record.update({
-        "ms_per_step": ms, "timings_ms": timings, "errors": errors,
+        "ms_per_step": ms, "timings_ms": timings, "errors": errors, "matmul_peak_gflops": peak,
         "ratio": {k: ms[k] / ms["gm_jax"] for k in ms if k.startswith("torch_")},
         "flops_per_step": flops, "gflops_per_s": flops / ms["gm_jax"] / 1e6, "batch_size": batch_size,
     })
@@ -260,5 +266,5 @@ def measure(twin: Twin, *, rounds: int = 7, steps: int = 5, warmup: int = 2, com
         record.update({"host_devices": jax.local_device_count(),
                        "ratio_sharded": {k: ms[k] / ms["gm_jax_sharded"] for k in ms if k.startswith("torch_")},
                        "gflops_per_s_sharded": flops / ms["gm_jax_sharded"] / 1e6})
-    log(f"{twin.name}: " + ", ".join(f"{k} {v:.1f} ms" for k, v in ms.items()))
+    log(f"{twin.name}: " + ", ".join(f"{k} {v:.1f} ms" for k, v in ms.items()) + f"; matmul peak {peak:.0f} GFLOP/s")
     return record
