@@ -95,19 +95,45 @@ def analytic_transformer_train_flops(dim: int, num_layers: int, seq_len: int, vo
 
 
 def analytic_lstm_train_flops(input_dim: int, hidden: int, num_layers: int, seq_len: int, vocab_size: int,
-                              batch: int) -> float:
+                              batch: int, gates: int = 4, input_grad: bool = True) -> float:
     """Matmul FLOPs of one training step of the LSTM language model (`gm_jax.models.rnn.RNN`, cell "lstm"):
     per layer and time step the four gates' input and recurrent products, [N, D_in + H] x [D_in + H, 4H]
     (D_in = the embedding width for the first layer, H above it), then the read-out [N, H] x [H, V]; the
     backward pass is two matmuls of the same size per matmul (input and weight gradients), so the step
-    is 3x the forward, less the first step's recurrent input gradient (the initial state is a constant).
-    XLA's cost analysis counts a `lax.scan`'s body once, not `seq_len` times, so it misses almost all
-    of this."""
+    is 3x the forward, less the first step's recurrent input gradient (the initial state is a constant)
+    and, with `input_grad=False` (data vectors, not embeddings, feed the first layer), the first layer's
+    input gradients. `gates=1`: the vanilla RNN (cell "rnn"). XLA's cost analysis counts a `lax.scan`'s
+    body once, not `seq_len` times, so it misses almost all of this."""
     total = 0.0
     for layer in range(num_layers):
         d_in = input_dim if layer == 0 else hidden
-        total += 3 * seq_len * 2 * batch * (d_in + hidden) * 4 * hidden - 2 * batch * hidden * 4 * hidden
+        total += 3 * seq_len * 2 * batch * (d_in + hidden) * gates * hidden - 2 * batch * hidden * gates * hidden
+        if layer == 0 and not input_grad:
+            total -= seq_len * 2 * batch * d_in * gates * hidden
     return total + 3 * seq_len * 2 * batch * hidden * vocab_size
+
+
+def rnn_experiment_train_flops(experiment, batch: dict) -> float:
+    """`analytic_lstm_train_flops` of the train step of an experiment whose model is `gm_jax.models.rnn.RNN`,
+    on `batch` (one train batch): token windows {"inputs": int [N, T], ...} (the char-rnn) or sequences
+    {"x": [N, T + 1] tokens or [N, T + 1, D] frames, ...} (the JSB models, which read x[:, :-1]).
+
+    Raises:
+      ValueError: a batch with neither "inputs" nor "x".
+    """
+    model = experiment.model
+    if "inputs" in batch:
+        x = batch["inputs"]
+        n, t = x.shape[:2]
+    elif "x" in batch:
+        x = batch["x"]
+        n, t = x.shape[0], x.shape[1] - 1
+    else:
+        raise ValueError(f"a recurrent model's batch holds 'inputs' or 'x'; got keys {sorted(batch)}")
+    tokens = bool(model.vocab_size)
+    return analytic_lstm_train_flops(model.embed_dim if tokens else x.shape[-1], model.hidden, model.num_layers,
+                                     t, model.out_dim, n, gates=4 if model.cell == "lstm" else 1,
+                                     input_grad=tokens)
 
 
 @functools.lru_cache(maxsize=None)

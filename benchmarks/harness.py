@@ -75,6 +75,9 @@ class Entry:
         dict` of keyword arguments passed to `experiment.sample` (e.g. labels).
       sampler_stats: `f(experiment, params, key, num_samples) -> dict` of figures of one sampler call added
         to its record (e.g. `{"nfe": ...}`, the function evaluations of an ODE solve); None: none.
+      flops: `f(experiment, batch) -> float`, the train step's FLOPs on one train batch written out by hand
+        (`benchmarks.flops`), for a step XLA's count misses most of (it counts a `lax.scan`'s body once, not
+        once per time step); None: XLA's count.
     """
 
     name: str
@@ -85,6 +88,7 @@ class Entry:
     quick_sample_sizes: tuple[int, ...] = (8,)
     conditioning: Callable[[Experiment, int], dict] | None = None
     sampler_stats: Callable[..., dict] | None = None
+    flops: Callable[[Experiment, dict], float] | None = None
 
     def resolved_overrides(self, quick: bool) -> dict:
         return {**self.overrides, **(self.quick_overrides if quick else {})}
@@ -158,7 +162,7 @@ def hardware_peak(dtype: str = "float32") -> tuple[float, str]:
 
 
 def time_train_step(experiment: Experiment, parallel: str, repeats: int, steps_per_timing: int,
-                    stage: int = 0) -> dict:
+                    stage: int = 0, flops_fn: Callable[[Experiment, dict], float] | None = None) -> dict:
     """Steady-state throughput of one train step of `experiment` under `parallel`: the update of training
     stage `stage` (`experiment.update_stages()`), from the initial state.
 
@@ -166,7 +170,9 @@ def time_train_step(experiment: Experiment, parallel: str, repeats: int, steps_p
       A record: `throughput` in examples/s, `median_s_per_call` in seconds per
       step, `batch_size` (global), `num_devices`, `timings_s` (seconds per block
       of `steps_per_timing` steps), `flops_per_step` (XLA's count of the compiled
-      step, over all its devices: `benchmarks.flops.compiled_flops`),
+      step, over all its devices: `benchmarks.flops.compiled_flops`; or, with `flops_fn`,
+      `flops_fn(experiment, batch)`, XLA's count then kept as `flops_xla`) with `flops_source`
+      ("xla" / "analytic"),
       `achieved_flops_per_s` (that / the median seconds per step), `nfe` (the last step's `nfe` metric,
       where the experiment reports one: an ODE solve's function evaluations), `memory_bytes` (the
       compiled step's arguments, outputs and temporaries on one device), `peak_flops_per_s`
@@ -192,6 +198,10 @@ def time_train_step(experiment: Experiment, parallel: str, repeats: int, steps_p
     # XLA's FLOP count and memory of the step program (the jitted or pmapped function TrainStep calls)
     compiled = step.lower(state, batches[0], step_keys[0]).compile()
     step_flops = flops.compiled_flops(compiled, step.num_devices)
+    written_out = {}
+    if flops_fn is not None:
+        written_out = {"flops_xla": step_flops}
+        step_flops = float(flops_fn(experiment, batches[0]))
     step_bytes = flops.compiled_bytes(compiled)
     state, metrics = step(state, batches[0], step_keys[0])  # warm-up: compiles
     jax.block_until_ready((state, metrics))
@@ -225,6 +235,8 @@ def time_train_step(experiment: Experiment, parallel: str, repeats: int, steps_p
         "final_loss": loss,
         **({"nfe": float(np.asarray(metrics["nfe"]))} if "nfe" in metrics else {}),
         "flops_per_step": step_flops,
+        "flops_source": "analytic" if flops_fn is not None else "xla",
+        **written_out,
         "memory_bytes": step_bytes,
         "achieved_flops_per_s": achieved,
         "peak_flops_per_s": peak * copies,
@@ -291,7 +303,8 @@ def run_entry(entry: Entry, *, quick: bool, repeats: int, steps_per_timing: int,
             failed = {"what": TRAIN, **({"stage": stage + 1} if num_stages > 1 else {}), "parallel": mode,
                       "size": experiment.config.batch_size, "batch_size": experiment.config.batch_size}
             records.append({**base, **_guarded(
-                lambda: time_train_step(experiment, mode, repeats, steps_per_timing, stage), failed, repeats, log)})
+                lambda: time_train_step(experiment, mode, repeats, steps_per_timing, stage, entry.flops),
+                failed, repeats, log)})
     for n in entry.resolved_sample_sizes(quick):
         log(f"[{entry.name}] sampler, num_samples={n} ...")
         cond = entry.conditioning(experiment, n) if entry.conditioning else None
@@ -329,7 +342,7 @@ def _jsonable(x):
 def markdown_table(records: Sequence[dict]) -> str:
     """One row per record: entry, what, parallel, devices, batch / num_samples, median s/call, throughput."""
     lines = [
-        "| entry | what | parallel | devices | batch / num_samples | median s/call | throughput | GFLOP/step (XLA) "
+        "| entry | what | parallel | devices | batch / num_samples | median s/call | throughput | GFLOP/step "
         "| GFLOP/s | MFU |",
         "|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
@@ -342,7 +355,8 @@ def markdown_table(records: Sequence[dict]) -> str:
         size = f"batch {r['size']}" if r["what"] == TRAIN else f"n {r['size']}"
         flop_cells = "| - | - | - |"
         if r.get("flops_per_step") and r.get("achieved_flops_per_s"):
-            flop_cells = (f"| {r['flops_per_step'] / 1e9:,.3f} | {r['achieved_flops_per_s'] / 1e9:,.1f} "
+            source = " (written out)" if r.get("flops_source") == "analytic" else ""
+            flop_cells = (f"| {r['flops_per_step'] / 1e9:,.3f}{source} | {r['achieved_flops_per_s'] / 1e9:,.1f} "
                           f"| {100 * r['mfu']:.1f}% |")
         what = r["what"] + (f" (stage {r['stage']})" if r.get("stage") else "") + (
             f" (NFE {r['nfe']:.0f})" if r.get("nfe") is not None else "")
@@ -368,7 +382,9 @@ def markdown_report(payload: dict) -> str:
         f"{settings['steps_per_timing']} steps; quick: {settings['quick']}",
         "- compiled once (warm-up call excluded), steady state, each timing ended by `jax.block_until_ready`;",
         "  throughput in examples/s (train step) and samples/s (sampler).",
-        "- train steps: FLOPs per step from XLA's cost analysis of the compiled step (all its devices),",
+        "- train steps: FLOPs per step from XLA's cost analysis of the compiled step (all its devices), or,",
+        "  marked (written out), the matmul FLOPs of `benchmarks.flops` where XLA's count misses a loop's",
+        "  iterations (it counts a `lax.scan`'s body once);",
         "  GFLOP/s = that / median s per step, MFU = GFLOP/s / the peak of the devices used: "
         + _peak_note(payload["records"]) + ".",
         "",

@@ -36,6 +36,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
+from benchmarks import flops
 from benchmarks.harness import Entry, environment, failures, markdown_report, parallel_modes, run_entry
 from gm_jax.training.loop import write_json
 
@@ -115,14 +116,17 @@ ENTRIES: list[Entry] = [
           overrides={"sampler": "naive"}, sample_sizes=(1, 8), quick_overrides=_QUICK_GPT, quick_sample_sizes=(2,),
           conditioning=_TEXT_256),
     Entry(name="charrnn_shakespeare", experiment="charrnn_shakespeare", overrides={}, sample_sizes=(1, 8),
+          flops=flops.rnn_experiment_train_flops,
           quick_overrides={"hidden": 16, "embed_dim": 8, "window": 16, "batch_size": 4}, quick_sample_sizes=(2,),
           conditioning=_TEXT_256),
     Entry(name="ngram_shakespeare", experiment="ngram_shakespeare", overrides={}, sample_sizes=(1, 8),
           quick_overrides={"order": 2, "batch_size": 4}, quick_sample_sizes=(2,), conditioning=_TEXT_256),
     Entry(name="lstm_jsb", experiment="lstm_jsb", overrides={}, sample_sizes=(1, 8),
+          flops=flops.rnn_experiment_train_flops,
           quick_overrides={"hidden": 8, "batch_size": 4}, quick_sample_sizes=(2,),
           conditioning=lambda experiment, n: experiment.check_conditioning(n, length=256)),
     Entry(name="melody_jsb", experiment="melody_jsb", overrides={}, sample_sizes=(1, 8),
+          flops=flops.rnn_experiment_train_flops,
           quick_overrides={"hidden": 8, "batch_size": 4}, quick_sample_sizes=(2,),
           conditioning=lambda experiment, n: experiment.check_conditioning(n, length=256)),
     # WaveNet: a train example is a crop of `crop_length` (2,048) audio samples (x 2,048 = audio samples/s);

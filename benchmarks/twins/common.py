@@ -76,8 +76,9 @@ class Twin:
         players' parameters).
       overrides: config overrides (none: the default configuration).
       rtol: tolerance of the initial-loss check.
-      flops: `flops(experiment) -> float`, the step's FLOPs written out by hand (`benchmarks.flops`), for a
-        step XLA's count misses most of (it counts a `lax.scan`'s body once); None: XLA's count.
+      flops: `flops(experiment, batch) -> float`, the step's FLOPs on that train batch written out by hand
+        (`benchmarks.flops`), for a step XLA's count misses most of (it counts a `lax.scan`'s body once);
+        None: XLA's count.
     """
 
     name: str
@@ -91,7 +92,7 @@ class Twin:
     variables: Callable[[Any, Any], Any] | None = None
     overrides: dict = dataclasses.field(default_factory=dict)
     rtol: float = 1e-4
-    flops: Callable[[Any], float] | None = None
+    flops: Callable[[Any, dict], float] | None = None
 
 
 # -- helpers the twins share ---------------------------------------------------------------------
@@ -229,7 +230,7 @@ def measure(twin: Twin, *, rounds: int = 7, steps: int = 5, warmup: int = 2, com
     jax_run, flops = pair.jax_runner()
     record["flops_source"] = "xla" if twin.flops is None else "analytic"
     if twin.flops is not None:
-        record["flops_xla"], flops = flops, float(twin.flops(pair.experiment))
+        record["flops_xla"], flops = flops, float(twin.flops(pair.experiment, pair.batch))
     all_threads = os.cpu_count() or 1
     runners = {"gm_jax": jax_run}
     batch_size = int(jax.tree_util.tree_leaves(pair.batch)[0].shape[0])

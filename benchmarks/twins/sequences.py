@@ -161,11 +161,6 @@ def clipped(loss):
     return step
 
 
-def _lstm_flops(exp):
-    c = exp.config
-    return flops.analytic_lstm_train_flops(c.embed_dim, c.hidden, c.num_layers, c.window, exp.vocab_size, c.batch_size)
-
-
 def _adamw(m, exp):
     c = exp.config
     return torch.optim.AdamW(m.parameters(), lr=c.learning_rate, betas=(0.9, 0.99), eps=1e-8,
@@ -181,5 +176,5 @@ TWINS = [
          load=lambda m, p: m.load(p), loss=text_nll, step=clipped(text_nll), optimizer=_adamw),
     Twin(name="charrnn_shakespeare", experiment="charrnn_shakespeare", build=_lstm,
          load=lambda m, p: m.load(p), loss=text_nll, step=clipped(text_nll), optimizer=_adam,
-         flops=_lstm_flops),
+         flops=flops.rnn_experiment_train_flops),
 ]
