@@ -106,6 +106,7 @@ def compiler_options(convolutions: str) -> dict:
 
 # glibc mallopt parameters (malloc.h)
 M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4
+DEFAULT_MMAP_MAX = 65536  # glibc's initial M_MMAP_MAX
 
 
 def keep_buffers_in_heap() -> bool:
@@ -114,7 +115,8 @@ def keep_buffers_in_heap() -> bool:
     `M_TRIM_THRESHOLD` for the process, and `jax_cpu_enable_async_dispatch=False` unless the user set
     JAX_CPU_ENABLE_ASYNC_DISPATCH. Does nothing with GM_JAX_XLA_CPU_HEAP=off, off glibc, or on a jaxlib
     outside `MEASURED_JAXLIB`; warns if JAX's backends already started (the dispatch setting is read
-    when the CPU client starts). Returns whether the heap settings were applied.
+    when the CPU client starts). Returns whether the heap settings were applied (if glibc refuses the
+    second, the first is undone: nothing changes).
 
     Raises:
       ValueError: GM_JAX_XLA_CPU_HEAP set to a value other than on or off (`env_choice`).
@@ -126,7 +128,10 @@ def keep_buffers_in_heap() -> bool:
         libc.gnu_get_libc_version  # noqa: B018 - glibc only: mallopt's parameters are glibc's
     except (OSError, AttributeError):
         return False
-    if not (libc.mallopt(M_MMAP_MAX, 0) and libc.mallopt(M_TRIM_THRESHOLD, 2 ** 31 - 1)):
+    if not libc.mallopt(M_MMAP_MAX, 0):
+        return False
+    if not libc.mallopt(M_TRIM_THRESHOLD, 2 ** 31 - 1):  # all or nothing: mmap back on as glibc starts
+        libc.mallopt(M_MMAP_MAX, DEFAULT_MMAP_MAX)
         return False
     if "JAX_CPU_ENABLE_ASYNC_DISPATCH" not in os.environ:
         import jax
