@@ -117,6 +117,7 @@ def rnn_experiment_train_flops(experiment, batch: dict) -> float:
     """`analytic_lstm_train_flops` of the train step of an experiment whose model is `gm_jax.models.rnn.RNN`,
     on `batch` (one train batch): token windows {"inputs": int [N, T], ...} (the char-rnn) or sequences
     {"x": [N, T + 1] tokens or [N, T + 1, D] frames, ...} (the JSB models, which read x[:, :-1]).
+    Returns the step's FLOPs (float).
 
     Raises:
       ValueError: a batch with neither "inputs" nor "x".

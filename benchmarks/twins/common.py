@@ -142,6 +142,7 @@ def _np_batch(batch: dict) -> dict:
 
 PEAK = "matmul_peak"  # the timing key of the interleaved matmul (ms per 2048^3 matmul)
 
+
 class Pair:
     """One twin set up for timing: the gm_jax step and state, the torch module, optimizer and batch."""
 
