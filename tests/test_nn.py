@@ -314,17 +314,23 @@ f = jax.jit(lambda x, w, v: (x @ w) @ v)
 x, w, v = jnp.ones((4096, 64)), jnp.ones((64, 5000)), jnp.ones((5000, 1))
 for _ in range(2):
     jax.block_until_ready(f(x, w, v))
-r0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-for _ in range(5):
+per_call = []
+for _ in range(7):
+    r0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     jax.block_until_ready(f(x, w, v))
-print(gm_jax.xla_cpu.HEAP_SET, (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - r0) / 5)
+    per_call.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - r0)
+print(gm_jax.xla_cpu.HEAP_SET, *per_call)
 """
 
 
 def test_xla_cpu_step_buffers_stay_in_the_heap():
     """After `import gm_jax`, a program's 82 MB of intermediates are reused from the heap on every call
     instead of being mapped (and page-faulted in, 4 KB at a time) afresh; with GM_JAX_XLA_CPU_HEAP=off
-    they are mapped every call (about 20,000 faults): the check can fail."""
+    they are mapped every call (about 20,000 faults): the check can fail. Median faults per call over 7
+    calls. Under load, a process sometimes has the block mapped afresh for a run of calls even with the
+    setting on (4 of 22 processes beside a competing matmul loop, `gm_jax/xla_cpu.py`; once in the full
+    suite), so "on" gets up to three processes; "off" must fault in its one."""
+    import statistics
     import subprocess
     import sys
 
@@ -332,15 +338,20 @@ def test_xla_cpu_step_buffers_stay_in_the_heap():
 
     if not xla_cpu.HEAP_SET:
         pytest.skip("not glibc, or a jaxlib outside the measured range: XLA:CPU's buffers are left as they are")
-    faults = {}
-    for heap in ("on", "off"):
+
+    def median_faults(heap: str) -> float:
         env = {k: v for k, v in os.environ.items() if k != "JAX_CPU_ENABLE_ASYNC_DISPATCH"}
         env[xla_cpu.HEAP_ENV] = heap
         out = subprocess.run([sys.executable, "-c", _FAULTS_SCRIPT], env=env, capture_output=True, text=True,
                              check=True).stdout.split()
         assert out[0] == str(heap == "on"), out
-        faults[heap] = float(out[1])
-    assert faults["on"] < 2_000 and faults["off"] > 15_000, faults
+        return statistics.median(float(v) for v in out[1:])
+
+    off = median_faults("off")
+    on = [median_faults("on")]
+    while on[-1] >= 2_000 and len(on) < 3:
+        on.append(median_faults("on"))
+    assert on[-1] < 2_000 and off > 15_000, {"on": on, "off": off}
 
 
 def test_xla_cpu_heap_setting_rejects_unknown_values(monkeypatch):
