@@ -8,11 +8,12 @@
   weight and input gradients of every matmul whose input needs one), to
   cross-check XLA's count; XLA counts elementwise work too (activations,
   softmax, layer norm, the optimizer), so it should be a few percent above.
-  XLA counts a loop's body once, so for the LSTM the analytic count is the
-  one to report (`benchmarks.twins` does).
+  XLA counts a loop's body once, so for the recurrent models the analytic count
+  is the one to report (`rnn_experiment_train_flops`; the twins and `benchmarks.run` do).
 * `peak_flops(device)`: the peak the MFU is measured against. On a CPU, the
   measured throughput of a large jitted float32 matmul on the same device in
-  the same process (`measured_matmul_flops`: the practical limit, not a
+  the same process (`measured_matmul_flops`, on `matmul_runner`, the one matmul
+  every peak here is timed with: the practical limit, not a
   datasheet figure); on a GPU/TPU, the vendor's dense peak for the device
   (`VENDOR_PEAK_FLOPS`, float32 without TF32 and bfloat16).
 
@@ -137,22 +138,36 @@ def rnn_experiment_train_flops(experiment, batch: dict) -> float:
                                      input_grad=tokens)
 
 
-@functools.lru_cache(maxsize=None)
-def measured_matmul_flops(device=None, n: int = 2048, repeats: int = 7) -> float:
-    """The FLOP/s of a jitted float32 [n, n] @ [n, n] matmul on `device` (default: the first), median of
-    `repeats` timed calls after a compiling one: the practical peak of dense float32 work there (measured
-    once per process and device)."""
-    device = device or jax.devices()[0]
-    a = jax.device_put(jax.random.normal(jax.random.key(0), (n, n), jnp.float32), device)
-    b = jax.device_put(jax.random.normal(jax.random.key(1), (n, n), jnp.float32), device)
-    matmul = jax.jit(jnp.matmul)
-    jax.block_until_ready(matmul(a, b))
+def matmul_runner(n: int = 2048, device=None):
+    """(run, flops): run(k) computes a jitted float32 [n, n] @ [n, n] matmul k times on `device` (default:
+    the first), ended by `block_until_ready` (compiled and run once here); flops = 2 n^3, one matmul's
+    FLOP count. The one matmul every peak here is measured with (the twins also time it in their rounds)."""
+    a = jax.device_put(jax.random.normal(jax.random.key(0), (n, n), jnp.float32), device or jax.devices()[0])
+    f = jax.jit(lambda a: a @ a)
+    jax.block_until_ready(f(a))
+
+    def run(k: int) -> None:
+        jax.block_until_ready([f(a) for _ in range(k)])
+
+    return run, 2.0 * n ** 3
+
+
+def matmul_flops_per_s(device=None, n: int = 2048, repeats: int = 7) -> float:
+    """The FLOP/s of `matmul_runner`'s matmul on `device`, median of `repeats` single timed calls."""
+    run, flops = matmul_runner(n, device)
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
-        jax.block_until_ready(matmul(a, b))
+        run(1)
         times.append(time.perf_counter() - t0)
-    return 2.0 * n**3 / statistics.median(times)
+    return flops / statistics.median(times)
+
+
+@functools.lru_cache(maxsize=None)
+def measured_matmul_flops(device=None, n: int = 2048, repeats: int = 7) -> float:
+    """`matmul_flops_per_s`, measured once per process and device: the practical peak of dense float32
+    work there."""
+    return matmul_flops_per_s(device, n, repeats)
 
 
 def peak_flops(device=None, dtype: str = "float32") -> tuple[float, str]:

@@ -41,7 +41,6 @@ from pathlib import Path
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 import gm_jax
@@ -412,26 +411,7 @@ def write_report(out, stem: str, settings: dict, records: list, markdown) -> dic
     return payload
 
 
-def matmul_runner(n: int = 2048):
-    """(run, flops): run(k) computes a jitted float32 n x n matmul k times on the default device (compiled
-    and run once here), ended by `block_until_ready`; flops = 2 n^3, one matmul's FLOP count."""
-    a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32)
-    f = jax.jit(lambda a: a @ a)
-    jax.block_until_ready(f(a))
-
-    def run(k: int) -> None:
-        jax.block_until_ready([f(a) for _ in range(k)])
-
-    return run, 2.0 * n ** 3
-
-
 def matmul_peak(n: int = 2048, repeats: int = 20) -> float:
-    """Measured float32 GFLOP/s of a jitted n x n matmul on the default device (`matmul_runner`, median of
-    `repeats` single matmuls)."""
-    run, flops = matmul_runner(n)
-    ts = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        run(1)
-        ts.append(time.perf_counter() - t0)
-    return flops / statistics.median(ts) / 1e9
+    """Measured float32 GFLOP/s of a jitted n x n matmul on the default device, measured afresh at each call
+    (`benchmarks.flops.matmul_flops_per_s`, median of `repeats`)."""
+    return flops.matmul_flops_per_s(None, n, repeats) / 1e9

@@ -125,9 +125,10 @@ def test_accelerator_suite_times_both_dtypes(tmp_path):
 
 def test_matmul_runner_counts_one_matmul_and_the_peak_is_its_rate():
     """`matmul_runner` (the twins time it in every round beside the steps) and `matmul_peak` built on it."""
+    from benchmarks import flops as flop_counts
     from benchmarks import harness
 
-    run, flops = harness.matmul_runner(64)
+    run, flops = flop_counts.matmul_runner(64)
     assert flops == 2 * 64 ** 3
     run(3)  # k matmuls, ended by block_until_ready
     peak = harness.matmul_peak(64, repeats=3)

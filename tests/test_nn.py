@@ -305,8 +305,8 @@ def test_xla_cpu_conv_flag_is_set_unless_the_user_chose(monkeypatch):
     assert not xla_cpu.set_conv_flag()
 
 
-# A program with an 82 MB intermediate (the [4096, 5000] product), run 5 times after 2 warm-up calls; prints
-# the minor page faults per call.
+# A program with an 82 MB intermediate (the [4096, 5000] product), run 7 times after 2 warm-up calls; prints
+# HEAP_SET and the minor page faults of each call.
 _FAULTS_SCRIPT = """
 import resource
 import gm_jax, jax, jax.numpy as jnp

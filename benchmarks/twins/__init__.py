@@ -44,7 +44,7 @@ def markdown(records, settings) -> str:
             lines.append(f"| {r['name']} | error: {r['error'][:120]} |" + " |" * 10)
             continue
         ms = r["ms_per_step"]
-        peak = r.get("matmul_peak_gflops") or max(peaks)  # records written before the interleaved peak
+        peak = r["matmul_peak_gflops"]
         all_key = next(k for k in ms if k.startswith("torch_") and k not in ("torch_1", "torch_compile"))
         comp = f"{ms['torch_compile']:.1f}" if "torch_compile" in ms else r.get("errors", {}).get("torch_compile", "-")[:40]
         name = r["name"] + (" (FLOPs written out)" if r.get("flops_source") == "analytic" else "")

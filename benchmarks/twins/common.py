@@ -42,7 +42,7 @@ import numpy as np
 import gm_jax
 from gm_jax.training.loop import run_keys
 from gm_jax.training.steps import TrainStep
-from benchmarks.harness import matmul_runner
+from benchmarks.flops import matmul_runner
 
 
 try:
