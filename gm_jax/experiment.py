@@ -223,7 +223,7 @@ class Experiment:
 
         Default: one optimizer step on `loss_fn` (`gm_jax.training.loss_update`).
         Override for other updates (a GAN's two-player step, batch statistics);
-        under pmap `axis_name` is `"batch"` and the update must average over it
+        under pmap and sharded `axis_name` is `"batch"` and the update must average over it
         (see `gm_jax.training.steps`). Metrics must include `"loss"`.
         """
         return loss_update(self.loss_fn)(state, batch, keys, axis_name)

@@ -1,5 +1,6 @@
 """Train steps (jit / pmap / sharded), checkpoints, resume, and the loop on real MNIST."""
 import json
+import re
 import shutil
 
 import jax
@@ -45,6 +46,49 @@ def test_jit_pmap_and_sharded_updates_agree(binarized_mnist_dir):
         _close(state.params, ref_state.params, rtol=1e-4, atol=1e-5)
         for k in ref_metrics:
             np.testing.assert_allclose(metrics[k], ref_metrics[k], rtol=1e-5)
+
+
+def _while_bodies(hlo: str) -> dict[str, str]:
+    """The text of every computation of an HLO module that a `while` runs as its body, by name."""
+    names = set(re.findall(r"body=%?([\w.\-]+)", hlo))
+    blocks = re.split(r"\n(?=\S)", hlo)  # computations start at column 0
+    return {m.group(1): b for b in blocks if (m := re.match(r"%?([\w.\-]+) ", b)) and m.group(1) in names}
+
+
+def test_sharded_step_all_reduces_a_scans_gradient_once_per_step():
+    """The sharded step runs the update per device (shard_map), so a recurrent weight's gradient is summed
+    over devices once, after the backward loop, and not at every time step inside it (as XLA's sharding
+    propagation placed it); and it updates as the one-device step does."""
+    import optax
+    from flax.training.train_state import TrainState
+    from gm_jax.training import loss_update
+
+    def loss_fn(params, batch, keys):
+        def cell(h, x_t):
+            h = jnp.tanh(h @ params["w"] + x_t)
+            return h, h
+        _, hs = jax.lax.scan(cell, jnp.zeros(batch["x"].shape[::2]), jnp.swapaxes(batch["x"], 0, 1))
+        loss = jnp.mean(jnp.sum(hs ** 2, axis=(0, 2)))
+        return loss, {}
+
+    init = TrainState.create(apply_fn=None, params={"w": 0.3 * jax.random.normal(jax.random.key(0), (8, 8))},
+                             tx=optax.sgd(0.1))
+    batch = {"x": np.asarray(jax.random.normal(jax.random.key(1), (8, 12, 8)))}  # [B, T, D]
+    final = {}
+    for parallel in ("none", "sharded"):
+        step = TrainStep(loss_update(loss_fn), parallel)
+        state = step.put_state(jax.tree_util.tree_map(jnp.array, init))  # the step donates its state
+        if parallel == "sharded":
+            hlo = step.lower(state, batch, jax.random.key(2)).compile().as_text()
+            bodies = _while_bodies(hlo)
+            assert bodies, "the scan compiled to no while loop"
+            inside = [name for name, text in bodies.items() if "all-reduce" in text]
+            assert not inside, f"all-reduce inside the loop bodies {inside}"
+            assert "all-reduce" in hlo  # the one reduction, after the loop
+        state, metrics = step(state, batch, jax.random.key(2))
+        final[parallel] = (step.get_state(state).params, float(metrics["loss"]))
+    _close(final["sharded"][0], final["none"][0], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(final["sharded"][1], final["none"][1], rtol=1e-5)
 
 
 def test_batch_not_divisible_by_devices_is_a_value_error():

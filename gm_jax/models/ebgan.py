@@ -146,7 +146,7 @@ class EBGANDiscriminator(nn.Module):
     Attributes:
       channels: the encoder's channels, e.g. (32, 64) for 28x28 -> 14x14x32 -> 7x7x64.
       code_dim: F, the size of the code (the encoder's output, on which the pulling-away term acts).
-      axis_name: pmap axis of the batch norm statistics (None outside pmap).
+      axis_name: device axis of the batch norm statistics (None on one device).
 
     Raises:
       ValueError: empty channels, x not [B, H, W, C] with H and W divisible by 2^len(channels).

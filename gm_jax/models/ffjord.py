@@ -83,8 +83,9 @@ class SolverConfig:
     adaptive solve (diffrax raises beyond it; a fixed-step solve takes exactly `num_steps`, which also sizes
     the checkpointing of its gradient); `adjoint` is how derivatives pass through the solve:
     "checkpoint" (reverse mode, `diffrax.RecursiveCheckpointAdjoint`: training), "direct" (reverse mode
-    through a bounded loop, `diffrax.DirectAdjoint`: training under `jax.pmap`, where the checkpointed
-    loop does not trace: equinox's closure conversion meets pmap's device-varying values) or "forward"
+    through a bounded loop, `diffrax.DirectAdjoint`: training per device under `jax.pmap` or `jax.shard_map`,
+    where the checkpointed loop does not trace: equinox's closure conversion compares a constant's type
+    without the manual mesh against a traced one with it, diffrax issue 765) or "forward"
     (`diffrax.ForwardMode`: for `jax.jacfwd` through the solve).
 
     Raises:

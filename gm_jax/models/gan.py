@@ -20,14 +20,14 @@ discriminator updates (same real minibatch, fresh noise each time) and then
 one generator update, each player with its own optax optimizer. It is an
 update function in the sense of `gm_jax.training.steps` (runs under
 `parallel = none | pmap | sharded`): gradients and metrics are averaged over
-devices with `lax.pmean` (under pmap only), and batch norm layers are built with the
-same `axis_name`, so under pmap batch statistics are cross-device means and the
+devices with `lax.pmean` (when `axis_name` is set: pmap and sharded), and batch norm layers are
+built with the same `axis_name`, so batch statistics are cross-device means and the
 three modes agree. Sampling (`GAN.generate`) uses batch norm in eval mode (the
 running averages).
 
 Modules are called as `generator(z, y, train=...)` and
 `discriminator(x, y, train=...)`, where `y` (int32 labels [B]) is None for
-unconditional models, and have an `axis_name` field (None outside pmap).
+unconditional models, and have an `axis_name` field (None on one device).
 """
 from __future__ import annotations
 
@@ -360,7 +360,7 @@ class GAN:
           keys: PRNG keys [B], one per example; discriminator update j draws its noise from
             `fold_in(keys, j)`, the generator update from `fold_in(keys, k)`, so example i gets
             the same noise on one device, under pmap or sharded jit.
-          axis_name: the pmap axis (gradients, metrics and batch statistics are averaged over it).
+          axis_name: the device axis (gradients, metrics and batch statistics are averaged over it).
 
         Returns:
           (new state with step + 1, metrics): `loss` (= `d_loss`, the discriminator loss of the last

@@ -206,7 +206,7 @@ def sufficient_stats(x: jax.Array, resp: jax.Array, covariance_type: str = "full
 
 
 def _contract_examples(a: jax.Array, b: jax.Array) -> jax.Array:
-    """a^T b for a [N, P], b [N, Q] -> [P, Q] (under sharded jit XLA sums the per-device parts)."""
+    """a^T b for a [N, P], b [N, Q] -> [P, Q]."""
     return a.T @ b
 
 
@@ -225,7 +225,7 @@ def m_step(stats: dict, covariance_type: str = "full", reg_covar: float = 1e-6) 
 
 def em_step(params: dict, x: jax.Array, covariance_type: str = "full", reg_covar: float = 1e-6,
             axis_name: str | None = None):
-    """One EM iteration (E step, sufficient statistics averaged over `axis_name` under pmap, M step).
+    """One EM iteration (E step, sufficient statistics averaged over the device axis `axis_name`, M step).
 
     Returns:
       (new params, mean training log-likelihood of the *input* params, nats per example).

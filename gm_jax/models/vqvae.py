@@ -213,7 +213,7 @@ def ema_update(stats: dict, z_e: jax.Array, indices: jax.Array, num_codes: int, 
     Args:
       stats: {"cluster_size": float32 [K], "embed_sum": float32 [K, D]}.
       z_e: float [..., D] encoder outputs; indices: int [...] their codes.
-      axis_name: the pmap axis (the counts and sums are averaged over devices); None otherwise.
+      axis_name: the device axis (the counts and sums are averaged over devices); None on one device.
 
     Returns:
       (new stats, new codebook float32 [K, D]).

@@ -67,7 +67,7 @@ class CNFMixin:
         Raises:
           ValueError: an adaptive solve with a fixed-step-only solver (`ffjord.SolverConfig`)."""
         c = self.config
-        adjoint = "direct" if c.parallel == "pmap" else "checkpoint"  # see `ffjord.SolverConfig`
+        adjoint = "direct" if c.parallel in ("pmap", "sharded") else "checkpoint"  # see `ffjord.SolverConfig`
         try:
             return ffjord.SolverConfig(c[f"{stage}_solver"], float(c[f"{stage}_rtol"]), float(c[f"{stage}_atol"]),
                                        int(c[f"{stage}_num_steps"]), int(c[f"{stage}_max_steps"]), adjoint)

@@ -5,8 +5,8 @@ All three run the same *update function*
     update_fn(state, batch, keys, axis_name) -> (new_state, metrics)
 
 where `batch` is a dict of arrays with a leading batch axis, `keys` is a typed
-PRNG key array [B] with one key per example, `axis_name` is `"batch"` under
-pmap (where the function must average its gradients, metrics and any batch
+PRNG key array [B] with one key per example, `axis_name` is `"batch"` when
+the update runs per device, under pmap and sharded (where the function must average its gradients, metrics and any batch
 statistics over devices with `lax.pmean(..., axis_name)`; `gm_jax.nn.pmean` does
 this) and None otherwise, and `metrics` is a dict of scalars. The usual update,
 one optimizer step on a loss, is `loss_update(loss_fn)` for a
@@ -27,10 +27,13 @@ Parallelism:
 * `"none"`: `jax.jit` on the default device;
 * `"pmap"`: `jax.pmap` over all local devices, state replicated with a
   leading device axis, the update averages with `lax.pmean`;
-* `"sharded"`: `jax.jit` over a 1-D `jax.make_mesh` mesh named `"batch"` (auto
-  axes): the batch is sharded on its leading axis with `NamedSharding`, the
-  state is replicated, XLA propagates the sharding and inserts the gradient
-  all-reduce.
+* `"sharded"`: `jax.jit` over a 1-D `jax.make_mesh` mesh named `"batch"`: the
+  batch is sharded on its leading axis with `NamedSharding`, the state is
+  replicated, and the update runs on each device's rows under `jax.shard_map`
+  with `axis_name="batch"`, averaging with `lax.pmean` as under pmap. So the
+  gradient is all-reduced where the update says, once per step. (Left to XLA's
+  sharding propagation, as before, a `lax.scan`'s weight gradient was
+  all-reduced inside the backward loop, once per time step.)
 
 Several processes (`gm_jax.training.distributed`): only `"sharded"` runs, over
 the global mesh of every process's devices (`jax.devices()`). Every process
@@ -62,7 +65,7 @@ UpdateFn = Callable[[Any, dict, jax.Array, "str | None"], tuple[Any, dict]]
 def loss_update(loss_fn: LossFn) -> UpdateFn:
     """The update function of one optimizer step on `loss_fn` for a flax `TrainState`.
 
-    Metrics are `{"loss": loss, **aux_metrics}`, averaged over devices under pmap.
+    Metrics are `{"loss": loss, **aux_metrics}`, averaged over devices under pmap and sharded.
     """
 
     def update(state: TrainState, batch: dict, keys: jax.Array, axis_name: str | None = None):
@@ -123,7 +126,7 @@ class TrainStep:
             self._step = jax.jit(self._global_step, donate_argnums=0, compiler_options=compiler_options)
         elif parallel == "sharded":
             self._step = jax.jit(
-                self._global_step,
+                self._sharded_step,
                 in_shardings=(self._replicated, self._batch_sharding, self._replicated),
                 out_shardings=(self._replicated, self._replicated),
                 donate_argnums=0,
@@ -138,6 +141,15 @@ class TrainStep:
     def _global_step(self, state, batch, key):
         keys = jax.random.split(key, _batch_size(batch))
         return self._update_fn(state, batch, keys, None)
+
+    def _sharded_step(self, state, batch, key):
+        keys = jax.random.split(key, _batch_size(batch))  # over the global batch, sharded with it
+        # check_vma=False: pmap's semantics, which every update is written for (a scan's carry may start
+        # device-invariant and turn per-device; the update's pmean makes the outputs equal on every device).
+        per_device = jax.shard_map(lambda s, b, k: self._update_fn(s, b, k, "batch"), mesh=self.mesh,
+                                   in_specs=(P(), P("batch"), P("batch")), out_specs=(P(), P()),
+                                   check_vma=False)
+        return per_device(state, batch, keys)
 
     def _pmap_step(self, state, batch, key):
         local = _batch_size(batch)
