@@ -8,8 +8,10 @@
   weight and input gradients of every matmul whose input needs one), to
   cross-check XLA's count; XLA counts elementwise work too (activations,
   softmax, layer norm, the optimizer), so it should be a few percent above.
-  XLA counts a loop's body once, so for the recurrent models the analytic count
-  is the one to report (`rnn_experiment_train_flops`; the twins and `benchmarks.run` do).
+* `traced_matmul_flops(fn, *args)` / `experiment_train_flops(experiment, batch)`: the matmul and
+  convolution FLOPs read from the step's jaxpr, every iteration of a `lax.scan` counted. XLA counts a
+  loop's body once, so for the models that scan over time, rows or pixels (the recurrent nets, the
+  PixelRNNs, the sentence VAE) this is the count to report (the twins and `benchmarks.run` do).
 * `peak_flops(device)`: the peak the MFU is measured against. On a CPU, the
   measured throughput of a large jitted float32 matmul on the same device in
   the same process (`measured_matmul_flops`, on `matmul_runner`, the one matmul
@@ -22,11 +24,14 @@ MFU = achieved FLOP/s (XLA's FLOPs per step / median seconds per step) / peak.
 from __future__ import annotations
 
 import functools
+import math
 import statistics
 import time
 
 import jax
 import jax.numpy as jnp
+import numpy as np
+from jax.extend import core as jex_core
 
 # device kind substring -> dense peak FLOP/s by dtype (vendor datasheets; SXM parts)
 VENDOR_PEAK_FLOPS = {
@@ -101,41 +106,101 @@ def analytic_lstm_train_flops(input_dim: int, hidden: int, num_layers: int, seq_
     per layer and time step the four gates' input and recurrent products, [N, D_in + H] x [D_in + H, 4H]
     (D_in = the embedding width for the first layer, H above it), then the read-out [N, H] x [H, V]; the
     backward pass is two matmuls of the same size per matmul (input and weight gradients), so the step
-    is 3x the forward, less the first step's recurrent input gradient (the initial state is a constant)
-    and, with `input_grad=False` (data vectors, not embeddings, feed the first layer), the first layer's
-    input gradients. `gates=1`: the vanilla RNN (cell "rnn"). XLA's cost analysis counts a `lax.scan`'s
-    body once, not `seq_len` times, so it misses almost all of this."""
+    is 3x the forward (the first step's recurrent input gradient included: the scan's transpose computes
+    every iteration alike) less, with `input_grad=False` (data vectors, not embeddings, feed the first
+    layer), the first layer's input gradients. `gates=1`: the vanilla RNN (cell "rnn"). XLA's cost
+    analysis counts a `lax.scan`'s body once, not `seq_len` times, so it misses almost all of this;
+    `experiment_train_flops` counts it from the step's jaxpr and is tested equal to this."""
     total = 0.0
     for layer in range(num_layers):
         d_in = input_dim if layer == 0 else hidden
-        total += 3 * seq_len * 2 * batch * (d_in + hidden) * gates * hidden - 2 * batch * hidden * gates * hidden
+        total += 3 * seq_len * 2 * batch * (d_in + hidden) * gates * hidden
         if layer == 0 and not input_grad:
             total -= seq_len * 2 * batch * d_in * gates * hidden
     return total + 3 * seq_len * 2 * batch * hidden * vocab_size
 
 
-def rnn_experiment_train_flops(experiment, batch: dict) -> float:
-    """`analytic_lstm_train_flops` of the train step of an experiment whose model is `gm_jax.models.rnn.RNN`,
-    on `batch` (one train batch): token windows {"inputs": int [N, T], ...} (the char-rnn) or sequences
-    {"x": [N, T + 1] tokens or [N, T + 1, D] frames, ...} (the JSB models, which read x[:, :-1]).
-    Returns the step's FLOPs (float).
+def _dot_general_flops(eqn) -> float:
+    (lhs_contract, _), (lhs_batch, _) = eqn.params["dimension_numbers"]
+    lhs, rhs = (v.aval.shape for v in eqn.invars)
+    out = eqn.outvars[0].aval.shape
+    contract = math.prod(lhs[d] for d in lhs_contract)
+    return 2.0 * math.prod(out) * contract  # out = batch x lhs free x rhs free
+
+
+def _conv_flops(eqn) -> float:
+    """2 x (multiply-adds that meet an input element, not padding or a dilation hole) of one convolution."""
+    p = eqn.params
+    dn = p["dimension_numbers"]
+    lhs, kernel = (v.aval.shape for v in eqn.invars)
+    out = eqn.outvars[0].aval.shape
+    pairs = 1  # (output position, kernel tap) pairs that read an input element, over the spatial dims
+    for i, (ld, kd, od) in enumerate(zip(dn.lhs_spec[2:], dn.rhs_spec[2:], dn.out_spec[2:])):
+        lhs_dil, rhs_dil = p["lhs_dilation"][i], p["rhs_dilation"][i]
+        pos = (np.arange(out[od])[:, None] * p["window_strides"][i] + np.arange(kernel[kd])[None, :] * rhs_dil
+               - p["padding"][i][0])
+        valid = (pos >= 0) & (pos <= (lhs[ld] - 1) * lhs_dil) & (pos % lhs_dil == 0)
+        pairs *= int(valid.sum())
+    # out batch x out features x valid pairs x the input features each output reads (in / groups)
+    return 2.0 * out[dn.out_spec[0]] * out[dn.out_spec[1]] * pairs * kernel[dn.rhs_spec[1]]
+
+
+def _jaxpr_matmul_flops(jaxpr) -> float:
+    jaxpr = getattr(jaxpr, "jaxpr", jaxpr)  # a ClosedJaxpr's Jaxpr
+    total = 0.0
+    for eqn in jaxpr.eqns:
+        name, params = eqn.primitive.name, eqn.params
+        if name == "dot_general":
+            total += _dot_general_flops(eqn)
+        elif name == "conv_general_dilated":
+            total += _conv_flops(eqn)
+        elif name == "scan":
+            total += params["length"] * _jaxpr_matmul_flops(params["jaxpr"])
+        elif name == "while":
+            inner = _jaxpr_matmul_flops(params["body_jaxpr"]) + _jaxpr_matmul_flops(params["cond_jaxpr"])
+            if inner:
+                raise ValueError("a while loop with matmuls in its body: its trip count is not known from the "
+                                 "program, so its FLOPs cannot be counted")
+        elif name == "cond":
+            total += max(_jaxpr_matmul_flops(b) for b in params["branches"])
+        else:  # calls (pjit, closed_call, remat, custom_jvp / custom_vjp, shard_map): their bodies once
+            for key in ("jaxpr", "call_jaxpr", "fun_jaxpr"):
+                if isinstance(params.get(key), (jex_core.Jaxpr, jex_core.ClosedJaxpr)):
+                    total += _jaxpr_matmul_flops(params[key])
+                    break
+    return total
+
+
+def traced_matmul_flops(fn, *args) -> float:
+    """The matmul and convolution FLOPs of one call of `fn(*args)`, read from its jaxpr: 2 x (output
+    elements) x (contraction size) for every `dot_general`, 2 x (multiply-adds that read an input element,
+    padding and dilation holes excluded, as XLA counts) for every `conv_general_dilated`, a `lax.scan`'s
+    body counted `length` times, a
+    `lax.cond`'s costliest branch, calls (jit, remat, custom derivatives) followed. Elementwise work is
+    not counted. XLA's cost analysis (`compiled_flops`) counts a loop's body once; this does not.
+
+    Args:
+      fn: a JAX-traceable function; args: its arguments (arrays or `jax.ShapeDtypeStruct`s).
 
     Raises:
-      ValueError: a batch with neither "inputs" nor "x".
+      ValueError: `fn` has a `lax.while_loop` with matmuls in its body (a trip count the program does not
+        state, e.g. an adaptive ODE solve).
     """
-    model = experiment.model
-    if "inputs" in batch:
-        x = batch["inputs"]
-        n, t = x.shape[:2]
-    elif "x" in batch:
-        x = batch["x"]
-        n, t = x.shape[0], x.shape[1] - 1
-    else:
-        raise ValueError(f"a recurrent model's batch holds 'inputs' or 'x'; got keys {sorted(batch)}")
-    tokens = bool(model.vocab_size)
-    return analytic_lstm_train_flops(model.embed_dim if tokens else x.shape[-1], model.hidden, model.num_layers,
-                                     t, model.out_dim, n, gates=4 if model.cell == "lstm" else 1,
-                                     input_grad=tokens)
+    return _jaxpr_matmul_flops(jax.make_jaxpr(fn)(*args))
+
+
+def experiment_train_flops(experiment, batch: dict) -> float:
+    """`traced_matmul_flops` of one single-device train step of `experiment` (its first stage's update, as
+    `gm_jax.training.TrainStep` runs it) on `batch` (one train batch): for steps that loop over time, rows
+    or pixels (`lax.scan`), where XLA's count sees one iteration. Returns FLOPs (float).
+
+    Raises:
+      ValueError: as `traced_matmul_flops`.
+    """
+    update = experiment.update_stages()[0][1]
+    n = int(jax.tree_util.tree_leaves(batch)[0].shape[0])
+    return traced_matmul_flops(lambda s, b, k: update(s, b, jax.random.split(k, n), None),
+                               experiment.abstract_state(), batch, jax.random.key(0))
 
 
 def matmul_runner(n: int = 2048, device=None):

@@ -74,9 +74,9 @@ class Entry:
         dict` of keyword arguments passed to `experiment.sample` (e.g. labels).
       sampler_stats: `f(experiment, params, key, num_samples) -> dict` of figures of one sampler call added
         to its record (e.g. `{"nfe": ...}`, the function evaluations of an ODE solve); None: none.
-      flops: `f(experiment, batch) -> float`, the train step's FLOPs on one train batch written out by hand
-        (`benchmarks.flops`), for a step XLA's count misses most of (it counts a `lax.scan`'s body once, not
-        once per time step); None: XLA's count.
+      flops: `f(experiment, batch) -> float`, the train step's FLOPs on one train batch
+        (`benchmarks.flops.experiment_train_flops`: its matmuls, read from its jaxpr), for a step XLA's count
+        misses most of (it counts a `lax.scan`'s body once, not once per iteration); None: XLA's count.
     """
 
     name: str
@@ -171,7 +171,7 @@ def time_train_step(experiment: Experiment, parallel: str, repeats: int, steps_p
       of `steps_per_timing` steps), `flops_per_step` (XLA's count of the compiled
       step, over all its devices: `benchmarks.flops.compiled_flops`; or, with `flops_fn`,
       `flops_fn(experiment, batch)`, XLA's count then kept as `flops_xla`) with `flops_source`
-      ("xla" / "analytic"),
+      ("xla" / "jaxpr"),
       `achieved_flops_per_s` (that / the median seconds per step), `nfe` (the last step's `nfe` metric,
       where the experiment reports one: an ODE solve's function evaluations), `memory_bytes` (the
       compiled step's arguments, outputs and temporaries on one device), `peak_flops_per_s`
@@ -234,7 +234,7 @@ def time_train_step(experiment: Experiment, parallel: str, repeats: int, steps_p
         "final_loss": loss,
         **({"nfe": float(np.asarray(metrics["nfe"]))} if "nfe" in metrics else {}),
         "flops_per_step": step_flops,
-        "flops_source": "analytic" if flops_fn is not None else "xla",
+        "flops_source": "jaxpr" if flops_fn is not None else "xla",
         **written_out,
         "memory_bytes": step_bytes,
         "achieved_flops_per_s": achieved,
@@ -354,7 +354,7 @@ def markdown_table(records: Sequence[dict]) -> str:
         size = f"batch {r['size']}" if r["what"] == TRAIN else f"n {r['size']}"
         flop_cells = "| - | - | - |"
         if r.get("flops_per_step") and r.get("achieved_flops_per_s"):
-            source = " (written out)" if r.get("flops_source") == "analytic" else ""
+            source = " (per loop iteration)" if r.get("flops_source", "xla") != "xla" else ""
             flop_cells = (f"| {r['flops_per_step'] / 1e9:,.3f}{source} | {r['achieved_flops_per_s'] / 1e9:,.1f} "
                           f"| {100 * r['mfu']:.1f}% |")
         what = r["what"] + (f" (stage {r['stage']})" if r.get("stage") else "") + (
@@ -382,8 +382,8 @@ def markdown_report(payload: dict) -> str:
         "- compiled once (warm-up call excluded), steady state, each timing ended by `jax.block_until_ready`;",
         "  throughput in examples/s (train step) and samples/s (sampler).",
         "- train steps: FLOPs per step from XLA's cost analysis of the compiled step (all its devices), or,",
-        "  marked (written out), the matmul FLOPs of `benchmarks.flops` where XLA's count misses a loop's",
-        "  iterations (it counts a `lax.scan`'s body once);",
+        "  marked (per loop iteration), the matmul FLOPs read from the step's jaxpr with every iteration of a",
+        "  `lax.scan` counted (`benchmarks.flops.experiment_train_flops`; XLA counts a loop's body once);",
         "  GFLOP/s = that / median s per step, MFU = GFLOP/s / the peak of the devices used: "
         + _peak_note(payload["records"]) + ".",
         "",

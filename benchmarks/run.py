@@ -102,9 +102,11 @@ ENTRIES: list[Entry] = [
     Entry(name="pixelcnn_pp_mnist", experiment="pixelcnn_pp_mnist", overrides={}, sample_sizes=(16,),
           quick_overrides={"features": 4, "num_mixtures": 2, "batch_size": 8}, quick_sample_sizes=(2,)),
     Entry(name="pixelrnn_row_mnist", experiment="pixelrnn_row_mnist", overrides={}, sample_sizes=(16,),
+          flops=flops.experiment_train_flops,
           quick_overrides={"features": 4, "num_layers": 1, "output_features": 4, "batch_size": 8},
           quick_sample_sizes=(2,)),
     Entry(name="pixelrnn_diag_mnist", experiment="pixelrnn_diag_mnist", overrides={}, sample_sizes=(16,),
+          flops=flops.experiment_train_flops,
           quick_overrides={"features": 4, "num_layers": 1, "output_features": 4, "batch_size": 8},
           quick_sample_sizes=(2,)),
     # Sequence models: train examples are windows (x window length = tokens/s); samplers draw 256 new
@@ -116,17 +118,17 @@ ENTRIES: list[Entry] = [
           overrides={"sampler": "naive"}, sample_sizes=(1, 8), quick_overrides=_QUICK_GPT, quick_sample_sizes=(2,),
           conditioning=_TEXT_256),
     Entry(name="charrnn_shakespeare", experiment="charrnn_shakespeare", overrides={}, sample_sizes=(1, 8),
-          flops=flops.rnn_experiment_train_flops,
+          flops=flops.experiment_train_flops,
           quick_overrides={"hidden": 16, "embed_dim": 8, "window": 16, "batch_size": 4}, quick_sample_sizes=(2,),
           conditioning=_TEXT_256),
     Entry(name="ngram_shakespeare", experiment="ngram_shakespeare", overrides={}, sample_sizes=(1, 8),
           quick_overrides={"order": 2, "batch_size": 4}, quick_sample_sizes=(2,), conditioning=_TEXT_256),
     Entry(name="lstm_jsb", experiment="lstm_jsb", overrides={}, sample_sizes=(1, 8),
-          flops=flops.rnn_experiment_train_flops,
+          flops=flops.experiment_train_flops,
           quick_overrides={"hidden": 8, "batch_size": 4}, quick_sample_sizes=(2,),
           conditioning=lambda experiment, n: experiment.check_conditioning(n, length=256)),
     Entry(name="melody_jsb", experiment="melody_jsb", overrides={}, sample_sizes=(1, 8),
-          flops=flops.rnn_experiment_train_flops,
+          flops=flops.experiment_train_flops,
           quick_overrides={"hidden": 8, "batch_size": 4}, quick_sample_sizes=(2,),
           conditioning=lambda experiment, n: experiment.check_conditioning(n, length=256)),
     # WaveNet: a train example is a crop of `crop_length` (2,048) audio samples (x 2,048 = audio samples/s);
@@ -154,6 +156,7 @@ ENTRIES: list[Entry] = [
     # Sentence VAE: a train example is a line (<= 63 characters + EOL); the sampler draws z ~ N(0, I) and
     # decodes characters up to the line's EOL (max_len steps of the LSTM).
     Entry(name="sentence_vae_shakespeare", experiment="sentence_vae_shakespeare", overrides={}, sample_sizes=(1, 8),
+          flops=flops.experiment_train_flops,
           quick_overrides={"hidden": 8, "latent_dim": 2, "embed_dim": 4, "batch_size": 8}, quick_sample_sizes=(2,)),
     # Normalizing flows: the sampler is one inverse pass (z ~ N(0, I) -> image), temperature 1.
     Entry(name="glow_mnist", experiment="glow_mnist", overrides={}, sample_sizes=(64, 1024),

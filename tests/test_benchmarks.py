@@ -95,14 +95,40 @@ def test_xla_flop_counts_agree_with_the_analytic_counts():
     c = gpt.config
     analytic = flops.analytic_transformer_train_flops(c.dim, c.num_layers, c.block_size, gpt.vocab_size, c.batch_size)
     assert 1.0 <= xla / analytic <= 1.1, (xla, analytic)
-    # the LSTM over windows of one character: XLA counts the scan's body once, which is then the whole count;
-    # with one step of 32 sequences Adam's elementwise work on the 350k parameters is about a tenth of it
-    # (`rnn_experiment_train_flops`, the count the twins and `benchmarks.run` report, reads the model and the
-    # batch); the vanilla RNN cell (one gate) likewise
+
+
+def test_traced_flops_count_every_iteration_of_a_loop():
+    """`traced_matmul_flops` reads the jaxpr: a scan's body once per iteration, convolutions without the
+    padding, and a while loop (trip count unknown) refused; on a train step it is the LSTM's matmuls written
+    out, and just under XLA's count where XLA sees the whole step (no loop)."""
+    import jax
+    import jax.numpy as jnp
+
+    import gm_jax
+    from benchmarks import flops
+
+    w, xs = jnp.ones((3, 4)), jnp.ones((5, 2, 3))
+    assert flops.traced_matmul_flops(lambda w, xs: jax.lax.scan(lambda c, x: (c, x @ w), 0.0, xs)[1], w, xs) \
+        == 5 * 2 * 2 * 3 * 4
+    x, k = jnp.ones((1, 4, 1)), jnp.ones((3, 1, 1))  # [N, W, C], [W, I, O]: SAME padding, 10 of 12 taps read x
+    conv = lambda x, k: jax.lax.conv_general_dilated(x, k, (1,), "SAME", dimension_numbers=("NWC", "WIO", "NWC"))  # noqa: E731
+    assert flops.traced_matmul_flops(conv, x, k) == 2 * 10
+    loop = lambda w: jax.lax.while_loop(lambda c: c[1] < 3, lambda c: (c[0] @ w, c[1] + 1), (w, 0))[0]  # noqa: E731
+    with pytest.raises(ValueError, match="while loop"):
+        flops.traced_matmul_flops(loop, jnp.ones((2, 2)))
     for cell in ("lstm", "rnn"):
-        lstm, xla = _xla_step_flops("charrnn_shakespeare", window=1, cell=cell)
-        analytic = flops.rnn_experiment_train_flops(lstm, next(lstm.train_batches(0)))
-        assert 1.0 <= xla / analytic <= 1.2, (cell, xla, analytic)
+        lstm = gm_jax.build("charrnn_shakespeare", data_dir="synthetic", window=7, cell=cell, batch_size=4)
+        m = lstm.model
+        traced = flops.experiment_train_flops(lstm, next(lstm.train_batches(0)))
+        assert traced == flops.analytic_lstm_train_flops(m.embed_dim, m.hidden, m.num_layers, 7, m.out_dim, 4,
+                                                         gates=4 if cell == "lstm" else 1), cell
+    # without loops XLA sees the whole step: its count is the traced one plus the elementwise work
+    # (activations, the loss, Adam)
+    for name, overrides in (("pixelcnn_mnist", dict(features=8, num_layers=2, output_features=8, batch_size=4)),
+                            ("vae_mnist", {})):
+        experiment, xla = _xla_step_flops(name, **overrides)
+        traced = flops.experiment_train_flops(experiment, next(experiment.train_batches(0)))
+        assert 1.0 <= xla / traced <= 1.15, (name, xla, traced)
 
 
 def test_accelerator_suite_times_both_dtypes(tmp_path):

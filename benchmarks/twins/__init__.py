@@ -28,8 +28,9 @@ def markdown(records, settings) -> str:
              "entry's rounds (its own column)",
              f"- {settings['rounds']} interleaved rounds of {settings['steps']} steps each; medians; "
              "ratio = PyTorch ms / gm_jax ms (> 1: gm_jax faster)",
-             "- GFLOP/s from XLA's FLOP count of the step, or, marked (FLOPs written out), from the matmul FLOPs "
-             "written out in `benchmarks.flops` where XLA's count misses a loop's iterations", "",
+             "- GFLOP/s from XLA's FLOP count of the step, or, marked (FLOPs per loop iteration), from its matmul "
+             "FLOPs counted with every iteration of a `lax.scan` (`benchmarks.flops.experiment_train_flops`; "
+             "XLA counts a loop's body once)", "",
              "| model | batch | params | gm_jax ms | torch 1 thr ms | ratio | torch all thr ms | ratio "
              "| torch.compile ms | gm_jax GFLOP/s | matmul GFLOP/s, same rounds | % of matmul peak |",
              "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
@@ -47,7 +48,7 @@ def markdown(records, settings) -> str:
         peak = r["matmul_peak_gflops"]
         all_key = next(k for k in ms if k.startswith("torch_") and k not in ("torch_1", "torch_compile"))
         comp = f"{ms['torch_compile']:.1f}" if "torch_compile" in ms else r.get("errors", {}).get("torch_compile", "-")[:40]
-        name = r["name"] + (" (FLOPs written out)" if r.get("flops_source") == "analytic" else "")
+        name = r["name"] + (" (FLOPs per loop iteration)" if r.get("flops_source", "xla") != "xla" else "")
         lines.append(
             f"| {name} | {r['batch_size']} | {r['params']:,} | {ms['gm_jax']:.1f} | {ms['torch_1']:.1f} "
             f"| {r['ratio']['torch_1']:.2f} | {ms[all_key]:.1f} | {r['ratio'][all_key]:.2f} | {comp} "

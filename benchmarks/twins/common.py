@@ -76,9 +76,9 @@ class Twin:
         players' parameters).
       overrides: config overrides (none: the default configuration).
       rtol: tolerance of the initial-loss check.
-      flops: `flops(experiment, batch) -> float`, the step's FLOPs on that train batch written out by hand
-        (`benchmarks.flops`), for a step XLA's count misses most of (it counts a `lax.scan`'s body once);
-        None: XLA's count.
+      flops: `flops(experiment, batch) -> float`, the step's FLOPs on that train batch
+        (`benchmarks.flops.experiment_train_flops`), for a step XLA's count misses most of (it counts a
+        `lax.scan`'s body once); None: XLA's count.
     """
 
     name: str
@@ -229,7 +229,7 @@ def measure(twin: Twin, *, rounds: int = 7, steps: int = 5, warmup: int = 2, com
     pair = Pair(twin)
     record = {"name": twin.name, "experiment": twin.experiment, **pair.check()}
     jax_run, flops = pair.jax_runner()
-    record["flops_source"] = "xla" if twin.flops is None else "analytic"
+    record["flops_source"] = "xla" if twin.flops is None else "jaxpr"
     if twin.flops is not None:
         record["flops_xla"], flops = flops, float(twin.flops(pair.experiment, pair.batch))
     all_threads = os.cpu_count() or 1

@@ -176,5 +176,5 @@ TWINS = [
          load=lambda m, p: m.load(p), loss=text_nll, step=clipped(text_nll), optimizer=_adamw),
     Twin(name="charrnn_shakespeare", experiment="charrnn_shakespeare", build=_lstm,
          load=lambda m, p: m.load(p), loss=text_nll, step=clipped(text_nll), optimizer=_adam,
-         flops=flops.rnn_experiment_train_flops),
+         flops=flops.experiment_train_flops),
 ]
