@@ -110,28 +110,36 @@ def unskew(x: jax.Array, w: int) -> jax.Array:
 
 
 def diagonal_lstm(pre: jax.Array, kernel: jax.Array) -> jax.Array:
-    """One direction of a Diagonal LSTM layer (left to right), hidden states float32 [N, H, W, h].
+    """Diagonal LSTM recurrences (left to right) of D independent directions at once, hidden states float32
+    [D, N, H, W, h].
+
+    The Diagonal BiLSTM's two directions (the right-to-left one on the mirrored image) share one scan over
+    the skewed columns, their state-to-state products one batched matmul per column: half the sequential
+    steps of two scans (the layer pair, forward + backward: 84 against 104 ms, N = 32, h = 16, 28 x 28).
 
     Args:
-      pre: [N, H, W, 4h] the input-to-state pre-activations (K_is * u, with bias).
-      kernel: [2h, 4h] the state-to-state kernel (`StateToState(2, h)`): taps (above, left).
+      pre: [D, N, H, W, 4h] the input-to-state pre-activations (K_is * u, with bias) of each direction.
+      kernel: [D, 2h, 4h] the state-to-state kernels (`StateToState(2, h)`): taps (above, left).
     """
-    n, h, w, f4 = pre.shape
+    d, n, h, w, f4 = pre.shape
     f = f4 // 4
     rows = jnp.arange(h)
     valid = (jnp.arange(w + h - 1)[:, None] >= rows[None]) & (jnp.arange(w + h - 1)[:, None] < rows[None] + w)
 
-    def column(carry, inp):  # carry: the states of skewed column j - 1, [N, H, h] each
+    def column(carry, inp):  # carry: the states of skewed column j - 1, [D N, H, h] each
         hs, cs = carry
         pre_j, valid_j = inp
         above = jnp.pad(hs, ((0, 0), (1, 0), (0, 0)))[:, :-1]  # (r - 1, j - 1): the image pixel above
-        hn, cn = lstm_cell(pre_j + jnp.concatenate([above, hs], -1) @ kernel, cs)  # (r, j - 1): the left one
+        state = jnp.concatenate([above, hs], -1).reshape(d, n * h, 2 * f)  # with (r, j - 1): the left one
+        gates = jnp.einsum("dmk,dkg->dmg", state, kernel).reshape(d * n, h, f4)
+        hn, cn = lstm_cell(pre_j + gates, cs)
         m = valid_j[None, :, None].astype(hn.dtype)  # zero states outside the image
         return (hn * m, cn * m), hn * m
 
-    zero = jnp.zeros((n, h, f), pre.dtype)
-    _, out = jax.lax.scan(column, (zero, zero), (jnp.moveaxis(skew(pre), 2, 0), valid))  # [W + H - 1, N, H, h]
-    return unskew(jnp.moveaxis(out, 0, 2), w)
+    zero = jnp.zeros((d * n, h, f), pre.dtype)
+    skewed = skew(pre.reshape(d * n, h, w, f4))
+    _, out = jax.lax.scan(column, (zero, zero), (jnp.moveaxis(skewed, 2, 0), valid))  # [W + H - 1, D N, H, h]
+    return unskew(jnp.moveaxis(out, 0, 2), w).reshape(d, n, h, w, f)
 
 
 def row_lstm(pre: jax.Array, kernel: jax.Array, k: int) -> jax.Array:
@@ -327,8 +335,9 @@ class DiagonalBiLSTMPixelRNN(_PixelRNN):
         self._no_labels(labels)
         u = self._input(x)
         for l in range(self.num_layers):
-            l2r = diagonal_lstm(self.i2s_l2r[l](u), self.s2s_l2r[l]())
-            r2l = diagonal_lstm(self.i2s_r2l[l](u)[:, :, ::-1], self.s2s_r2l[l]())[:, :, ::-1]
+            pre = jnp.stack([self.i2s_l2r[l](u), self.i2s_r2l[l](u)[:, :, ::-1]])  # r2l: on the mirrored image
+            l2r, r2l = diagonal_lstm(pre, jnp.stack([self.s2s_l2r[l](), self.s2s_r2l[l]()]))
+            r2l = r2l[:, :, ::-1]
             u = u + self.res[l](l2r + down_shift(r2l))  # r2l of row r - 1 joins row r: no future pixel
         return self._head(u)[..., None, :]
 
