@@ -121,11 +121,10 @@ def analytic_lstm_train_flops(input_dim: int, hidden: int, num_layers: int, seq_
 
 
 def _dot_general_flops(eqn) -> float:
-    (lhs_contract, _), (lhs_batch, _) = eqn.params["dimension_numbers"]
-    lhs, rhs = (v.aval.shape for v in eqn.invars)
-    out = eqn.outvars[0].aval.shape
+    (lhs_contract, _), _ = eqn.params["dimension_numbers"]
+    lhs = eqn.invars[0].aval.shape
     contract = math.prod(lhs[d] for d in lhs_contract)
-    return 2.0 * math.prod(out) * contract  # out = batch x lhs free x rhs free
+    return 2.0 * math.prod(eqn.outvars[0].aval.shape) * contract  # output: batch x lhs free x rhs free
 
 
 def _conv_flops(eqn) -> float:
@@ -175,9 +174,9 @@ def traced_matmul_flops(fn, *args) -> float:
     """The matmul and convolution FLOPs of one call of `fn(*args)`, read from its jaxpr: 2 x (output
     elements) x (contraction size) for every `dot_general`, 2 x (multiply-adds that read an input element,
     padding and dilation holes excluded, as XLA counts) for every `conv_general_dilated`, a `lax.scan`'s
-    body counted `length` times, a
-    `lax.cond`'s costliest branch, calls (jit, remat, custom derivatives) followed. Elementwise work is
-    not counted. XLA's cost analysis (`compiled_flops`) counts a loop's body once; this does not.
+    body counted `length` times, a `lax.cond`'s costliest branch, calls (jit, remat, custom derivatives)
+    followed. Elementwise work is not counted. XLA's cost analysis (`compiled_flops`) counts a loop's body
+    once; this does not.
 
     Args:
       fn: a JAX-traceable function; args: its arguments (arrays or `jax.ShapeDtypeStruct`s).

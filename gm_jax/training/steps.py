@@ -6,9 +6,10 @@ All three run the same *update function*
 
 where `batch` is a dict of arrays with a leading batch axis, `keys` is a typed
 PRNG key array [B] with one key per example, `axis_name` is `"batch"` when
-the update runs per device, under pmap and sharded (where the function must average its gradients, metrics and any batch
-statistics over devices with `lax.pmean(..., axis_name)`; `gm_jax.nn.pmean` does
-this) and None otherwise, and `metrics` is a dict of scalars. The usual update,
+the update runs per device, under pmap and sharded (where the function must
+average its gradients, metrics and any batch statistics over devices with
+`lax.pmean(..., axis_name)`; `gm_jax.nn.pmean` does this) and None otherwise,
+and `metrics` is a dict of scalars. The usual update,
 one optimizer step on a loss, is `loss_update(loss_fn)` for a
 
     loss_fn(params, batch, keys) -> (loss, metrics)
@@ -32,8 +33,8 @@ Parallelism:
   replicated, and the update runs on each device's rows under `jax.shard_map`
   with `axis_name="batch"`, averaging with `lax.pmean` as under pmap. So the
   gradient is all-reduced where the update says, once per step. (Left to XLA's
-  sharding propagation, as before, a `lax.scan`'s weight gradient was
-  all-reduced inside the backward loop, once per time step.)
+  sharding propagation, a `lax.scan`'s weight gradient was all-reduced inside
+  the backward loop, once per time step.)
 
 Several processes (`gm_jax.training.distributed`): only `"sharded"` runs, over
 the global mesh of every process's devices (`jax.devices()`). Every process
