@@ -19,7 +19,7 @@
   datasheet figure); on a GPU/TPU, the vendor's dense peak for the device
   (`VENDOR_PEAK_FLOPS`, float32 without TF32 and bfloat16).
 
-MFU = achieved FLOP/s (XLA's FLOPs per step / median seconds per step) / peak.
+MFU = achieved FLOP/s (FLOPs per step, XLA's or traced, / median seconds per step) / peak.
 """
 from __future__ import annotations
 

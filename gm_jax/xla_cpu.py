@@ -20,9 +20,8 @@ per Transformer step). With mmap off and no trimming (`mallopt(M_MMAP_MAX, 0)`, 
 any thread but the main one whatever the settings, so single-device CPU programs run on the calling
 thread (`jax_cpu_enable_async_dispatch=False`) instead of XLA's dispatch thread. Figures in the README
 ("Against PyTorch"). Not airtight: on a loaded machine a process sometimes has the block mapped afresh
-for a run of calls all the same (4 of 22 test processes beside a competing matmul loop; cause not
-found: presumably an allocation on one of XLA's pool threads). Opt out with GM_JAX_XLA_CPU_HEAP=off; a
-JAX_CPU_ENABLE_ASYNC_DISPATCH the user set wins.
+for a run of calls all the same (cause not found; measurements in the README). Opt out with
+GM_JAX_XLA_CPU_HEAP=off; a JAX_CPU_ENABLE_ASYNC_DISPATCH the user set wins.
 """
 from __future__ import annotations
 

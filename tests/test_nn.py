@@ -328,8 +328,8 @@ def test_xla_cpu_step_buffers_stay_in_the_heap():
     instead of being mapped (and page-faulted in, 4 KB at a time) afresh; with GM_JAX_XLA_CPU_HEAP=off
     they are mapped every call (about 20,000 faults): the check can fail. Median faults per call over 7
     calls. Under load, a process sometimes has the block mapped afresh for a run of calls even with the
-    setting on (4 of 22 processes beside a competing matmul loop, `gm_jax/xla_cpu.py`; once in the full
-    suite), so "on" gets up to three processes; "off" must fault in its one."""
+    setting on (`gm_jax/xla_cpu.py`, README), so "on" gets up to three processes; "off" must fault in its
+    one."""
     import statistics
     import subprocess
     import sys
