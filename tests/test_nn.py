@@ -413,3 +413,90 @@ def test_train_steps_compile_convolutions_with_the_experiment_s_kernels():
         assert bool(ynn_convs) == in_ynnpack
         if not in_ynnpack:
             assert "convolution(" in hlo
+
+
+# -- the LSTM -----------------------------------------------------------------------------------------------
+def _lstm_problem(dtype, t=6, n=3, d=5, h=4):
+    ks = jax.random.split(jax.random.key(7), 8)
+    w, u = (jax.random.normal(ks[0], (d, 4 * h), dtype) * 0.5, jax.random.normal(ks[1], (h, 4 * h), dtype) * 0.5)
+    b = jax.random.normal(ks[2], (4 * h,), dtype) * 0.5
+    xs, c0, h0 = (jax.random.normal(ks[3], (t, n, d), dtype), jax.random.normal(ks[4], (n, h), dtype),
+                  jax.random.normal(ks[5], (n, h), dtype))
+    # random cotangents on every output (hs and the final state), as a loss would give
+    gh, gc, gl = (jax.random.normal(ks[6], (t, n, h), dtype), jax.random.normal(ks[7], (n, h), dtype),
+                  jax.random.normal(ks[0], (n, h), dtype))
+    return (w, u, b, xs, c0, h0), (gh, gc, gl)
+
+
+def _reference_lstm_scan(w, u, b, xs, c0, h0):
+    """A `lax.scan` of `lstm_step`, differentiated by JAX."""
+    from gm_jax.nn.lstm import lstm_step
+
+    def body(state, x):
+        c, h = lstm_step(w, u, b, x, *state)
+        return (c, h), h
+    return jax.lax.scan(body, (c0, h0), xs)
+
+
+@pytest.mark.parametrize("dtype, tol", [(jnp.float32, 2e-5), (jnp.float64, 1e-12)])
+def test_lstm_scan_equals_a_scan_of_the_step_values_and_gradients(dtype, tol):
+    """`lstm_scan`'s written-out backward pass (gate gradients in the loop, kernel / input gradients as one
+    product each after it) gives the gradients JAX derives for a `lax.scan` of `lstm_step`, for every
+    argument, with cotangents on the outputs and on the final state."""
+    from gm_jax.nn.lstm import lstm_scan
+    with jax.enable_x64(dtype == jnp.float64):
+        args, (gh, gc, gl) = _lstm_problem(dtype)
+
+        def loss(f, *a):
+            (c, h), hs = f(*a)
+            return jnp.sum(hs * gh) + jnp.sum(c * gc) + jnp.sum(h * gl)
+        out, ref = lstm_scan(*args), _reference_lstm_scan(*args)
+        for a, r in zip(jax.tree_util.tree_leaves(out), jax.tree_util.tree_leaves(ref)):
+            assert a.dtype == dtype
+            np.testing.assert_allclose(a, r, rtol=tol, atol=tol)
+        grads = jax.grad(lambda *a: loss(lstm_scan, *a), argnums=tuple(range(6)))(*args)
+        ref_grads = jax.grad(lambda *a: loss(_reference_lstm_scan, *a), argnums=tuple(range(6)))(*args)
+        for name, a, r in zip(["w", "u", "b", "xs", "c0", "h0"], grads, ref_grads):
+            assert a.shape == r.shape and a.dtype == dtype, name
+            np.testing.assert_allclose(a, r, rtol=tol, atol=tol, err_msg=name)
+        # under jit, and the zero-length sequence (the state passes through)
+        np.testing.assert_allclose(jax.jit(lstm_scan)(*args)[1], ref[1], rtol=tol, atol=tol)
+        (c, h), hs = lstm_scan(*args[:3], args[3][:0], *args[4:])
+        assert hs.shape == (0,) + args[4].shape and (c == args[4]).all() and (h == args[5]).all()
+
+
+def test_lstm_cell_has_flax_optimized_lstm_cell_parameters_and_values():
+    """`LSTMCell` creates `flax.linen.OptimizedLSTMCell`'s parameters (names, shapes, values for a key: its
+    checkpoints load) and computes the same update; `lstm_weights` refuses a tree that is not one."""
+    import flax.linen as fnn
+
+    from gm_jax.nn.lstm import LSTMCell, lstm_weights
+    key = jax.random.key(0)
+    x = jax.random.normal(key, (3, 5))
+    carry = (jax.random.normal(jax.random.key(1), (3, 7)), jax.random.normal(jax.random.key(2), (3, 7)))
+    ref = fnn.OptimizedLSTMCell(7).init(key, carry, x)
+    ours = LSTMCell(7).init(key, carry, x)
+    assert jax.tree_util.tree_structure(ours) == jax.tree_util.tree_structure(ref)
+    for a, r in zip(jax.tree_util.tree_leaves(ours), jax.tree_util.tree_leaves(ref)):
+        np.testing.assert_array_equal(a, r)
+    params = jax.tree_util.tree_map(lambda p: p + 0.3 * jax.random.normal(jax.random.key(3), p.shape), ref)
+    for a, r in zip(jax.tree_util.tree_leaves(LSTMCell(7).apply(params, carry, x)),
+                    jax.tree_util.tree_leaves(fnn.OptimizedLSTMCell(7).apply(params, carry, x))):
+        np.testing.assert_allclose(a, r, rtol=1e-5, atol=1e-6)
+    bad = {k: v for k, v in params["params"].items() if k != "hg"}
+    with pytest.raises(ValueError, match="hg"):
+        lstm_weights(bad)
+
+
+def test_lstm_scan_rejects_bad_arguments():
+    from gm_jax.nn.lstm import lstm_scan
+    (w, u, b, xs, c0, h0), _ = _lstm_problem(jnp.float32)
+    with pytest.raises(ValueError, match=r"xs \[T, N, D\]"):
+        lstm_scan(w, u, b, xs[0], c0, h0)
+    with pytest.raises(ValueError, match="w must be"):
+        lstm_scan(w[:-1], u, b, xs, c0, h0)
+    with pytest.raises(ValueError, match="initial state"):
+        lstm_scan(w, u, b, xs, c0[:-1], h0)
+    with pytest.raises(ValueError, match="float"):
+        lstm_scan(w.astype(jnp.int32), u.astype(jnp.int32), b.astype(jnp.int32), xs.astype(jnp.int32),
+                  c0.astype(jnp.int32), h0.astype(jnp.int32))

@@ -3,13 +3,14 @@
 * vanilla RNN (Elman 1990): h_t = tanh(W x_t + U h_{t-1} + b) (`flax.linen.SimpleCell`);
 * LSTM (Hochreiter & Schmidhuber 1997, with the forget gate of Gers et al.
   2000): i, f, o = sigmoid(.), g = tanh(.), c_t = f c_{t-1} + i g,
-  h_t = o tanh(c_t) (`flax.linen.OptimizedLSTMCell`).
+  h_t = o tanh(c_t) (`gm_jax.nn.lstm`: `LSTMCell`, with `flax.linen.OptimizedLSTMCell`'s parameters).
 
 `RNN` stacks `num_layers` cells and reads the top hidden state out with a
 linear layer to `out_dim` logits. Its input at each step is a token id
 (embedded, when `vocab_size` is set: character language models) or a vector
 (e.g. an 88-key piano-roll frame). The recurrence is one `lax.scan` over time
-(`run`); `step` is one time step, so the sampler carries the state instead of
+(`run`; for the LSTM, `gm_jax.nn.lstm.lstm_scan`, whose backward pass is written out); `step` is
+one time step (the same update), so the sampler carries the state instead of
 re-reading the prefix: the state is its cache (`sample_cached`, in the library's
 one ancestral loop `gm_jax.sampling.ancestral`; categorical tokens or Bernoulli
 frames).
@@ -34,7 +35,7 @@ import jax.numpy as jnp
 import optax
 
 from gm_jax import distributions, sampling
-from gm_jax.nn import Dense
+from gm_jax.nn import Dense, LSTMCell, lstm_scan, lstm_weights
 
 CELLS = ("lstm", "rnn")
 
@@ -63,7 +64,7 @@ class RNN(nn.Module):
             raise ValueError(f"cell={self.cell!r}; valid choices: {list(CELLS)}")
         if self.vocab_size:
             self.embed = nn.Embed(self.vocab_size, self.embed_dim)
-        make = nn.OptimizedLSTMCell if self.cell == "lstm" else nn.SimpleCell
+        make = LSTMCell if self.cell == "lstm" else nn.SimpleCell
         self.cells = [make(self.hidden, name=f"cell_{i}") for i in range(self.num_layers)]
         self.head = Dense(self.out_dim)
 
@@ -71,15 +72,19 @@ class RNN(nn.Module):
         """One time step. carry: from `init_carry`; inputs: int [N] ids, or [N, D] vectors (float, or
         int / bool {0, 1} frames, read as float32).
         Returns (new carry, top hidden state [N, hidden] in the carry's dtype, `compute_dtype`)."""
-        if self.vocab_size:
-            x = self.embed(inputs)
-        else:
-            x = inputs if jnp.issubdtype(inputs.dtype, jnp.floating) else inputs.astype(jnp.float32)
+        x = self.embed_inputs(inputs)
         new = []
         for cell, c in zip(self.cells, carry):
             c, x = cell(c, x)
             new.append(c)
         return tuple(new), x
+
+    def embed_inputs(self, inputs):
+        """The cells' input vectors [..., D] of int ids [...] (embedded) or of vectors [..., D] (float kept;
+        int / bool {0, 1} frames read as float32)."""
+        if self.vocab_size:
+            return self.embed(inputs)
+        return inputs if jnp.issubdtype(inputs.dtype, jnp.floating) else inputs.astype(jnp.float32)
 
     def readout(self, h):
         """Logits [..., out_dim] of hidden states [..., hidden] (float32, or float64 with float64 parameters)."""
@@ -125,12 +130,20 @@ def run(model: RNN, params, inputs, carry=None):
       (logits [N, T, out_dim], final carry), float32 (float64 with float64 parameters or inputs).
     """
     n = inputs.shape[0]
-    carry = init_carry(model, n, compute_dtype(params, inputs)) if carry is None else carry
+    dtype = compute_dtype(params, inputs)
+    carry = init_carry(model, n, dtype) if carry is None else carry
+    if model.cell == "lstm":  # the same update as `step`, with the backward pass of `lstm_scan`
+        hs = model.apply({"params": params}, jnp.swapaxes(inputs, 0, 1), method=RNN.embed_inputs)
+        new = []
+        for i, (c0, h0) in enumerate(carry):
+            state, hs = lstm_scan(*lstm_weights(params[f"cell_{i}"], dtype), hs, c0, h0)
+            new.append(state)
+        carry = tuple(new)
+    else:
+        def body(c, x_t):
+            return model.apply({"params": params}, c, x_t, method=RNN.step)
 
-    def body(c, x_t):
-        return model.apply({"params": params}, c, x_t, method=RNN.step)
-
-    carry, hs = jax.lax.scan(body, carry, jnp.swapaxes(inputs, 0, 1))
+        carry, hs = jax.lax.scan(body, carry, jnp.swapaxes(inputs, 0, 1))
     return model.apply({"params": params}, jnp.swapaxes(hs, 0, 1), method=RNN.readout), carry
 
 

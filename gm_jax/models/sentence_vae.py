@@ -46,7 +46,7 @@ import gm_jax.distributions as dist
 from gm_jax import sampling
 from gm_jax.models.rnn import RNN
 from gm_jax.models.vae import SCHEDULES, importance_weighted_log_prob, kl_weight  # noqa: F401 (re-exported)
-from gm_jax.nn import Dense
+from gm_jax.nn import Dense, lstm_scan, lstm_weights
 
 
 # Bowman et al. 2016, Sec. 4 (Penn Treebank language modelling): a single-layer LSTM of 191 units,
@@ -107,13 +107,22 @@ class SentenceVAE(nn.Module):
         c, h = jnp.split(self.to_state(z), 2, axis=-1)
         return ((c, jnp.tanh(h)),)
 
-    def decode_step(self, carry, tokens, z):
-        """One decoder step: tokens int [N] (ids < V + 2), z [N, latent_dim] -> (carry, logits [N, V])."""
+    def decoder_input(self, tokens, z):
+        """The decoder LSTM's inputs: tokens int [..., N] (ids < V + 2) embedded, with z [N, latent_dim]
+        appended when `z_inputs` -> float32 [..., N, embed_dim (+ latent_dim)]."""
         x = self.embed(tokens)
         if self.latent and self.z_inputs:
-            x = jnp.concatenate([x, z.astype(x.dtype)], axis=-1)
-        carry, h = self.decoder.step(carry, x)
+            x = jnp.concatenate([x, jnp.broadcast_to(z.astype(x.dtype), x.shape[:-1] + z.shape[-1:])], axis=-1)
+        return x
+
+    def decode_step(self, carry, tokens, z):
+        """One decoder step: tokens int [N] (ids < V + 2), z [N, latent_dim] -> (carry, logits [N, V])."""
+        carry, h = self.decoder.step(carry, self.decoder_input(tokens, z))
         return carry, self.decoder.readout(h)
+
+    def decoder_readout(self, h):
+        """Logits [..., V] of decoder hidden states [..., hidden]."""
+        return self.decoder.readout(h)
 
     def __call__(self, tokens, z):  # for init: every submodule once
         if self.latent:
@@ -183,13 +192,12 @@ def encode(model: SentenceVAE, params, x, mask=None, eol: int | None = None):
 def decoder_logits(model: SentenceVAE, params, z, inputs):
     """Teacher-forced logits float32 [N, T, V] of p(x_t | inputs_<=t, z) for decoder inputs int [N, T]."""
     variables = {"params": params}
-    carry = model.apply(variables, z, method=SentenceVAE.initial_state)
-
-    def body(carry, tokens):
-        return model.apply(variables, carry, tokens, z, method=SentenceVAE.decode_step)
-
-    _, logits = jax.lax.scan(body, carry, jnp.asarray(inputs, jnp.int32).T)
-    return jnp.swapaxes(logits, 0, 1).astype(jnp.float32)
+    ((c0, h0),) = model.apply(variables, z, method=SentenceVAE.initial_state)
+    xs = model.apply(variables, jnp.asarray(inputs, jnp.int32).T, z, method=SentenceVAE.decoder_input)
+    # `decode_step`'s update over time, with `lstm_scan`'s backward pass
+    _, hs = lstm_scan(*lstm_weights(params["decoder"]["cell_0"]), xs, c0, h0)
+    logits = model.apply(variables, jnp.swapaxes(hs, 0, 1), method=SentenceVAE.decoder_readout)
+    return logits.astype(jnp.float32)
 
 
 def recon_log_prob(model: SentenceVAE, params, z, x, mask, drop=None):

@@ -1,4 +1,4 @@
-"""Layers shared by several models: `conv2d` / `Conv` / `Dense` (whose backward passes run at matmul speed on CPU); masked and shifted (causal) convolutions, gated units, the phase-by-phase transposed convolution; `pmean` over the pmap axis."""
+"""Layers shared by several models: `conv2d` / `Conv` / `Dense` (whose backward passes run at matmul speed on CPU); masked and shifted (causal) convolutions, gated units, the phase-by-phase transposed convolution; the LSTM (`LSTMCell`, `lstm_scan`: its recurrence with the backward pass written out); `pmean` over the pmap axis."""
 from gm_jax.nn.collectives import pmean
 from gm_jax.nn.layers import (
     Conv,
@@ -18,6 +18,7 @@ from gm_jax.nn.layers import (
     gated_activation,
     right_shift,
 )
+from gm_jax.nn.lstm import LSTMCell, lstm_scan, lstm_step, lstm_weights
 
 __all__ = [
     "Conv",
@@ -27,6 +28,7 @@ __all__ = [
     "DownShiftedConv2D",
     "DownShiftedConvTranspose2D",
     "FractionallyStridedConv2D",
+    "LSTMCell",
     "MaskedConv2D",
     "causal_mask",
     "concat_elu",
@@ -35,6 +37,9 @@ __all__ = [
     "down_shift",
     "down_shifted_padding",
     "gated_activation",
+    "lstm_scan",
+    "lstm_step",
+    "lstm_weights",
     "pmean",
     "right_shift",
 ]
