@@ -120,6 +120,23 @@ def test_decoder_is_autoregressive_given_z(params):
     assert np.abs(a[:, s + 1] - b[:, s + 1]).max() > 1e-6
 
 
+def test_encoder_reads_the_line_up_to_its_first_eol(params):
+    """q(z | x) is the encoder state after the line's first EOL (`lstm_scan` over every position, read at
+    that one): equal to stepping the encoder through the line alone, and blind to what follows the EOL."""
+    x = _lines(4, seed=2)
+    mean, log_var = jax.jit(lambda x: svae.encode(MODEL, params, x, eol=EOL))(x)
+    lengths = np.asarray(svae.line_mask(x, EOL).sum(1)).astype(int)
+    for n, length in enumerate(lengths):
+        carry = svae.zero_carry(MODEL, 1)
+        for t in range(length):
+            carry, _ = MODEL.apply({"params": params}, carry, x[n:n + 1, t], method=svae.SentenceVAE.encode_step)
+        m, lv = MODEL.apply({"params": params}, carry[0][1], method=svae.SentenceVAE.posterior)
+        np.testing.assert_allclose(mean[n], m[0], rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(log_var[n], lv[0], rtol=1e-5, atol=1e-6)
+    after = jnp.asarray(np.where(np.asarray(svae.line_mask(x, EOL)) > 0, x, (np.asarray(x) % (V - 1)) + 1))
+    np.testing.assert_allclose(svae.encode(MODEL, params, after, eol=EOL)[0], mean, rtol=1e-5, atol=1e-6)
+
+
 def test_sampler_follows_the_teacher_forced_decoder(params):
     """Greedy decoding from z gives, at every position up to EOL, the argmax of the teacher-forced logits."""
     z = jax.random.normal(jax.random.key(6), (6, 3))

@@ -94,6 +94,10 @@ class SentenceVAE(nn.Module):
         """One encoder step: carry ((c, h),), tokens int [N] -> (carry, h [N, hidden])."""
         return self.encoder.step(carry, tokens)
 
+    def encoder_input(self, tokens):
+        """The encoder LSTM's inputs: tokens int [...] embedded, float32 [..., embed_dim]."""
+        return self.encoder.embed_inputs(tokens)
+
     def posterior(self, h):
         """The encoder's final hidden state [N, hidden] -> (mean, log_var), float32 [N, latent_dim] each."""
         mean, log_var = jnp.split(self.encoder.readout(h), 2, axis=-1)
@@ -172,21 +176,21 @@ def apply_word_dropout(model: SentenceVAE, inputs, drop):
 
 # -- the networks over time ------------------------------------------------------------------------------
 def encode(model: SentenceVAE, params, x, mask=None, eol: int | None = None):
-    """(mean, log_var) float32 [N, latent_dim] of q(z | x) for lines x int [N, T]: the encoder LSTM reads the
-    positions where `mask` (default `line_mask(x, eol)`) is 1 and keeps its state elsewhere."""
+    """(mean, log_var) float32 [N, latent_dim] of q(z | x) for lines x int [N, T]: the encoder LSTM's state
+    after the last position where `mask` (float or bool [N, T], 1 on a prefix of each row; default
+    `line_mask(x, eol)`: up to and including the first EOL) is 1; the zero state where a row has none.
+    The LSTM runs over every position (`lstm_scan`) and the state is read at that position: the same
+    state as reading only the masked prefix."""
     x = jnp.asarray(x, jnp.int32)
     if mask is None:
         mask = line_mask(x, eol)
     variables = {"params": params}
-
-    def body(carry, inp):
-        tokens, m = inp
-        new, _ = model.apply(variables, carry, tokens, method=SentenceVAE.encode_step)
-        carry = jax.tree_util.tree_map(lambda a, b: jnp.where(m[:, None] > 0, a, b), new, carry)
-        return carry, None
-
-    carry, _ = jax.lax.scan(body, zero_carry(model, x.shape[0]), (x.T, mask.T))
-    return model.apply(variables, carry[0][1], method=SentenceVAE.posterior)
+    ((c0, h0),) = zero_carry(model, x.shape[0])
+    xs = model.apply(variables, x.T, method=SentenceVAE.encoder_input)
+    _, hs = lstm_scan(*lstm_weights(params["encoder"]["cell_0"]), xs, c0, h0)
+    length = jnp.sum(jnp.asarray(mask) > 0, axis=1)  # the prefix's length; its last state is hs[length - 1]
+    h_last = jnp.concatenate([h0[None], hs], axis=0)[length, jnp.arange(x.shape[0])]
+    return model.apply(variables, h_last, method=SentenceVAE.posterior)
 
 
 def decoder_logits(model: SentenceVAE, params, z, inputs):
