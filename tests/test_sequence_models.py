@@ -103,6 +103,13 @@ def test_rnn_log_prob_is_sum_of_stepwise_conditionals(cell):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 
+def test_rnn_run_refuses_a_carry_of_another_depth():
+    model = rnn.RNN(out_dim=V, hidden=8, num_layers=2, vocab_size=V, embed_dim=4)
+    params = rnn.init_params(model, jax.random.key(0))
+    with pytest.raises(ValueError, match="num_layers=2"):
+        rnn.run(model, params, jnp.zeros((2, 3), jnp.int32), rnn.init_carry(model, 2)[:1])
+
+
 def test_rnn_bernoulli_log_probs():
     model = rnn.RNN(out_dim=5, hidden=8, cell="lstm")
     params = rnn.init_params(model, jax.random.key(0), input_dim=5)

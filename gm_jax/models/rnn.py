@@ -128,10 +128,16 @@ def run(model: RNN, params, inputs, carry=None):
 
     Returns:
       (logits [N, T, out_dim], final carry), float32 (float64 with float64 parameters or inputs).
+
+    Raises:
+      ValueError: a carry with another number of layer states than `model.num_layers`.
     """
     n = inputs.shape[0]
     dtype = compute_dtype(params, inputs)
     carry = init_carry(model, n, dtype) if carry is None else carry
+    if len(carry) != model.num_layers:
+        raise ValueError(f"carry holds {len(carry)} layer states; the model has num_layers={model.num_layers} "
+                         "(make it with init_carry)")
     if model.cell == "lstm":  # the same update as `step`, with the backward pass of `lstm_scan`
         hs = model.apply({"params": params}, jnp.swapaxes(inputs, 0, 1), method=RNN.embed_inputs)
         new = []
