@@ -52,12 +52,17 @@ def _activations(z):
     return jax.nn.sigmoid(i), jax.nn.sigmoid(f), jnp.tanh(g), jax.nn.sigmoid(o)
 
 
+def _update(z, c):
+    """(c_t, h_t) from the pre-activations z [..., 4H] and c_{t-1} [..., H]."""
+    i, f, g, o = _activations(z)
+    c = f * c + i * g
+    return c, o * jnp.tanh(c)
+
+
 def lstm_step(w, u, b, x, c, h):
     """One LSTM update (the module docstring's equations): x float [..., D], c and h float [..., H];
     w [D, 4H], u [H, 4H], b [4H] (`lstm_weights`). Returns (c_t, h_t), each [..., H]."""
-    i, f, g, o = _activations(x @ w + h @ u + b)
-    c = f * c + i * g
-    return c, o * jnp.tanh(c)
+    return _update(x @ w + h @ u + b, c)
 
 
 class LSTMCell(nn.Module):
@@ -136,10 +141,8 @@ def _lstm_scan(w, u, b, xs, c0, h0):
 def _lstm_scan_fwd(w, u, b, xs, c0, h0):
     def body(state, x_t):
         c, h = state
-        z = x_t @ w + h @ u + b
-        i, f, g, o = _activations(z)
-        c = f * c + i * g
-        h = o * jnp.tanh(c)
+        z = x_t @ w + h @ u + b  # `lstm_step`, keeping z for the backward pass
+        c, h = _update(z, c)
         return (c, h), (h, c, z)
 
     (c, h), (hs, cs, zs) = jax.lax.scan(body, (c0, h0), xs)
