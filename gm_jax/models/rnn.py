@@ -119,8 +119,41 @@ def init_params(model: RNN, key: jax.Array, input_dim: int | None = None):
     return model.init(key, init_carry(model, 1), x)["params"]
 
 
+def hidden_states(model: RNN, params, xs, carry=None):
+    """The top layer's hidden state at every step, time first (the recurrence of `run`, without the read-out).
+
+    Args:
+      xs: int [T, N] ids or float [T, N, D] vectors, time first.
+      carry: initial state (default zeros of `compute_dtype(params, xs)`).
+
+    Returns:
+      (hs [T, N, hidden], final carry), float32 (float64 with float64 parameters or inputs).
+
+    Raises:
+      ValueError: a carry with another number of layer states than `model.num_layers`.
+    """
+    dtype = compute_dtype(params, xs)
+    carry = init_carry(model, xs.shape[1], dtype) if carry is None else carry
+    if len(carry) != model.num_layers:
+        raise ValueError(f"carry holds {len(carry)} layer states; the model has num_layers={model.num_layers} "
+                         "(make it with init_carry)")
+    if model.cell == "lstm":  # the same update as `step`, with the backward pass of `lstm_scan`
+        hs = model.apply({"params": params}, xs, method=RNN.embed_inputs)
+        new = []
+        for i, (c0, h0) in enumerate(carry):
+            state, hs = lstm_scan(*lstm_weights(params[f"cell_{i}"], dtype), hs, c0, h0)
+            new.append(state)
+        return hs, tuple(new)
+
+    def body(c, x_t):
+        return model.apply({"params": params}, c, x_t, method=RNN.step)
+
+    carry, hs = jax.lax.scan(body, carry, xs)
+    return hs, carry
+
+
 def run(model: RNN, params, inputs, carry=None):
-    """Run the recurrence over time with `lax.scan`.
+    """Run the recurrence over time (`hidden_states`) and read every step out.
 
     Args:
       inputs: int [N, T] ids or float [N, T, D] vectors.
@@ -132,24 +165,7 @@ def run(model: RNN, params, inputs, carry=None):
     Raises:
       ValueError: a carry with another number of layer states than `model.num_layers`.
     """
-    n = inputs.shape[0]
-    dtype = compute_dtype(params, inputs)
-    carry = init_carry(model, n, dtype) if carry is None else carry
-    if len(carry) != model.num_layers:
-        raise ValueError(f"carry holds {len(carry)} layer states; the model has num_layers={model.num_layers} "
-                         "(make it with init_carry)")
-    if model.cell == "lstm":  # the same update as `step`, with the backward pass of `lstm_scan`
-        hs = model.apply({"params": params}, jnp.swapaxes(inputs, 0, 1), method=RNN.embed_inputs)
-        new = []
-        for i, (c0, h0) in enumerate(carry):
-            state, hs = lstm_scan(*lstm_weights(params[f"cell_{i}"], dtype), hs, c0, h0)
-            new.append(state)
-        carry = tuple(new)
-    else:
-        def body(c, x_t):
-            return model.apply({"params": params}, c, x_t, method=RNN.step)
-
-        carry, hs = jax.lax.scan(body, carry, jnp.swapaxes(inputs, 0, 1))
+    hs, carry = hidden_states(model, params, jnp.swapaxes(inputs, 0, 1), carry)
     return model.apply({"params": params}, jnp.swapaxes(hs, 0, 1), method=RNN.readout), carry
 
 

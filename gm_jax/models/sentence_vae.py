@@ -45,8 +45,9 @@ import jax.numpy as jnp
 import gm_jax.distributions as dist
 from gm_jax import sampling
 from gm_jax.models.rnn import RNN
+from gm_jax.models.rnn import hidden_states as rnn_hidden_states
 from gm_jax.models.vae import SCHEDULES, importance_weighted_log_prob, kl_weight  # noqa: F401 (re-exported)
-from gm_jax.nn import Dense, lstm_scan, lstm_weights
+from gm_jax.nn import Dense
 
 
 # Bowman et al. 2016, Sec. 4 (Penn Treebank language modelling): a single-layer LSTM of 191 units,
@@ -84,19 +85,14 @@ class SentenceVAE(nn.Module):
 
     def setup(self):
         if self.latent:
-            self.encoder = RNN(out_dim=2 * self.latent_dim, hidden=self.hidden, vocab_size=self.vocab_size,
-                               embed_dim=self.embed_dim)
+            self.encoder = encoder_rnn(self)
             self.to_state = Dense(2 * self.hidden)
         self.embed = nn.Embed(self.vocab_size + 2, self.embed_dim)
-        self.decoder = RNN(out_dim=self.vocab_size, hidden=self.hidden)
+        self.decoder = decoder_rnn(self)
 
     def encode_step(self, carry, tokens):
         """One encoder step: carry ((c, h),), tokens int [N] -> (carry, h [N, hidden])."""
         return self.encoder.step(carry, tokens)
-
-    def encoder_input(self, tokens):
-        """The encoder LSTM's inputs: tokens int [...] embedded, float32 [..., embed_dim]."""
-        return self.encoder.embed_inputs(tokens)
 
     def posterior(self, h):
         """The encoder's final hidden state [N, hidden] -> (mean, log_var), float32 [N, latent_dim] each."""
@@ -124,15 +120,24 @@ class SentenceVAE(nn.Module):
         carry, h = self.decoder.step(carry, self.decoder_input(tokens, z))
         return carry, self.decoder.readout(h)
 
-    def decoder_readout(self, h):
-        """Logits [..., V] of decoder hidden states [..., hidden]."""
-        return self.decoder.readout(h)
-
     def __call__(self, tokens, z):  # for init: every submodule once
         if self.latent:
             carry, h = self.encode_step(zero_carry(self, tokens.shape[0]), tokens)
             self.posterior(h)
         return self.decode_step(self.initial_state(z), tokens, z)
+
+
+def encoder_rnn(model: SentenceVAE) -> RNN:
+    """The encoder's `RNN` (parameters: `params["encoder"]`): an LSTM over the line's token ids, read out to
+    (mean, log_var)."""
+    return RNN(out_dim=2 * model.latent_dim, hidden=model.hidden, vocab_size=model.vocab_size,
+               embed_dim=model.embed_dim)
+
+
+def decoder_rnn(model: SentenceVAE) -> RNN:
+    """The decoder's `RNN` (parameters: `params["decoder"]`): an LSTM over `decoder_input` vectors, read out
+    to logits over the V characters."""
+    return RNN(out_dim=model.vocab_size, hidden=model.hidden)
 
 
 def zero_carry(model: SentenceVAE, n: int):
@@ -179,28 +184,25 @@ def encode(model: SentenceVAE, params, x, mask=None, eol: int | None = None):
     """(mean, log_var) float32 [N, latent_dim] of q(z | x) for lines x int [N, T]: the encoder LSTM's state
     after the last position where `mask` (float or bool [N, T], 1 on a prefix of each row; default
     `line_mask(x, eol)`: up to and including the first EOL) is 1; the zero state where a row has none.
-    The LSTM runs over every position (`lstm_scan`) and the state is read at that position: the same
+    The LSTM runs over every position (`rnn.hidden_states`) and the state is read at that position: the same
     state as reading only the masked prefix."""
     x = jnp.asarray(x, jnp.int32)
     if mask is None:
         mask = line_mask(x, eol)
-    variables = {"params": params}
-    ((c0, h0),) = zero_carry(model, x.shape[0])
-    xs = model.apply(variables, x.T, method=SentenceVAE.encoder_input)
-    _, hs = lstm_scan(*lstm_weights(params["encoder"]["cell_0"]), xs, c0, h0)
+    carry = zero_carry(model, x.shape[0])
+    hs, _ = rnn_hidden_states(encoder_rnn(model), params["encoder"], x.T, carry)  # [T, N, hidden]
     length = jnp.sum(jnp.asarray(mask) > 0, axis=1)  # the prefix's length; its last state is hs[length - 1]
-    h_last = jnp.concatenate([h0[None], hs], axis=0)[length, jnp.arange(x.shape[0])]
-    return model.apply(variables, h_last, method=SentenceVAE.posterior)
+    h_last = jnp.concatenate([carry[0][1][None], hs], axis=0)[length, jnp.arange(x.shape[0])]
+    return model.apply({"params": params}, h_last, method=SentenceVAE.posterior)
 
 
 def decoder_logits(model: SentenceVAE, params, z, inputs):
     """Teacher-forced logits float32 [N, T, V] of p(x_t | inputs_<=t, z) for decoder inputs int [N, T]."""
     variables = {"params": params}
-    ((c0, h0),) = model.apply(variables, z, method=SentenceVAE.initial_state)
+    carry = model.apply(variables, z, method=SentenceVAE.initial_state)
     xs = model.apply(variables, jnp.asarray(inputs, jnp.int32).T, z, method=SentenceVAE.decoder_input)
-    # `decode_step`'s update over time, with `lstm_scan`'s backward pass
-    _, hs = lstm_scan(*lstm_weights(params["decoder"]["cell_0"]), xs, c0, h0)
-    logits = model.apply(variables, jnp.swapaxes(hs, 0, 1), method=SentenceVAE.decoder_readout)
+    hs, _ = rnn_hidden_states(decoder_rnn(model), params["decoder"], xs, carry)  # `decode_step` over time
+    logits = decoder_rnn(model).apply({"params": params["decoder"]}, jnp.swapaxes(hs, 0, 1), method=RNN.readout)
     return logits.astype(jnp.float32)
 
 
