@@ -30,7 +30,10 @@ def markdown(records, settings) -> str:
              "ratio = PyTorch ms / gm_jax ms (> 1: gm_jax faster)",
              "- GFLOP/s from XLA's FLOP count of the step, or, marked (FLOPs per loop iteration), from its matmul "
              "FLOPs counted with every iteration of a `lax.scan` (`benchmarks.flops.experiment_train_flops`; "
-             "XLA counts a loop's body once)", "",
+             "XLA counts a loop's body once)",
+             f"- {settings.get('cores', '?')} core(s): XLA's thread pool and PyTorch's all threads"
+             + (" (`--cores 1`: PyTorch's 1 and all threads are the same runner)" if settings.get("cores") == 1
+                else ""), "",
              "| model | batch | params | gm_jax ms | torch 1 thr ms | ratio | torch all thr ms | ratio "
              "| torch.compile ms | gm_jax GFLOP/s | matmul GFLOP/s, same rounds | % of matmul peak |",
              "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
@@ -46,7 +49,8 @@ def markdown(records, settings) -> str:
             continue
         ms = r["ms_per_step"]
         peak = r["matmul_peak_gflops"]
-        all_key = next(k for k in ms if k.startswith("torch_") and k not in ("torch_1", "torch_compile"))
+        all_key = next((k for k in ms if k.startswith("torch_") and k not in ("torch_1", "torch_compile")),
+                       "torch_1")  # one core: all threads is one
         comp = f"{ms['torch_compile']:.1f}" if "torch_compile" in ms else r.get("errors", {}).get("torch_compile", "-")[:40]
         name = r["name"] + (" (FLOPs per loop iteration)" if r.get("flops_source", "xla") != "xla" else "")
         lines.append(

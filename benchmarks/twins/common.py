@@ -232,12 +232,13 @@ def measure(twin: Twin, *, rounds: int = 7, steps: int = 5, warmup: int = 2, com
     record["flops_source"] = "xla" if twin.flops is None else "jaxpr"
     if twin.flops is not None:
         record["flops_xla"], flops = flops, float(twin.flops(pair.experiment, pair.batch))
-    all_threads = os.cpu_count() or 1
+    all_threads = len(os.sched_getaffinity(0))  # the cores this process may use (`--cores`): XLA's threads too
     runners = {"gm_jax": jax_run}
     batch_size = int(jax.tree_util.tree_leaves(pair.batch)[0].shape[0])
     if jax.local_device_count() > 1 and batch_size % jax.local_device_count() == 0:
         runners["gm_jax_sharded"] = pair.jax_runner("sharded")[0]
     runners.update({"torch_1": pair.torch_runner(1), f"torch_{all_threads}": pair.torch_runner(all_threads)})
+    record["cores"] = all_threads
     if compile_torch:
         runners["torch_compile"] = pair.torch_runner(all_threads, compiled=True)
     runners[PEAK], peak_flops = matmul_runner()  # the peak, measured in the same rounds as the steps
