@@ -1,9 +1,11 @@
 """Run the twins: `python -m benchmarks.twins [--only NAME ...] [--rounds R] [--steps K] [--compile] [--cores N]
-[--out DIR]`.
+[--profile] [--out DIR]`.
 
 Writes `OUT/twins.json` and `OUT/twins.md` (default OUT: benchmarks/results). See `benchmarks.twins`.
 `--cores N` pins the process to its first N cores before JAX starts its CPU client, so XLA's thread pool
 and PyTorch's "all threads" are both N: `--cores 1` compares gm_jax and PyTorch on one core each.
+`--profile` traces the steps instead of timing them and writes `OUT/twins_profile.{json,md}`: where each
+side's step spends its time, by kind of op (`benchmarks.twins.profile`).
 """
 from __future__ import annotations
 
@@ -25,6 +27,8 @@ def main(argv=None) -> int:
     ap.add_argument("--compile", action="store_true", help="also time torch.compile of the twin's step")
     ap.add_argument("--cores", type=int, default=None,
                     help="pin the process to its first N usable cores (default: all of them)")
+    ap.add_argument("--profile", action="store_true",
+                    help="trace the steps instead (benchmarks.twins.profile): OUT/twins_profile.md")
     ap.add_argument("--out", default="benchmarks/results")
     args = ap.parse_args(argv)
     usable = sorted(os.sched_getaffinity(0))
@@ -36,6 +40,8 @@ def main(argv=None) -> int:
         os.sched_setaffinity(0, usable[:args.cores])
     selected = [t for t in twins if not args.only or t.name in args.only]
     log = lambda s: print(s, file=sys.stderr, flush=True)  # noqa: E731
+    if args.profile:
+        return _profile(selected, args.steps, args.out, log)
     peak = matmul_peak()
     log(f"matmul peak {peak:.1f} GFLOP/s")
     records, failed = [], False
@@ -51,6 +57,25 @@ def main(argv=None) -> int:
                 "cores": len(os.sched_getaffinity(0)),
                 "matmul_peak_gflops": [peak, peak_after]}
     write_report(args.out, "twins", settings, records, lambda r: markdown(r, settings))
+    return 1 if failed else 0
+
+
+def _profile(selected, steps: int, out: str, log) -> int:
+    from benchmarks.twins import profile
+
+    cores = len(os.sched_getaffinity(0))
+    records, failed = [], False
+    for twin in selected:
+        try:
+            records.append(profile.profile(twin, steps=steps, threads=cores))
+            log(f"{twin.name}: " + "; ".join(f"{side} " + ", ".join(f"{k} {v:.1f}" for k, v in kinds.items())
+                                             for side, kinds in records[-1]["by_kind"].items()) + " ms")
+        except Exception as e:  # noqa: BLE001 - recorded; the exit status says so
+            failed = True
+            records.append({"name": twin.name, "error": f"{type(e).__name__}: {e}"})
+            log(f"{twin.name}: FAILED {type(e).__name__}: {e}")
+    write_report(out, "twins_profile", {"steps": steps, "cores": cores}, records,
+                 lambda r: profile.markdown(r, cores))
     return 1 if failed else 0
 
 
