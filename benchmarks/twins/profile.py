@@ -9,18 +9,23 @@ For each twin, `profile` traces `steps` steady-state train steps of each side:
 * PyTorch with `torch.profiler` (CPU activities): each aten op's self time on the calling thread.
 
 Ops fall into three kinds by name: matmul & convolution (XLA: a dot or convolution, or a fusion that calls
-one, e.g. YNNPACK's `ynn_fusion`; PyTorch: mm / addmm / bmm / linear / conv ops and their backward
-kernels), copies & transposes, and the rest (elementwise, reductions, the optimizer). The report
+one, e.g. YNNPACK's `ynn_fusion`; PyTorch: mm / addmm / bmm / linear / conv / attention / mkldnn RNN ops
+and their backward kernels, which compute their gates' elementwise ops inside), copies & transposes (data
+movement: slices, pads, gathers, concatenations too), and the rest (elementwise, reductions, the optimizer). The report
 (`OUT/twins_profile.md`) gives each kind's ms per step for both sides and each side's costliest ops: the
-profile the issue asks for where a ratio is missed. Tracing costs time, so compare the kinds, and take
-step times from the timed run (`python -m benchmarks.twins`).
+profile the issue asks for where a ratio is missed, beside each side's untraced step time. Profile on one
+core (`--cores 1`): there the traced ops add up to the step. On more, XLA:CPU runs a convolution as an
+asynchronous task in its Eigen pool whose work the trace does not attribute to the op (the Gated PixelCNN's
+traced ops summed to 188 of 326 ms on two cores), and PyTorch's intra-op threads are not traced either.
 """
 from __future__ import annotations
 
 import collections
 import glob
 import re
+import statistics
 import tempfile
+import time
 
 import jax
 import numpy as np
@@ -49,7 +54,7 @@ def hlo_op_kinds(hlo_text: str) -> dict[str, str]:
 
     A fusion is a matmul & convolution when the computation it calls contains a dot or a convolution
     (directly or through the computations that one calls); a copy & transpose when it holds nothing but
-    copies, transposes, bitcasts, reshapes and slices."""
+    copies, transposes, bitcasts, reshapes, slices, pads, gathers and the like (data movement)."""
     computations: dict[str, list[tuple[str, str, list[str]]]] = {}
     current = None
     for line in hlo_text.splitlines():
@@ -70,7 +75,8 @@ def hlo_op_kinds(hlo_text: str) -> dict[str, str]:
                    for _, op, called in computations.get(comp, ()))
 
     layout_ops = {"copy", "transpose", "bitcast", "reshape", "slice", "parameter", "tuple", "get-tuple-element",
-                  "constant", "broadcast", "concatenate", "dynamic-slice", "dynamic-update-slice"}
+                  "constant", "broadcast", "concatenate", "dynamic-slice", "dynamic-update-slice", "pad", "gather",
+                  "reverse", "iota"}
 
     @_memo
     def only_layout(comp: str) -> bool:
@@ -113,11 +119,22 @@ def torch_op_kind(name: str) -> str:
     return KINDS[2]
 
 
-def _jax_profile(pair: Pair, steps: int) -> tuple[dict[str, float], dict[str, str]]:
-    """({HLO instruction: ms per step, summed over XLA's threads} of `steps` traced gm_jax train steps,
-    {instruction: kind} of the compiled step)."""
+def _median_ms(run, steps: int, rounds: int = 3) -> float:
+    """Median ms per step of `rounds` untraced blocks of `steps` steps."""
+    times = []
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        run(steps)
+        times.append((time.perf_counter() - t0) / steps * 1e3)
+    return statistics.median(times)
+
+
+def _jax_profile(pair: Pair, steps: int) -> tuple[dict[str, float], dict[str, str], float]:
+    """({HLO instruction: ms per step, summed over the threads it ran on} of `steps` traced gm_jax train
+    steps, {instruction: kind} of the compiled step, the untraced step's median ms)."""
     run, _ = pair.jax_runner()
     run(2)
+    step_ms = _median_ms(run, steps)
     from gm_jax.training.steps import TrainStep
 
     step = TrainStep(pair.experiment.update, "none", compiler_options=pair.experiment.compiler_options)
@@ -134,24 +151,26 @@ def _jax_profile(pair: Pair, steps: int) -> tuple[dict[str, float], dict[str, st
             for event in line.events:
                 if names.get(event.name, "control flow") != "control flow":
                     ms[event.name] += event.duration_ns / 1e6 / steps
-    return dict(ms), names
+    return dict(ms), names, step_ms
 
 
-def _torch_profile(pair: Pair, steps: int, threads: int) -> dict[str, float]:
-    """{aten op: self ms per step} of `steps` profiled PyTorch train steps with `threads` threads."""
+def _torch_profile(pair: Pair, steps: int, threads: int) -> tuple[dict[str, float], float]:
+    """({aten op: self ms per step} of `steps` profiled PyTorch train steps with `threads` threads, the
+    unprofiled step's median ms)."""
     run = pair.torch_runner(threads)
     run(2)
+    step_ms = _median_ms(run, steps)
     with torch_profile(activities=[ProfilerActivity.CPU]) as prof:
         run(steps)
     return {e.key: e.self_cpu_time_total / 1e3 / steps for e in prof.key_averages()
-            if e.key.startswith("aten::") and e.self_cpu_time_total > 0}
+            if e.key.startswith("aten::") and e.self_cpu_time_total > 0}, step_ms
 
 
 def profile(twin: Twin, *, steps: int = 5, threads: int = 1, top: int = 8) -> dict:
     """The record of one twin: per-kind ms per step of each side and each side's `top` costliest ops."""
     pair = Pair(twin)
-    jax_ms, kinds = _jax_profile(pair, steps)
-    torch_ms = _torch_profile(pair, steps, threads)
+    jax_ms, kinds, jax_step = _jax_profile(pair, steps)
+    torch_ms, torch_step = _torch_profile(pair, steps, threads)
     by_kind = {"gm_jax": dict.fromkeys(KINDS, 0.0), "torch": dict.fromkeys(KINDS, 0.0)}
     for name, v in jax_ms.items():
         by_kind["gm_jax"][kinds[name]] += v
@@ -161,6 +180,7 @@ def profile(twin: Twin, *, steps: int = 5, threads: int = 1, top: int = 8) -> di
     for name, v in jax_ms.items():
         jax_top[(re.sub(r"\.\d+$", "", name), kinds[name])] += v
     return {"name": twin.name, "steps": steps, "torch_threads": threads, "by_kind": by_kind,
+            "step_ms": {"gm_jax": jax_step, "torch": torch_step},
             "gm_jax_top": [(n, k, v) for (n, k), v in sorted(jax_top.items(), key=lambda x: -x[1])[:top]],
             "torch_top": [(n, torch_op_kind(n), v) for n, v in sorted(torch_ms.items(), key=lambda x: -x[1])[:top]]}
 
@@ -170,7 +190,11 @@ def markdown(records: list[dict], cores: int) -> str:
     lines = ["# Where the twins' train steps spend their time", "",
              f"- {cores} core(s); gm_jax: `jax.profiler` trace, HLO instructions' time summed over XLA's threads; "
              "PyTorch: `torch.profiler`, aten ops' self time; ms per train step (tracing adds time: compare the "
-             "kinds, take step times from `twins.md`)", ""]
+             "kinds, take step times from `twins.md`)"]
+    if cores > 1:
+        lines.append("- more than one core: the traced ops undercount the step (XLA's asynchronous convolutions and "
+                     "PyTorch's intra-op threads are not attributed); profile with `--cores 1`")
+    lines.append("")
     for r in records:
         if "error" in r:
             lines += [f"## {r['name']}", "", f"error: {r['error']}", ""]
@@ -179,7 +203,8 @@ def markdown(records: list[dict], cores: int) -> str:
         lines += [f"## {r['name']} (PyTorch with {r['torch_threads']} thread(s))", "",
                   "| kind | gm_jax ms | PyTorch ms |", "| --- | ---: | ---: |"]
         lines += [f"| {k} | {g[k]:.1f} | {t[k]:.1f} |" for k in KINDS]
-        lines += [f"| all | {sum(g.values()):.1f} | {sum(t.values()):.1f} |", "",
+        lines += [f"| all traced ops | {sum(g.values()):.1f} | {sum(t.values()):.1f} |",
+                  f"| the step, untraced | {r['step_ms']['gm_jax']:.1f} | {r['step_ms']['torch']:.1f} |", "",
                   "| gm_jax op (HLO, numbered fusions summed) | kind | ms | PyTorch op | kind | ms |",
                   "| --- | --- | ---: | --- | --- | ---: |"]
         for (a, ak, av), (b, bk, bv) in zip(r["gm_jax_top"], r["torch_top"]):
