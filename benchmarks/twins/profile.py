@@ -16,7 +16,7 @@ movement: slices, pads, gathers, concatenations too), and the rest (elementwise,
 profile the issue asks for where a ratio is missed, beside each side's untraced step time. Profile on one
 core (`--cores 1`): there the traced ops add up to the step. On more, XLA:CPU runs a convolution as an
 asynchronous task in its Eigen pool whose work the trace does not attribute to the op (the Gated PixelCNN's
-traced ops summed to 188 of 326 ms on two cores), and PyTorch's intra-op threads are not traced either.
+traced ops summed to 188 ms on two cores, where its timed step takes about 330), and PyTorch's intra-op threads are not traced either.
 """
 from __future__ import annotations
 
