@@ -159,3 +159,43 @@ def test_matmul_runner_counts_one_matmul_and_the_peak_is_its_rate():
     run(3)  # k matmuls, ended by block_until_ready
     peak = harness.matmul_peak(64, repeats=3)
     assert math.isfinite(peak) and peak > 0
+
+
+def test_op_kinds_of_a_compiled_step_and_of_torch_ops():
+    """`benchmarks.op_kinds` (the twins' profile): in the compiled gradient of a scan every dot is a matmul,
+    the while loops are control flow, transposes and copies are data movement and tanh is the rest, a
+    fusion that calls a dot is a matmul; PyTorch's aten names sort the same way."""
+    import re
+
+    import jax
+    import jax.numpy as jnp
+
+    from benchmarks.op_kinds import KINDS, hlo_op_kinds, torch_op_kind
+
+    def f(w, x):
+        def body(h, xt):
+            h = jnp.tanh(xt + h @ w)
+            return h, h
+        hs = jax.lax.scan(body, x[0], x)[1].reshape(-1, 8)
+        return jnp.sum(hs.T @ hs)
+
+    text = jax.jit(jax.grad(f)).lower(jnp.ones((8, 8)), jnp.ones((5, 4, 8))).compile().as_text()
+    kinds = hlo_op_kinds(text)
+    ops = dict(re.findall(r"%([\w.\-]+) = .*?\s([a-z][a-z\-]*)\(", text))
+    expected = {"dot": KINDS[0], "convolution": KINDS[0], "while": "control flow", "transpose": KINDS[1],
+                "copy": KINDS[1], "tanh": KINDS[2], "add": KINDS[2], "multiply": KINDS[2]}
+    checked = [(name, op) for name, op in ops.items() if op in expected]
+    assert {"while", "tanh"} <= {op for _, op in checked} and {"dot", "fusion"} & set(ops.values())
+    for name, op in checked:
+        assert kinds[name] == expected[op], (name, op, kinds[name])
+    dot_fusions = [n for n, op in ops.items() if op == "fusion" and kinds[n] == KINDS[0]]
+    assert len(dot_fusions) + sum(op == "dot" for op in ops.values()) >= 3  # forward, backward, hs^T hs
+    assert set(kinds.values()) <= {*KINDS, "control flow"}
+    for fn, kind in ((lambda a: a.T[1:] * 1, KINDS[1]), (lambda a: jnp.tanh(a.T[1:]), KINDS[2])):
+        text = jax.jit(fn).lower(jnp.ones((6, 9))).compile().as_text()
+        entry = text[text.index("\nENTRY"):]
+        root = re.search(r"ROOT %([\w.\-]+) = ", entry).group(1)  # one fusion: a transpose and a slice (and tanh)
+        assert hlo_op_kinds(text)[root] == kind, (root, entry)
+    assert [torch_op_kind(n) for n in ("aten::addmm", "aten::convolution_backward", "aten::mkldnn_rnn_layer",
+                                        "aten::copy_", "aten::t", "aten::cat", "aten::gelu", "aten::lerp_")] == \
+        [KINDS[0]] * 3 + [KINDS[1]] * 3 + [KINDS[2]] * 2
