@@ -3,20 +3,21 @@
 For each twin, `profile` traces `steps` steady-state train steps of each side:
 
 * gm_jax with `jax.profiler.trace`: every XLA:CPU thunk's events (the compiled step's HLO instructions,
-  named as in `compiled.as_text()`), summed over the threads they ran on (thread-time: on one core, `--cores 1`, it
-  is the step's wall time; on more it exceeds it where ops ran side by side). Control-flow thunks (while,
-  conditional, call) are left out: their bodies' instructions are counted themselves.
+  named as in `compiled.as_text()`), summed over the threads they ran on (on one core, `--cores 1`, their
+  sum is the step's wall time; on more, see below). Control-flow thunks (while, conditional, call) are
+  left out: their bodies' instructions are counted themselves.
 * PyTorch with `torch.profiler` (CPU activities): each aten op's self time on the calling thread.
 
-Ops fall into three kinds by name: matmul & convolution (XLA: a dot or convolution, or a fusion that calls
-one, e.g. YNNPACK's `ynn_fusion`; PyTorch: mm / addmm / bmm / linear / conv / attention / mkldnn RNN ops
-and their backward kernels, which compute their gates' elementwise ops inside), copies & transposes (data
-movement: slices, pads, gathers, concatenations too), and the rest (elementwise, reductions, the optimizer). The report
-(`OUT/twins_profile.md`) gives each kind's ms per step for both sides and each side's costliest ops: the
-profile the issue asks for where a ratio is missed, beside each side's untraced step time. Profile on one
-core (`--cores 1`): there the traced ops add up to the step. On more, XLA:CPU runs a convolution as an
-asynchronous task in its Eigen pool whose work the trace does not attribute to the op (the Gated PixelCNN's
-traced ops summed to 188 ms on two cores, where its timed step takes about 330), and PyTorch's intra-op threads are not traced either.
+Ops fall into three kinds (`benchmarks.op_kinds`): matmul & convolution (XLA: a dot or convolution, or a
+fusion that calls one, e.g. YNNPACK's `ynn_fusion`; PyTorch: mm / addmm / bmm / linear / conv / attention /
+mkldnn RNN ops and their backward kernels, which compute their gates' elementwise ops inside), copies &
+transposes (data movement: slices, pads, gathers, concatenations too), and the rest (elementwise,
+reductions, the optimizer). The report (`OUT/twins_profile.md`) gives each kind's ms per step for both
+sides and each side's costliest ops, beside each side's untraced step time: the profile the issue asks for
+where a ratio is missed. Profile on one core (`--cores 1`): there the traced ops add up to the step.
+On more, XLA:CPU runs a convolution as an asynchronous task in its Eigen pool whose work the trace does
+not attribute to the op (the Gated PixelCNN's traced ops summed to 188 ms on two cores, where its timed
+step takes about 330), and PyTorch's intra-op threads are not traced either.
 """
 from __future__ import annotations
 
@@ -32,12 +33,14 @@ import numpy as np
 
 from benchmarks.op_kinds import KINDS, hlo_op_kinds, torch_op_kind
 from benchmarks.twins.common import Pair, Twin
+from gm_jax.training.steps import TrainStep
 
 try:
     from torch.profiler import ProfilerActivity
     from torch.profiler import profile as torch_profile
 except ImportError as e:  # pragma: no cover - the benchmark's own dependency
     raise ImportError("benchmarks.twins needs PyTorch (CPU): pip install -e .[bench]") from e
+
 
 def _median_ms(run, steps: int, rounds: int = 3) -> float:
     """Median ms per step of `rounds` untraced blocks of `steps` steps."""
@@ -55,8 +58,6 @@ def _jax_profile(pair: Pair, steps: int) -> tuple[dict[str, float], dict[str, st
     run, _ = pair.jax_runner()
     run(2)
     step_ms = _median_ms(run, steps)
-    from gm_jax.training.steps import TrainStep
-
     step = TrainStep(pair.experiment.update, "none", compiler_options=pair.experiment.compiler_options)
     state = step.put_state(jax.tree_util.tree_map(np.copy, pair.state))
     names = hlo_op_kinds(step._step.lower(state, step.put_batch(pair.batch), pair.key).compile().as_text())
