@@ -41,17 +41,18 @@ def main(argv=None) -> int:
     selected = [t for t in twins if not args.only or t.name in args.only]
     log = lambda s: print(s, file=sys.stderr, flush=True)  # noqa: E731
     if args.profile:
-        return _profile(selected, args.steps, args.out, log)
+        from benchmarks.twins import profile
+
+        cores = len(os.sched_getaffinity(0))
+        run = lambda twin: profile.profile(twin, steps=args.steps, threads=cores, log=log)  # noqa: E731
+        records, failed = _each(selected, run, log)
+        write_report(args.out, "twins_profile", {"steps": args.steps, "cores": cores}, records,
+                     lambda r: profile.markdown(r, cores))
+        return 1 if failed else 0
     peak = matmul_peak()
     log(f"matmul peak {peak:.1f} GFLOP/s")
-    records, failed = [], False
-    for twin in selected:
-        try:
-            records.append(measure(twin, rounds=args.rounds, steps=args.steps, compile_torch=args.compile, log=log))
-        except Exception as e:  # noqa: BLE001 - recorded; the exit status says so
-            failed = True
-            records.append({"name": twin.name, "experiment": twin.experiment, "error": f"{type(e).__name__}: {e}"})
-            log(f"{twin.name}: FAILED {type(e).__name__}: {e}")
+    records, failed = _each(selected, lambda twin: measure(twin, rounds=args.rounds, steps=args.steps,
+                                                           compile_torch=args.compile, log=log), log)
     peak_after = matmul_peak()
     settings = {"rounds": args.rounds, "steps": args.steps, "compile": args.compile,
                 "cores": len(os.sched_getaffinity(0)),
@@ -60,23 +61,17 @@ def main(argv=None) -> int:
     return 1 if failed else 0
 
 
-def _profile(selected, steps: int, out: str, log) -> int:
-    from benchmarks.twins import profile
-
-    cores = len(os.sched_getaffinity(0))
+def _each(selected, fn, log) -> tuple[list[dict], bool]:
+    """([fn(twin) for each twin, or an error record where it raised], whether one raised)."""
     records, failed = [], False
     for twin in selected:
         try:
-            records.append(profile.profile(twin, steps=steps, threads=cores))
-            log(f"{twin.name}: " + "; ".join(f"{side} " + ", ".join(f"{k} {v:.1f}" for k, v in kinds.items())
-                                             for side, kinds in records[-1]["by_kind"].items()) + " ms")
+            records.append(fn(twin))
         except Exception as e:  # noqa: BLE001 - recorded; the exit status says so
             failed = True
-            records.append({"name": twin.name, "error": f"{type(e).__name__}: {e}"})
+            records.append({"name": twin.name, "experiment": twin.experiment, "error": f"{type(e).__name__}: {e}"})
             log(f"{twin.name}: FAILED {type(e).__name__}: {e}")
-    write_report(out, "twins_profile", {"steps": steps, "cores": cores}, records,
-                 lambda r: profile.markdown(r, cores))
-    return 1 if failed else 0
+    return records, failed
 
 
 def jax_backend_started() -> bool:

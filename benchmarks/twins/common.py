@@ -158,6 +158,7 @@ class Pair:
         self.module = twin.build(self.experiment)
         twin.load(self.module, self.params)
         self.opt = (twin.optimizer or adam)(self.module, self.experiment)
+        self.compiled: dict = {}  # parallel mode -> the compiled gm_jax step (`jax_runner`; its HLO: the profile)
 
     def check(self) -> dict:
         """Assert equal parameter counts and equal initial loss; return both counts and losses.
@@ -187,8 +188,9 @@ class Pair:
         step = TrainStep(self.experiment.update, parallel, compiler_options=self.experiment.compiler_options)
         state = step.put_state(jax.tree_util.tree_map(np.copy, self.state))
         box = {"state": state}
+        self.compiled[parallel] = step._step.lower(state, step.put_batch(self.batch), self.key).compile()
         try:
-            cost = step._step.lower(state, step.put_batch(self.batch), self.key).compile().cost_analysis()
+            cost = self.compiled[parallel].cost_analysis()
             cost = cost[0] if isinstance(cost, (list, tuple)) else cost
             flops = float(cost.get("flops", float("nan")))
         except Exception:  # noqa: BLE001 - a backend without cost analysis: FLOP/s left blank

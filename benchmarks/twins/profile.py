@@ -16,8 +16,8 @@ reductions, the optimizer). The report (`OUT/twins_profile.md`) gives each kind'
 sides and each side's costliest ops, beside each side's untraced step time: the profile the issue asks for
 where a ratio is missed. Profile on one core (`--cores 1`): there the traced ops add up to the step.
 On more, XLA:CPU runs a convolution as an asynchronous task in its Eigen pool whose work the trace does
-not attribute to the op (the Gated PixelCNN's traced ops summed to 188 ms on two cores, where its timed
-step takes about 330), and PyTorch's intra-op threads are not traced either.
+not attribute to the op (the Gated PixelCNN's traced ops summed to 156 of its 268 ms on two cores, in one
+run), and PyTorch's intra-op threads are not traced either.
 """
 from __future__ import annotations
 
@@ -29,11 +29,9 @@ import tempfile
 import time
 
 import jax
-import numpy as np
 
 from benchmarks.op_kinds import KINDS, hlo_op_kinds, torch_op_kind
 from benchmarks.twins.common import Pair, Twin
-from gm_jax.training.steps import TrainStep
 
 try:
     from torch.profiler import ProfilerActivity
@@ -58,9 +56,7 @@ def _jax_profile(pair: Pair, steps: int) -> tuple[dict[str, float], dict[str, st
     run, _ = pair.jax_runner()
     run(2)
     step_ms = _median_ms(run, steps)
-    step = TrainStep(pair.experiment.update, "none", compiler_options=pair.experiment.compiler_options)
-    state = step.put_state(jax.tree_util.tree_map(np.copy, pair.state))
-    names = hlo_op_kinds(step._step.lower(state, step.put_batch(pair.batch), pair.key).compile().as_text())
+    kinds = hlo_op_kinds(pair.compiled["none"].as_text())  # the program `run` runs: the same instruction names
     with tempfile.TemporaryDirectory() as d:
         with jax.profiler.trace(d):
             run(steps)
@@ -70,9 +66,9 @@ def _jax_profile(pair: Pair, steps: int) -> tuple[dict[str, float], dict[str, st
     for plane in data.planes:
         for line in plane.lines:  # XLA's threads, and the caller's where a thunk ran inline
             for event in line.events:
-                if names.get(event.name, "control flow") != "control flow":
+                if kinds.get(event.name, "control flow") != "control flow":
                     ms[event.name] += event.duration_ns / 1e6 / steps
-    return dict(ms), names, step_ms
+    return dict(ms), kinds, step_ms
 
 
 def _torch_profile(pair: Pair, steps: int, threads: int) -> tuple[dict[str, float], float]:
@@ -87,8 +83,9 @@ def _torch_profile(pair: Pair, steps: int, threads: int) -> tuple[dict[str, floa
             if e.key.startswith("aten::") and e.self_cpu_time_total > 0}, step_ms
 
 
-def profile(twin: Twin, *, steps: int = 5, threads: int = 1, top: int = 8) -> dict:
-    """The record of one twin: per-kind ms per step of each side and each side's `top` costliest ops."""
+def profile(twin: Twin, *, steps: int = 5, threads: int = 1, top: int = 8, log=print) -> dict:
+    """The record of one twin: per-kind ms per step of each side and each side's `top` costliest ops (the
+    per-kind figures also go to `log`)."""
     pair = Pair(twin)
     jax_ms, kinds, jax_step = _jax_profile(pair, steps)
     torch_ms, torch_step = _torch_profile(pair, steps, threads)
@@ -100,6 +97,8 @@ def profile(twin: Twin, *, steps: int = 5, threads: int = 1, top: int = 8) -> di
     jax_top = collections.defaultdict(float)  # fusions numbered apart (ynn_fusion.3) summed by stem
     for name, v in jax_ms.items():
         jax_top[(re.sub(r"\.\d+$", "", name), kinds[name])] += v
+    log(f"{twin.name}: " + "; ".join(f"{side} " + ", ".join(f"{k} {v:.1f}" for k, v in per_kind.items())
+                                     for side, per_kind in by_kind.items()) + " ms")
     return {"name": twin.name, "steps": steps, "torch_threads": threads, "by_kind": by_kind,
             "step_ms": {"gm_jax": jax_step, "torch": torch_step},
             "gm_jax_top": [(n, k, v) for (n, k), v in sorted(jax_top.items(), key=lambda x: -x[1])[:top]],
@@ -109,9 +108,9 @@ def profile(twin: Twin, *, steps: int = 5, threads: int = 1, top: int = 8) -> di
 def markdown(records: list[dict], cores: int) -> str:
     """The report: per twin, ms per step by kind (gm_jax thread-time, PyTorch self time) and the top ops."""
     lines = ["# Where the twins' train steps spend their time", "",
-             f"- {cores} core(s); gm_jax: `jax.profiler` trace, HLO instructions' time summed over XLA's threads; "
-             "PyTorch: `torch.profiler`, aten ops' self time; ms per train step (tracing adds time: compare the "
-             "kinds, take step times from `twins.md`)"]
+             f"- {cores} core(s); gm_jax: `jax.profiler` trace, HLO instructions' time summed over the threads they "
+             "ran on; PyTorch: `torch.profiler`, aten ops' self time; ms per train step (tracing adds time: "
+             "compare the kinds, take step times from `twins.md`)"]
     if cores > 1:
         lines.append("- more than one core: the traced ops undercount the step (XLA's asynchronous convolutions and "
                      "PyTorch's intra-op threads are not attributed); profile with `--cores 1`")

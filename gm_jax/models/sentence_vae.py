@@ -201,8 +201,9 @@ def decoder_logits(model: SentenceVAE, params, z, inputs):
     variables = {"params": params}
     carry = model.apply(variables, z, method=SentenceVAE.initial_state)
     xs = model.apply(variables, jnp.asarray(inputs, jnp.int32).T, z, method=SentenceVAE.decoder_input)
-    hs, _ = rnn_hidden_states(decoder_rnn(model), params["decoder"], xs, carry)  # `decode_step` over time
-    logits = decoder_rnn(model).apply({"params": params["decoder"]}, jnp.swapaxes(hs, 0, 1), method=RNN.readout)
+    decoder = decoder_rnn(model)
+    hs, _ = rnn_hidden_states(decoder, params["decoder"], xs, carry)  # `decode_step` over time
+    logits = decoder.apply({"params": params["decoder"]}, jnp.swapaxes(hs, 0, 1), method=RNN.readout)
     return logits.astype(jnp.float32)
 
 
