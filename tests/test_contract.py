@@ -195,8 +195,9 @@ def _required_conditioning(experiment, n: int) -> dict:
 
 def _sample_optimised(model, key, method):
     """4 samples of `model.experiment.sample(method=method)` compiled at LLVM's default optimisation level
-    (conftest compiles at -O0): a naive sampler runs a whole network pass per position, and at -O0 the
-    PixelCNN++'s ran 19 s against 3 s. XLA does no fast-math at any level, so the samples are bit-equal."""
+    (conftest compiles at -O0): a naive sampler runs a whole network pass per position, several times
+    slower at -O0 (figures in the README's design notes). XLA does no fast-math at any level, so the samples
+    are bit-equal."""
     sample = jax.jit(model.experiment.sample, static_argnums=2, static_argnames="method",
                      compiler_options={"xla_backend_optimization_level": 2})
     return sample(model.params, key, 4, method=method)

@@ -16,8 +16,8 @@ reductions, the optimizer). The report (`OUT/twins_profile.md`) gives each kind'
 sides and each side's costliest ops, beside each side's untraced step time: the profile the issue asks for
 where a ratio is missed. Profile on one core (`--cores 1`): there the traced ops add up to the step.
 On more, XLA:CPU runs a convolution as an asynchronous task in its Eigen pool whose work the trace does
-not attribute to the op (the Gated PixelCNN's traced ops summed to 156 of its 268 ms on two cores, in one
-run), and PyTorch's intra-op threads are not traced either.
+not attribute to the op (figures in the README, "Against PyTorch"), and PyTorch's intra-op threads are not
+traced either.
 """
 from __future__ import annotations
 
